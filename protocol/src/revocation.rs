@@ -1,0 +1,92 @@
+//! Signed revocation lists: credential ids a door must refuse even though they verify.
+//!
+//! Layout (after the [`crate::signed`] header):
+//! ```text
+//! serial u64 | issued_at u64 | count u16 (..=4096) | credential id [16] * (strictly ascending)
+//! | signature [64]
+//! ```
+//! Serials only grow; a door ignores a list whose serial is not above the one it holds, so an
+//! old list cannot be replayed to un-revoke a credential.
+
+use crate::codec::{DecodeError, Writer};
+use crate::id::Id;
+use crate::keys::{CryptoError, SigningKey};
+use crate::reason::Reason;
+use crate::signed::{self, Header, Kind};
+use crate::trust::TrustedKeys;
+use ring::rand::SecureRandom;
+
+pub const MAX_REVOKED: usize = 4096;
+const MAX_LIST_LEN: usize = 2 + 16 + 8 + 8 + 8 + 2 + MAX_REVOKED * 16 + 64;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RevocationList {
+    pub org: Id,
+    pub serial: u64,
+    pub issued_at: u64,
+    /// Sorted ascending, no duplicates.
+    pub revoked: Vec<Id>,
+}
+
+impl RevocationList {
+    /// Signs the list; `revoked` is sorted and de-duplicated first.
+    pub fn sign(
+        &self,
+        org_key: &SigningKey,
+        rng: &dyn SecureRandom,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut ids = self.revoked.clone();
+        ids.sort();
+        ids.dedup();
+        let mut w = Writer::new();
+        signed::write_header(
+            &mut w,
+            Kind::RevocationList,
+            &Header {
+                org: self.org,
+                key_id: org_key.key_id(),
+            },
+        );
+        w.u64(self.serial).u64(self.issued_at).u16(ids.len() as u16);
+        for id in &ids {
+            w.bytes(&id.0);
+        }
+        signed::seal(w, org_key, rng)
+    }
+
+    pub fn verify(bytes: &[u8], trusted: &TrustedKeys) -> Result<Self, Reason> {
+        let opened =
+            signed::open(bytes, Kind::RevocationList, MAX_LIST_LEN).map_err(|e| e.reason())?;
+        opened.verify(trusted, Reason::BadCredentialSignature)?;
+        let org = opened.header.org;
+        decode_body(opened.body, org).map_err(|e| e.reason())
+    }
+
+    pub fn is_revoked(&self, credential: Id) -> bool {
+        self.revoked.binary_search(&credential).is_ok()
+    }
+}
+
+fn decode_body(mut r: crate::codec::Reader<'_>, org: Id) -> Result<RevocationList, DecodeError> {
+    let serial = r.u64("serial")?;
+    let issued_at = r.u64("issued_at")?;
+    let n = r.count16(MAX_REVOKED, "revoked")?;
+    let mut revoked: Vec<Id> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = Id(r.array("revoked id")?);
+        if revoked.last().is_some_and(|last| *last >= id) {
+            return Err(DecodeError::BadValue {
+                field: "revoked order",
+                value: 0,
+            });
+        }
+        revoked.push(id);
+    }
+    r.finish("revocation list")?;
+    Ok(RevocationList {
+        org,
+        serial,
+        issued_at,
+        revoked,
+    })
+}

@@ -1,0 +1,131 @@
+//! The envelope shared by every organization-signed object (credentials, controller
+//! certificates, revocation lists, time statements):
+//!
+//! ```text
+//! kind u8 | version u8 | org id [16] | key id [8] | body ... | signature [64]
+//! ```
+//!
+//! The signature covers every byte before it, so the kind and version are bound too.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::id::Id;
+use crate::keys::{CryptoError, KeyId, SIGNATURE_LEN, Signature, SigningKey};
+use crate::reason::Reason;
+use crate::trust::TrustedKeys;
+use ring::rand::SecureRandom;
+
+/// Object kinds; the first byte of every signed object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Credential = 0x10,
+    ControllerCertificate = 0x11,
+    RevocationList = 0x12,
+    TimeStatement = 0x13,
+}
+
+/// The only encoding version defined so far.
+pub const OBJECT_VERSION: u8 = 1;
+
+/// Header fields common to every signed object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub org: Id,
+    pub key_id: KeyId,
+}
+
+pub(crate) fn write_header(w: &mut Writer, kind: Kind, header: &Header) {
+    w.u8(kind as u8)
+        .u8(OBJECT_VERSION)
+        .bytes(&header.org.0)
+        .bytes(&header.key_id.0);
+}
+
+/// Appends the organization signature over everything written so far.
+pub(crate) fn seal(
+    w: Writer,
+    key: &SigningKey,
+    rng: &dyn SecureRandom,
+) -> Result<Vec<u8>, CryptoError> {
+    let mut bytes = w.into_vec();
+    let sig = key.sign(rng, &bytes)?;
+    bytes.extend_from_slice(&sig.0);
+    Ok(bytes)
+}
+
+/// A decoded but not yet verified object: header, a reader over the body, the signed bytes.
+pub(crate) struct Opened<'a> {
+    pub header: Header,
+    pub body: Reader<'a>,
+    pub signed: &'a [u8],
+    pub signature: Signature,
+}
+
+/// Splits the signature off and parses the header; fails on kind or version mismatch.
+pub(crate) fn open(bytes: &[u8], kind: Kind, max_len: usize) -> Result<Opened<'_>, OpenError> {
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLong {
+            field: "signed object",
+            len: bytes.len(),
+            max: max_len,
+        }
+        .into());
+    }
+    if bytes.len() < 2 + 16 + 8 + SIGNATURE_LEN {
+        return Err(DecodeError::Truncated("signed object").into());
+    }
+    let (signed, sig) = bytes.split_at(bytes.len() - SIGNATURE_LEN);
+    let mut r = Reader::new(signed);
+    let got_kind = r.u8("kind")?;
+    if got_kind != kind as u8 {
+        return Err(DecodeError::BadValue {
+            field: "kind",
+            value: got_kind as u64,
+        }
+        .into());
+    }
+    let version = r.u8("version")?;
+    if version != OBJECT_VERSION {
+        return Err(OpenError::UnsupportedVersion(version));
+    }
+    let org = Id(r.array("org id")?);
+    let key_id = KeyId(r.array("key id")?);
+    let mut signature = [0u8; SIGNATURE_LEN];
+    signature.copy_from_slice(sig);
+    Ok(Opened {
+        header: Header { org, key_id },
+        body: r,
+        signed,
+        signature: Signature(signature),
+    })
+}
+
+impl Opened<'_> {
+    /// Checks the organization signature against the trusted key ring.
+    pub fn verify(&self, trusted: &TrustedKeys, bad_signature: Reason) -> Result<(), Reason> {
+        let key = trusted.find(self.header.org, self.header.key_id)?;
+        if key.verify(self.signed, &self.signature) {
+            Ok(())
+        } else {
+            Err(bad_signature)
+        }
+    }
+}
+
+/// Why a signed object failed to open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("unsupported object version {0}")]
+    UnsupportedVersion(u8),
+}
+
+impl OpenError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            OpenError::Decode(e) => e.reason(),
+            OpenError::UnsupportedVersion(_) => Reason::UnsupportedVersion,
+        }
+    }
+}

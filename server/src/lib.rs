@@ -1,0 +1,1 @@
+//! Keyway companion server (work in progress).

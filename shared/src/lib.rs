@@ -1,0 +1,1 @@
+//! Keyway mobile core (work in progress).
