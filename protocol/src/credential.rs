@@ -325,3 +325,25 @@ fn decode_body(
     };
     Ok((credential, opened.header.key_id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_evaluated_in_local_time_across_dst() {
+        // 2027-03-04 10:00 UTC = Thursday 11:00 CET; 2027-07-01 10:00 UTC = Thursday 12:00 CEST.
+        let sched = |start: u16, end: u16| Schedule {
+            time_zone: "Europe/Berlin".into(),
+            windows: vec![Window {
+                weekdays: 1 << 3,
+                start_minute: start,
+                end_minute: end,
+            }],
+        };
+        assert!(sched(660, 661).allows(1_804_154_400).unwrap());
+        assert!(!sched(600, 660).allows(1_804_154_400).unwrap());
+        assert!(sched(720, 721).allows(1_814_436_000).unwrap());
+        assert!(!sched(660, 720).allows(1_814_436_000).unwrap());
+    }
+}
