@@ -65,6 +65,12 @@ impl std::fmt::Debug for KeyMaterial {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Unit tests only: the last ECDH output, so test vectors can record it.
+    pub(crate) static LAST_SHARED_SECRET: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 struct Len32;
 impl hkdf::KeyType for Len32 {
     fn len(&self) -> usize {
@@ -74,6 +80,8 @@ impl hkdf::KeyType for Len32 {
 
 /// HKDF over the ECDH output with the transcript hash as salt.
 pub fn derive_keys(shared_secret: &[u8], th2: &[u8; 32]) -> Result<KeyMaterial, CryptoError> {
+    #[cfg(test)]
+    LAST_SHARED_SECRET.with(|s| *s.borrow_mut() = shared_secret.to_vec());
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, th2).extract(shared_secret);
     let expand = |label: &[u8]| -> Result<[u8; 32], CryptoError> {
         let mut out = [0u8; 32];
