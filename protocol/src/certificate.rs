@@ -34,6 +34,11 @@ impl ControllerCertificate {
         org_key: &SigningKey,
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, CryptoError> {
+        if self.locks.len() > MAX_CERT_LOCKS {
+            return Err(CryptoError::InvalidObject(
+                "a certificate covers at most 32 locks",
+            ));
+        }
         let mut w = Writer::new();
         signed::write_header(
             &mut w,

@@ -112,6 +112,7 @@ impl Credential {
         org_key: &SigningKey,
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, CryptoError> {
+        self.validate()?;
         let mut w = Writer::new();
         signed::write_header(
             &mut w,
@@ -148,6 +149,36 @@ impl Credential {
             }
         }
         signed::seal(w, org_key, rng)
+    }
+
+    /// Refuses what the decoder would refuse, so the server never issues an unusable credential.
+    pub fn validate(&self) -> Result<(), CryptoError> {
+        let bad = CryptoError::InvalidObject;
+        if self.scope.is_empty() || self.scope.len() > MAX_SCOPE_ENTRIES {
+            return Err(bad("scope must hold 1 to 32 entries"));
+        }
+        if self.not_before >= self.not_after {
+            return Err(bad("not_before must precede not_after"));
+        }
+        if let Some(s) = &self.schedule {
+            if s.windows.is_empty() || s.windows.len() > MAX_WINDOWS {
+                return Err(bad("a schedule holds 1 to 8 windows"));
+            }
+            if s.time_zone.len() > MAX_TZ_LEN || s.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                return Err(bad("unknown time zone"));
+            }
+            if s.windows.iter().any(|w| {
+                w.weekdays & 0x80 != 0 || w.start_minute >= w.end_minute || w.end_minute > 1440
+            }) {
+                return Err(bad(
+                    "a window needs start < end <= 1440 and weekday bits 0..=6",
+                ));
+            }
+        }
+        if self.max_uses == Some(0) {
+            return Err(bad("max_uses must be positive or absent"));
+        }
+        Ok(())
     }
 
     /// Checks the claims a verifier can check without a signature: time, schedule, scope.
@@ -345,5 +376,51 @@ mod tests {
         assert!(!sched(600, 660).allows(1_804_154_400).unwrap());
         assert!(sched(720, 721).allows(1_814_436_000).unwrap());
         assert!(!sched(660, 720).allows(1_814_436_000).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+
+    #[test]
+    fn signing_refuses_what_decoding_would_refuse() {
+        let rng = SystemRandom::new();
+        let (key, _) = SigningKey::generate(&rng).unwrap();
+        let good = Credential {
+            id: Id([1; 16]),
+            org: Id([2; 16]),
+            holder: Holder {
+                kind: HolderKind::Guest,
+                id: Id([3; 16]),
+            },
+            device_key: key.public_key(),
+            scope: vec![ScopeEntry::Lock(Id([4; 16]))],
+            not_before: 10,
+            not_after: 20,
+            max_uses: Some(1),
+            schedule: None,
+        };
+        assert!(good.sign(&key, &rng).is_ok());
+        let mut c = good.clone();
+        c.scope = vec![ScopeEntry::Lock(Id([4; 16])); 33];
+        assert!(c.sign(&key, &rng).is_err());
+        let mut c = good.clone();
+        c.not_after = 10;
+        assert!(c.sign(&key, &rng).is_err());
+        let mut c = good.clone();
+        c.schedule = Some(Schedule {
+            time_zone: "Mars/Olympus".into(),
+            windows: vec![Window {
+                weekdays: 1,
+                start_minute: 0,
+                end_minute: 1,
+            }],
+        });
+        assert!(c.sign(&key, &rng).is_err());
+        let mut c = good;
+        c.max_uses = Some(0);
+        assert!(c.sign(&key, &rng).is_err());
     }
 }

@@ -25,6 +25,8 @@ pub enum CryptoError {
     Agreement,
     #[error("the signature encoding is invalid")]
     InvalidSignature,
+    #[error("the object cannot be encoded: {0}")]
+    InvalidObject(&'static str),
 }
 
 /// Identifies a signing key inside a key ring, so keys can rotate with overlap.

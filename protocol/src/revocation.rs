@@ -38,6 +38,11 @@ impl RevocationList {
         let mut ids = self.revoked.clone();
         ids.sort();
         ids.dedup();
+        if ids.len() > MAX_REVOKED {
+            return Err(CryptoError::InvalidObject(
+                "a revocation list holds at most 4096 ids",
+            ));
+        }
         let mut w = Writer::new();
         signed::write_header(
             &mut w,
