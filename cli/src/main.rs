@@ -1,0 +1,566 @@
+//! `keyway`: the command-line shell over the mobile core runtime. People use it to try Keyway
+//! on a laptop; end-to-end tests drive it. State (session, device key, caches) lives in
+//! `--data-dir` / `KEYWAY_HOME` (default `~/.keyway`).
+
+mod replay;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use keyway_shared::app::Event;
+use keyway_shared::app::view::{LockView, ViewModel};
+use keyway_shared::runtime::sim::SimTransport;
+use keyway_shared::runtime::{BleTransport, NoRadio, Runtime, RuntimeConfig, render_counter};
+use keyway_shared::walkup::WalkUpParams;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyway",
+    version,
+    about = "Keyway access control from the command line"
+)]
+struct Cli {
+    /// State directory (session, device key, caches).
+    #[arg(long, env = "KEYWAY_HOME", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Server base URL (remembered after login).
+    #[arg(long, env = "KEYWAY_SERVER", global = true)]
+    server: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// BLE radio: `none`, `ble` (btleplug) or `sim:HOST:PORT` (simulated radio hub).
+    #[arg(long, env = "KEYWAY_RADIO", global = true, default_value = "none")]
+    radio: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Sign in with email and password (`KEYWAY_PASSWORD` or prompt-free `--password`).
+    Login {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "KEYWAY_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Sign out and revoke this device's offline credentials.
+    Logout,
+    /// List organizations; `--select` switches the current one.
+    Orgs {
+        #[arg(long)]
+        select: Option<String>,
+    },
+    /// Places with their doors.
+    Places,
+    /// Doors of the current organization.
+    Locks,
+    /// Open a door (by id or name): BLE when nearby with a credential, else the cloud.
+    Unlock {
+        lock: String,
+        /// How long to listen for the door before choosing a route.
+        #[arg(long, default_value_t = 2000)]
+        scan_ms: u64,
+    },
+    /// Walk-up: run the engine live against the radio, or replay a trace.
+    Walk {
+        /// CSV trace `t_ms,lock,rssi`; prints one JSON line per unlock decision.
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// Advertised RSSI at 1 m for replayed traces.
+        #[arg(long, default_value_t = -59, allow_hyphen_values = true)]
+        tx_power: i8,
+        /// Enable walk-up for these locks (ids or names) before walking.
+        #[arg(long = "enable")]
+        enable: Vec<String>,
+        /// Stop after this many seconds (live mode).
+        #[arg(long)]
+        duration_s: Option<u64>,
+        /// Simulated radio only: walk this script, `t_ms,x,y;t_ms,x,y;...` (metres).
+        #[arg(long)]
+        sim_script: Option<String>,
+    },
+    /// Visitor invites.
+    Invite {
+        #[command(subcommand)]
+        action: InviteAction,
+    },
+    /// Who is signed in, and the held offline credential.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum InviteAction {
+    /// Redeem an invite code or link (no password needed).
+    Accept { code: String },
+}
+
+fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &cli.data_dir {
+        return Ok(d.clone());
+    }
+    let home = std::env::var_os("HOME").context("set --data-dir or KEYWAY_HOME")?;
+    Ok(PathBuf::from(home).join(".keyway"))
+}
+
+/// The server URL: flag/env, else the one remembered in the data dir.
+fn server(cli: &Cli, dir: &std::path::Path) -> anyhow::Result<String> {
+    let file = dir.join("server");
+    if let Some(s) = &cli.server {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&file, s)?;
+        return Ok(s.clone());
+    }
+    std::fs::read_to_string(&file)
+        .map(|s| s.trim().to_owned())
+        .context("no server configured: pass --server URL (or KEYWAY_SERVER) once")
+}
+
+struct Shell {
+    rt: Runtime,
+    renders: watch::Receiver<u64>,
+    json: bool,
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+impl Shell {
+    async fn wait(
+        &self,
+        what: &str,
+        done: impl FnMut(&ViewModel) -> bool,
+    ) -> anyhow::Result<ViewModel> {
+        self.rt
+            .wait_for(&self.renders, WAIT, done)
+            .await
+            .with_context(|| format!("timed out waiting for {what}"))
+    }
+
+    async fn signed_in(&self) -> anyhow::Result<ViewModel> {
+        let v = self.wait("stored session", |v| v.ready).await?;
+        if !v.signed_in {
+            bail!("not signed in: run `keyway login` or `keyway invite accept`");
+        }
+        // Let the directory refresh (or fail to, offline).
+        self.wait("door list", |v| !v.loading).await
+    }
+
+    fn print(&self, value: &serde_json::Value, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", human());
+        }
+    }
+}
+
+fn all_locks(v: &ViewModel) -> Vec<&LockView> {
+    v.places.iter().flat_map(|p| p.locks.iter()).collect()
+}
+
+fn find_lock<'a>(v: &'a ViewModel, key: &str) -> anyhow::Result<&'a LockView> {
+    let locks = all_locks(v);
+    if let Some(l) = locks.iter().find(|l| l.id == key) {
+        return Ok(l);
+    }
+    let named: Vec<&&LockView> = locks
+        .iter()
+        .filter(|l| l.name.eq_ignore_ascii_case(key))
+        .collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no door called {key:?}; see `keyway locks`"),
+        _ => bail!("several doors are called {key:?}; use its id"),
+    }
+}
+
+/// The chosen radio, and the simulated one again when it is that (to move the phone).
+async fn radio(spec: &str) -> anyhow::Result<(Arc<dyn BleTransport>, Option<Arc<SimTransport>>)> {
+    Ok(match spec {
+        "none" | "" => (Arc::new(NoRadio), None),
+        "ble" => (
+            Arc::new(
+                keyway_shared::runtime::btle::BtleplugTransport::new()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Bluetooth: {e}"))?,
+            ),
+            None,
+        ),
+        other => match other.strip_prefix("sim:") {
+            Some(addr) => {
+                let sim = Arc::new(
+                    SimTransport::connect(addr, "keyway-cli")
+                        .await
+                        .map_err(|e| anyhow::anyhow!("simulated radio at {addr}: {e}"))?,
+                );
+                (sim.clone(), Some(sim))
+            }
+            None => bail!("unknown radio {other:?}: use none, ble or sim:HOST:PORT"),
+        },
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("keyway: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Replay needs no state, no server and no radio: keep stdout to decisions only.
+    if let Command::Walk {
+        replay: Some(file),
+        tx_power,
+        ..
+    } = &cli.command
+    {
+        let f = std::fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
+        let rows = replay::parse(std::io::BufReader::new(f))?;
+        let mut out = std::io::stdout().lock();
+        replay::run(&rows, *tx_power, WalkUpParams::default(), &mut out)?;
+        return Ok(());
+    }
+    let dir = data_dir(&cli)?;
+    let api_base = server(&cli, &dir)?;
+    let (ble, sim) = radio(&cli.radio).await?;
+    let (observer, renders) = render_counter();
+    let rt = Runtime::new(
+        RuntimeConfig {
+            api_base,
+            data_dir: dir,
+        },
+        ble,
+        None,
+        observer,
+    )
+    .context("start the core")?;
+    let sh = Shell {
+        rt,
+        renders,
+        json: cli.json,
+    };
+    sh.wait("stored session", |v| v.ready).await?;
+    match cli.command {
+        Command::Login { email, password } => {
+            sh.rt.send(Event::Login { email, password });
+            let v = sh
+                .wait("sign-in", |v| {
+                    !v.auth_busy && (v.signed_in || v.auth_error.is_some())
+                })
+                .await?;
+            if let Some(e) = v.auth_error {
+                bail!("sign-in failed: {e}");
+            }
+            // Registering the device key and fetching the first credential take a moment more.
+            let v = sh.wait("door list", |v| !v.loading).await?;
+            let _ = sh
+                .rt
+                .wait_for(&sh.renders, Duration::from_secs(5), |v| {
+                    v.credential.is_some()
+                })
+                .await;
+            sh.print(
+                &serde_json::json!({"signed_in": true, "user": v.user_email, "orgs": v.orgs}),
+                || {
+                    format!(
+                        "signed in as {} ({} organization(s))",
+                        v.user_email.clone().unwrap_or_default(),
+                        v.orgs.len()
+                    )
+                },
+            );
+        }
+        Command::Logout => {
+            let v = sh.rt.view();
+            if !v.signed_in {
+                sh.print(&serde_json::json!({"signed_in": false}), || {
+                    "not signed in".into()
+                });
+                return Ok(());
+            }
+            sh.rt.send(Event::Logout);
+            // Give the server calls a moment; local state is already gone.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            sh.print(&serde_json::json!({"signed_in": false}), || {
+                "signed out".into()
+            });
+        }
+        Command::Orgs { select } => {
+            let mut v = sh.signed_in().await?;
+            if let Some(org) = select {
+                let id = v
+                    .orgs
+                    .iter()
+                    .find(|o| o.id == org || o.name.eq_ignore_ascii_case(&org))
+                    .map(|o| o.id.clone())
+                    .with_context(|| format!("no organization {org:?}"))?;
+                sh.rt.send(Event::SelectOrg { org: id.clone() });
+                v = sh
+                    .wait("organization switch", |v| {
+                        v.orgs.iter().any(|o| o.selected && o.id == id) && !v.loading
+                    })
+                    .await?;
+            }
+            sh.print(&serde_json::to_value(&v.orgs)?, || {
+                v.orgs
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} {}  {}  ({})",
+                            if o.selected { "*" } else { " " },
+                            o.id,
+                            o.name,
+                            o.role
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Places => {
+            let v = sh.signed_in().await?;
+            let value = serde_json::json!({"places": v.places, "stale": v.stale});
+            sh.print(&value, || {
+                let mut s = String::new();
+                if let Some(n) = &v.notice {
+                    s.push_str(&format!("({n})\n"));
+                }
+                for p in &v.places {
+                    s.push_str(&format!(
+                        "{}  {}  ({} doors)\n",
+                        p.id,
+                        p.name,
+                        p.locks.len()
+                    ));
+                }
+                s.trim_end().to_owned()
+            });
+        }
+        Command::Locks => {
+            let v = sh.signed_in().await?;
+            let locks = all_locks(&v);
+            sh.print(
+                &serde_json::json!({"locks": locks, "stale": v.stale}),
+                || {
+                    let mut s = String::new();
+                    if let Some(n) = &v.notice {
+                        s.push_str(&format!("({n})\n"));
+                    }
+                    for l in &locks {
+                        let mut tags = vec![];
+                        if !l.online {
+                            tags.push("offline");
+                        }
+                        if l.lockdown {
+                            tags.push("lockdown");
+                        }
+                        if l.walk_up_enabled {
+                            tags.push("walk-up");
+                        }
+                        s.push_str(&format!("{}  {}  {}\n", l.id, l.name, tags.join(",")));
+                    }
+                    s.trim_end().to_owned()
+                },
+            );
+        }
+        Command::Unlock { lock, scan_ms } => {
+            let v = sh.signed_in().await?;
+            let id = find_lock(&v, &lock)?.id.clone();
+            if cli.radio != "none" {
+                sh.rt.send(Event::StartScan);
+                if !sh.json {
+                    eprintln!("listening for the door ({scan_ms} ms)...");
+                }
+                let _ = sh
+                    .rt
+                    .wait_for(&sh.renders, Duration::from_millis(scan_ms), |v| {
+                        all_locks(v).iter().any(|l| l.id == id && l.nearby)
+                    })
+                    .await;
+            }
+            sh.rt.send(Event::Unlock { lock: id.clone() });
+            let v = sh
+                .wait("the door", |v| {
+                    v.unlock.as_ref().is_some_and(|u| {
+                        u.lock == id && (u.state == "granted" || u.state == "denied")
+                    })
+                })
+                .await?;
+            let u = v.unlock.context("no unlock result")?;
+            sh.print(&serde_json::to_value(&u)?, || {
+                let route = match u.route {
+                    Some(keyway_shared::app::Route::Ble) => " over Bluetooth",
+                    Some(keyway_shared::app::Route::Cloud) => " through the cloud",
+                    None => "",
+                };
+                if u.state == "granted" {
+                    format!("{}: {}{route}", u.lock_name, u.message)
+                } else {
+                    format!(
+                        "{}: denied{route}: {} ({})",
+                        u.lock_name,
+                        u.message,
+                        u.reason.clone().unwrap_or_default()
+                    )
+                }
+            });
+            if u.state != "granted" {
+                std::process::exit(2);
+            }
+        }
+        Command::Walk {
+            enable,
+            duration_s,
+            sim_script,
+            ..
+        } => {
+            let v = sh.signed_in().await?;
+            for key in &enable {
+                let id = find_lock(&v, key)?.id.clone();
+                sh.rt.send(Event::SetWalkUp {
+                    lock: id,
+                    enabled: true,
+                });
+            }
+            if let Some(script) = sim_script {
+                let points = parse_script(&script)?;
+                let sim = sim
+                    .as_ref()
+                    .context("--sim-script needs --radio sim:HOST:PORT")?;
+                sim.run_script(&points)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("sim script: {e}"))?;
+            }
+            sh.rt.send(Event::StartScan);
+            walk_live(&sh, duration_s).await?;
+        }
+        Command::Invite {
+            action: InviteAction::Accept { code },
+        } => {
+            sh.rt.send(Event::RedeemInvite { code });
+            let v = sh.wait("the invite", |v| !v.invite.busy).await?;
+            if let Some(e) = v.invite.error {
+                bail!("invite not accepted: {e}");
+            }
+            let v = sh.wait("door list", |v| !v.loading).await?;
+            let _ = sh
+                .rt
+                .wait_for(&sh.renders, Duration::from_secs(5), |v| {
+                    v.credential.is_some()
+                })
+                .await;
+            sh.print(
+                &serde_json::json!({"signed_in": true, "guest": true, "orgs": v.orgs}),
+                || format!("invite accepted: {} door(s) available", all_locks(&v).len()),
+            );
+        }
+        Command::Status => {
+            let v = sh.rt.view();
+            sh.print(
+                &serde_json::json!({"signed_in": v.signed_in, "guest": v.guest, "user": v.user_email, "credential": v.credential}),
+                || match &v.user_email {
+                    Some(u) => format!(
+                        "signed in as {u}{}; offline credential: {}",
+                        if v.guest { " (guest)" } else { "" },
+                        v.credential.as_ref().map_or("none".to_owned(), |c| format!("valid until {}", c.not_after))
+                    ),
+                    None => "not signed in".into(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn parse_script(s: &str) -> anyhow::Result<Vec<(u64, f64, f64)>> {
+    s.split(';')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let f: Vec<&str> = p.split(',').map(str::trim).collect();
+            anyhow::ensure!(f.len() == 3, "script point {p:?} is not t_ms,x,y");
+            Ok((f[0].parse()?, f[1].parse()?, f[2].parse()?))
+        })
+        .collect()
+}
+
+/// Live display: one line per change in what the phone hears, and every walk-up decision.
+async fn walk_live(sh: &Shell, duration_s: Option<u64>) -> anyhow::Result<()> {
+    let deadline = duration_s.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let mut renders = sh.renders.clone();
+    let mut last_decision = None;
+    let mut last_line = String::new();
+    loop {
+        let v = sh.rt.view();
+        if v.last_walk_up != last_decision {
+            if let Some(d) = &v.last_walk_up {
+                let value = serde_json::json!({"t_ms": d.t_ms, "lock": d.lock, "distance_m": d.distance_m, "skipped": d.skipped});
+                sh.print(&value, || match &d.skipped {
+                    Some(why) => format!("walk-up at {:.1} m: skipped ({why})", d.distance_m),
+                    None => format!("walk-up at {:.1} m: unlocking {}", d.distance_m, d.lock),
+                });
+            }
+            last_decision = v.last_walk_up.clone();
+        }
+        if let Some(u) = &v.unlock
+            && (u.state == "granted" || u.state == "denied")
+        {
+            let line = format!("{}: {}", u.lock_name, u.message);
+            if line != last_line {
+                sh.print(&serde_json::to_value(u)?, || line.clone());
+                last_line = line;
+            }
+        }
+        if !sh.json {
+            let nearby: Vec<String> = all_locks(&v)
+                .iter()
+                .filter(|l| l.nearby)
+                .map(|l| {
+                    format!(
+                        "{} {} dBm{}",
+                        l.name,
+                        l.rssi.unwrap_or(0),
+                        if l.walk_up_enabled { " [walk-up]" } else { "" }
+                    )
+                })
+                .collect();
+            eprint!(
+                "\r\x1b[2K{}",
+                if nearby.is_empty() {
+                    "scanning...".to_owned()
+                } else {
+                    nearby.join(" | ")
+                }
+            );
+        }
+        if !v.scanning
+            && v.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("scan stopped"))
+        {
+            bail!("{}", v.notice.unwrap_or_default());
+        }
+        let wait = renders.changed();
+        match deadline {
+            Some(d) => {
+                if tokio::time::timeout_at(d, wait).await.is_err() {
+                    break;
+                }
+            }
+            None => {
+                let _ = wait.await;
+            }
+        }
+    }
+    if !sh.json {
+        eprintln!();
+    }
+    sh.rt.send(Event::StopScan);
+    Ok(())
+}

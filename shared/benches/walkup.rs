@@ -1,0 +1,472 @@
+//! Walk-up evaluation on simulated walk traces (BRIEF §5 targets):
+//! ≥ 99% of approaches unlock within 1.5 s of reaching 1 m; ≤ 0.1% of walk-pasts at ≥ 2 m
+//! unlock; 0 unlocks when leaving.
+//!
+//! Radio model: log-distance path loss `rssi = tx − 10·n·log10(d) + N(0, σ²)`, 10 readings/s
+//! with jitter and 10% loss. Families marked `tune` were used to pick the engine defaults;
+//! `held-out` families (other speeds, noise, path-loss exponent, geometry) were not.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-shared cargo bench -p keyway-shared --bench walkup`
+//! (`-- --traces N` to change the count per family, `-- --tune` for the parameter sweep).
+//! Also prints the stripped size of the core library if a release build exists
+//! (`KEYWAY_CORE_LIB` overrides the path).
+
+use keyway_shared::walkup::{WalkUpEngine, WalkUpParams};
+
+const TX: i8 = -59;
+
+/// SplitMix64 with Box–Muller normals: reproducible without a rand dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+    fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-12);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Radio {
+    n: f64,
+    sigma: f64,
+}
+
+/// A path: positions (x, y) in metres at time t (ms); the door is at the origin.
+struct Trace {
+    /// (t_ms, distance_m)
+    samples: Vec<(u64, f64)>,
+    /// First time the walker is within 1 m (approaches only).
+    reached_1m: Option<u64>,
+}
+
+fn sample_path(rng: &mut Rng, duration_ms: u64, pos: impl Fn(u64) -> (f64, f64)) -> Trace {
+    let mut samples = Vec::new();
+    let mut t = rng.range(0.0, 100.0) as u64;
+    let mut reached = None;
+    // Ground truth at fine resolution for the 1 m crossing.
+    for ms in (0..=duration_ms).step_by(10) {
+        let (x, y) = pos(ms);
+        if reached.is_none() && (x * x + y * y).sqrt() <= 1.0 {
+            reached = Some(ms);
+        }
+    }
+    while t <= duration_ms {
+        let (x, y) = pos(t);
+        samples.push((t, (x * x + y * y).sqrt()));
+        t += rng.range(70.0, 130.0) as u64;
+    }
+    Trace {
+        samples,
+        reached_1m: reached,
+    }
+}
+
+fn lerp(a: f64, b: f64, f: f64) -> f64 {
+    a + (b - a) * f.clamp(0.0, 1.0)
+}
+
+/// Walks straight to the door from `start` m at `speed`, stops at `stop` m, stays `hold` ms.
+fn approach(rng: &mut Rng, speed: (f64, f64), angle_deg: f64) -> Trace {
+    let start = rng.range(8.0, 12.0);
+    let stop = rng.range(0.3, 0.7);
+    let v = rng.range(speed.0, speed.1);
+    let walk_ms = ((start - stop) / v * 1000.0) as u64;
+    let a = (angle_deg + rng.range(-10.0, 10.0)).to_radians();
+    let sway = rng.range(0.0, 0.05);
+    sample_path(rng, walk_ms + 5_000, move |t| {
+        let d = lerp(start, stop, t as f64 / walk_ms as f64);
+        let wobble = sway * ((t as f64) / 300.0).sin();
+        (d * a.cos() + wobble, d * a.sin())
+    })
+}
+
+fn walk_past(rng: &mut Rng, offset: f64, speed: (f64, f64)) -> Trace {
+    let v = rng.range(speed.0, speed.1);
+    let off = offset + rng.range(-0.1, 0.1);
+    let dur = (20.0 / v * 1000.0) as u64;
+    sample_path(rng, dur, move |t| (-10.0 + v * t as f64 / 1000.0, off))
+}
+
+fn loiter(rng: &mut Rng, radius: f64) -> Trace {
+    let phase = rng.range(0.0, std::f64::consts::TAU);
+    let seed = rng.range(0.0, 100.0);
+    // Arrives from 10 m first, then wanders ±0.5 m around `radius` for 30 s.
+    sample_path(rng, 38_000, move |t| {
+        if t < 8_000 {
+            let d = lerp(10.0, radius, t as f64 / 6_000.0);
+            return (d * phase.cos(), d * phase.sin());
+        }
+        let s = (t - 8_000) as f64 / 1000.0;
+        let r = radius + 0.5 * (s * 0.7 + seed).sin();
+        let a = phase + 0.4 * (s * 0.23 + seed).sin();
+        (r * a.cos(), r * a.sin())
+    })
+}
+
+fn leave(rng: &mut Rng) -> Trace {
+    let start = rng.range(0.3, 0.8);
+    let wait = rng.range(0.0, 4_000.0) as u64;
+    let v = rng.range(0.9, 1.6);
+    let walk = ((12.0 - start) / v * 1000.0) as u64;
+    sample_path(rng, wait + walk, move |t| {
+        let d = if t < wait {
+            start
+        } else {
+            lerp(start, 12.0, (t - wait) as f64 / walk as f64)
+        };
+        (d, 0.0)
+    })
+}
+
+/// Runs one trace; returns the unlock times.
+fn run(trace: &Trace, radio: Radio, params: WalkUpParams, rng: &mut Rng) -> Vec<u64> {
+    let mut e = WalkUpEngine::new(params);
+    e.set_enabled("door", true);
+    let mut out = vec![];
+    for &(t, d) in &trace.samples {
+        if rng.uniform() < 0.1 {
+            continue; // missed advertisement
+        }
+        let rssi = TX as f64 - 10.0 * radio.n * d.max(0.05).log10() + radio.sigma * rng.normal();
+        if rssi < -100.0 {
+            continue;
+        }
+        let rssi = rssi.round().clamp(-100.0, -20.0) as i16;
+        if let Some(dec) = e.observe("door", t, rssi, TX) {
+            out.push(dec.t_ms);
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Approach,
+    WalkPast(f64),
+    Loiter,
+    Leave,
+}
+
+struct Family {
+    name: &'static str,
+    tune: bool,
+    kind: Kind,
+    radio: Radio,
+    make: fn(&mut Rng) -> Trace,
+}
+
+fn families() -> Vec<Family> {
+    let std = Radio { n: 2.0, sigma: 4.0 };
+    let harsh = Radio { n: 2.2, sigma: 5.0 };
+    vec![
+        Family {
+            name: "approach, stop at door",
+            tune: true,
+            kind: Kind::Approach,
+            radio: std,
+            make: |r| approach(r, (1.0, 1.5), 0.0),
+        },
+        Family {
+            name: "walk-past 2 m",
+            tune: true,
+            kind: Kind::WalkPast(2.0),
+            radio: std,
+            make: |r| walk_past(r, 2.0, (1.0, 1.5)),
+        },
+        Family {
+            name: "walk-past 3 m",
+            tune: true,
+            kind: Kind::WalkPast(3.0),
+            radio: std,
+            make: |r| walk_past(r, 3.0, (1.0, 1.5)),
+        },
+        Family {
+            name: "leave",
+            tune: true,
+            kind: Kind::Leave,
+            radio: std,
+            make: leave,
+        },
+        Family {
+            name: "approach slow, σ5 n2.2",
+            tune: false,
+            kind: Kind::Approach,
+            radio: harsh,
+            make: |r| approach(r, (0.6, 0.9), 30.0),
+        },
+        Family {
+            name: "approach brisk, diagonal",
+            tune: false,
+            kind: Kind::Approach,
+            radio: std,
+            make: |r| approach(r, (1.5, 1.9), 45.0),
+        },
+        Family {
+            name: "walk-past 1.5 m",
+            tune: false,
+            kind: Kind::WalkPast(1.5),
+            radio: std,
+            make: |r| walk_past(r, 1.5, (1.0, 1.5)),
+        },
+        Family {
+            name: "walk-past 2 m slow, σ5",
+            tune: false,
+            kind: Kind::WalkPast(2.0),
+            radio: Radio { n: 2.0, sigma: 5.0 },
+            make: |r| walk_past(r, 2.0, (0.6, 0.9)),
+        },
+        Family {
+            name: "walk-past 5 m",
+            tune: false,
+            kind: Kind::WalkPast(5.0),
+            radio: std,
+            make: |r| walk_past(r, 5.0, (1.0, 1.5)),
+        },
+        Family {
+            name: "loiter at 3 m",
+            tune: false,
+            kind: Kind::Loiter,
+            radio: std,
+            make: |r| loiter(r, 3.0),
+        },
+        Family {
+            name: "leave, σ5 n2.2",
+            tune: false,
+            kind: Kind::Leave,
+            radio: harsh,
+            make: leave,
+        },
+    ]
+}
+
+#[derive(Default)]
+struct Stats {
+    traces: usize,
+    detected: usize,
+    any_unlock: usize,
+    doubles: usize,
+    latencies: Vec<f64>,
+}
+
+fn evaluate(f: &Family, params: WalkUpParams, n: usize, seed: u64) -> Stats {
+    let mut rng = Rng(seed);
+    let mut s = Stats::default();
+    for _ in 0..n {
+        let trace = (f.make)(&mut rng);
+        let unlocks = run(&trace, f.radio, params, &mut rng);
+        s.traces += 1;
+        if !unlocks.is_empty() {
+            s.any_unlock += 1;
+        }
+        if unlocks.len() > 1 {
+            s.doubles += 1;
+        }
+        if f.kind == Kind::Approach
+            && let (Some(r), Some(&u)) = (trace.reached_1m, unlocks.first())
+        {
+            let lat = u as f64 - r as f64;
+            if lat <= 1500.0 {
+                s.detected += 1;
+            }
+            s.latencies.push(lat);
+        }
+    }
+    s
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(params: WalkUpParams, n: usize) -> bool {
+    println!("walk-up engine: {params:?}");
+    println!("{n} traces per family; radio: 10 Hz adverts ±30 ms jitter, 10% loss\n");
+    println!(
+        "{:<28} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "family", "set", "unlocked", "in 1.5 s", "p50 ms", "p99 ms", "double"
+    );
+    let mut ok = true;
+    for (i, f) in families().iter().enumerate() {
+        let mut s = evaluate(f, params, n, 0x5EED_0000 + i as u64);
+        let rate = s.any_unlock as f64 / s.traces as f64 * 100.0;
+        let (within, p50, p99) = if f.kind == Kind::Approach {
+            (
+                format!("{:.2}%", s.detected as f64 / s.traces as f64 * 100.0),
+                format!("{:.0}", pct(&mut s.latencies, 0.5)),
+                format!("{:.0}", pct(&mut s.latencies, 0.99)),
+            )
+        } else {
+            ("-".into(), "-".into(), "-".into())
+        };
+        println!(
+            "{:<28} {:>8} {:>8.2}% {:>10} {:>10} {:>10} {:>8}",
+            f.name,
+            if f.tune { "tune" } else { "held-out" },
+            rate,
+            within,
+            p50,
+            p99,
+            s.doubles
+        );
+        let pass = match f.kind {
+            Kind::Approach => s.detected as f64 >= 0.99 * s.traces as f64,
+            Kind::WalkPast(d) if d >= 2.0 => s.any_unlock as f64 <= 0.001 * s.traces as f64,
+            Kind::Leave => s.any_unlock == 0,
+            _ => true,
+        };
+        ok &= pass && s.doubles == 0;
+    }
+    println!("\nsummary (targets BRIEF §5):");
+    summary(params, n);
+    ok
+}
+
+fn summary(params: WalkUpParams, n: usize) {
+    let fams = families();
+    let agg = |pred: &dyn Fn(&Family) -> bool| {
+        let (mut t, mut hit, mut det) = (0, 0, 0);
+        let mut lats = vec![];
+        for (i, f) in fams.iter().enumerate().filter(|(_, f)| pred(f)) {
+            let mut s = evaluate(f, params, n, 0x5EED_0000 + i as u64);
+            t += s.traces;
+            hit += s.any_unlock;
+            det += s.detected;
+            lats.append(&mut s.latencies);
+        }
+        (t, hit, det, lats)
+    };
+    let (t, _, det, mut lats) = agg(&|f| f.kind == Kind::Approach);
+    println!(
+        "  detection rate (unlock within 1.5 s of reaching 1 m): {:.2}% of {t} approaches (target ≥ 99%); latency p50 {:.0} ms, p95 {:.0} ms",
+        det as f64 / t as f64 * 100.0,
+        pct(&mut lats, 0.5),
+        pct(&mut lats, 0.95)
+    );
+    let (t, hit, _, _) = agg(&|f| matches!(f.kind, Kind::WalkPast(d) if d >= 2.0));
+    println!(
+        "  false unlocks, walk-pasts ≥ 2 m: {hit} of {t} = {:.3}% (target ≤ 0.1%)",
+        hit as f64 / t as f64 * 100.0
+    );
+    let (t, hit, _, _) = agg(&|f| f.kind == Kind::Leave);
+    println!("  unlocks when leaving: {hit} of {t} (target 0)");
+    let (t, hit, _, _) = agg(&|f| f.kind == Kind::Loiter);
+    println!("  unlocks loitering at 3 m: {hit} of {t}");
+}
+
+fn tune(n: usize) {
+    let base = WalkUpParams::default();
+    println!("sweep on tuning families only ({n} traces each)");
+    for unlock in [0.8, 0.9, 1.0, 1.1] {
+        for window in [600u64, 800, 1000] {
+            for dwell in [0u64, 150, 250, 400] {
+                let p = WalkUpParams {
+                    unlock_distance_m: unlock,
+                    window_ms: window,
+                    dwell_ms: dwell,
+                    ..base
+                };
+                let (mut det, mut apps, mut fp, mut past) = (0, 0, 0, 0);
+                for (i, f) in families().iter().enumerate().filter(|(_, f)| f.tune) {
+                    let s = evaluate(f, p, n, 0xAAAA_0000 + i as u64);
+                    match f.kind {
+                        Kind::Approach => {
+                            det += s.detected;
+                            apps += s.traces;
+                        }
+                        Kind::WalkPast(_) => {
+                            fp += s.any_unlock;
+                            past += s.traces;
+                        }
+                        _ => fp += s.any_unlock * 1000,
+                    }
+                }
+                println!(
+                    "unlock {unlock:.1} m window {window} dwell {dwell}: detect {:.2}% false {:.3}%",
+                    det as f64 / apps as f64 * 100.0,
+                    fp as f64 / past as f64 * 100.0
+                );
+            }
+        }
+    }
+}
+
+fn library_size() {
+    let path = std::env::var("KEYWAY_CORE_LIB")
+        .ok()
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            let p = std::path::Path::new(&dir).join("release/libkeyway_shared.so");
+            p.exists().then_some(p)
+        });
+    let Some(path) = path else {
+        println!(
+            "\ncore library size: no release build found (build `cargo build --release -p keyway-shared` or set KEYWAY_CORE_LIB)"
+        );
+        return;
+    };
+    let raw = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let tmp = std::env::temp_dir().join("keyway-core-stripped.so");
+    let stripped = std::process::Command::new("strip")
+        .arg("-s")
+        .arg(&path)
+        .arg("-o")
+        .arg(&tmp)
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .and_then(|_| std::fs::metadata(&tmp).ok())
+        .map(|m| m.len());
+    match stripped {
+        Some(s) => println!(
+            "\ncore library {} ({}): {:.2} MiB, stripped {:.2} MiB",
+            path.display(),
+            std::env::consts::ARCH,
+            raw as f64 / 1048576.0,
+            s as f64 / 1048576.0
+        ),
+        None => println!(
+            "\ncore library {}: {:.2} MiB (strip unavailable)",
+            path.display(),
+            raw as f64 / 1048576.0
+        ),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n = args
+        .iter()
+        .position(|a| a == "--traces")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000usize);
+    if args.iter().any(|a| a == "--tune") {
+        tune(n.min(1000));
+        return;
+    }
+    let ok = report(WalkUpParams::default(), n);
+    println!(
+        "\nall family targets met: {}",
+        if ok { "yes" } else { "NO" }
+    );
+    library_size();
+}

@@ -1,0 +1,714 @@
+//! Tap (and walk-up) unlock: pick a route, run it, fall back once, explain every denial.
+//!
+//! Route choice: BLE when the door's advertisement was heard within [`HEARD_FRESH_MS`] and a
+//! credential valid for this lock right now is held; otherwise the cloud, sending the door's
+//! rotating proximity code when it was heard recently. On failure the other route is tried
+//! once: BLE → cloud on a transport failure or a denial the server may see differently
+//! (stale credential or door state); cloud → BLE when the network or the door's link is down.
+//! Walk-up never falls back to the cloud: the door's own RSSI check is part of its safety.
+
+use super::api::{ApiCall, UnlockResponse};
+use super::{Cmd, Event, Model, credentials};
+use crate::effects::{BleOperation, BleOutput, SigningOperation, SigningOutput};
+use crux_core::Command;
+use crux_core::command::CommandContext;
+use crux_core::render::render;
+use keyway_protocol::handshake::{Action, HandshakeError, Initiator};
+use keyway_protocol::{Id, Reason, Signature, TrustedKeys};
+use serde::{Deserialize, Serialize};
+
+/// A door heard this recently is considered in BLE range.
+pub const HEARD_FRESH_MS: u64 = 10_000;
+/// A proximity code this old is still worth sending (the server accepts adjacent 30 s steps).
+pub const PROOF_FRESH_MS: u64 = 30_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Ble,
+    Cloud,
+}
+
+/// How one route ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteOutcome {
+    Granted {
+        duplicate: bool,
+    },
+    /// The door or the server refused, with the shared reason.
+    Denied(Reason),
+    /// The route did not complete (radio, connection, network, local key).
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnlockStatus {
+    Checking,
+    InProgress(Route),
+    Granted {
+        route: Route,
+        duplicate: bool,
+    },
+    Denied {
+        route: Option<Route>,
+        reason: Reason,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockAttempt {
+    pub lock: String,
+    pub action: Action,
+    /// Same across the fallback, so logs correlate; the door and the server dedupe on it.
+    pub command_id: Id,
+    pub now_ms: u64,
+    pub tried: Vec<Route>,
+    pub status: UnlockStatus,
+}
+
+impl UnlockAttempt {
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.status,
+            UnlockStatus::Checking | UnlockStatus::InProgress(_)
+        )
+    }
+}
+
+/// Everything a BLE unlock needs, gathered from the model.
+#[derive(Debug, Clone)]
+pub struct BlePlan {
+    pub peer: String,
+    pub lock: Id,
+    pub credential: Vec<u8>,
+    pub trusted: TrustedKeys,
+}
+
+fn new_command_id() -> Id {
+    Id::random(&ring::rand::SystemRandom::new()).unwrap_or_default()
+}
+
+pub fn tap(model: &mut Model, lock: String) -> Cmd {
+    if model.unlock.as_ref().is_some_and(UnlockAttempt::busy) {
+        return Command::done();
+    }
+    let mut attempt = UnlockAttempt {
+        lock: lock.clone(),
+        action: Action::Unlock,
+        command_id: new_command_id(),
+        now_ms: 0,
+        tried: vec![],
+        status: UnlockStatus::Checking,
+    };
+    if model.session.is_none() || model.lock(&lock).is_none() {
+        attempt.status = UnlockStatus::Denied {
+            route: None,
+            reason: Reason::NoAccess,
+        };
+        model.unlock = Some(attempt);
+        return render();
+    }
+    model.unlock = Some(attempt);
+    Command::all([
+        render(),
+        crux_time::Time::now().then_send(move |t| Event::UnlockAt {
+            lock,
+            now_ms: t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }),
+    ])
+}
+
+/// Whether BLE can be used for `lock` at `now_ms`, and if not, why.
+pub fn ble_plan(model: &Model, lock: &str, now_ms: u64) -> Result<BlePlan, Reason> {
+    let l = model.lock(lock).ok_or(Reason::NoAccess)?;
+    let heard = model
+        .heard
+        .get(&l.short_id.to_ascii_lowercase())
+        .filter(|h| now_ms.saturating_sub(h.at_ms) <= HEARD_FRESH_MS)
+        .ok_or(Reason::TooFar)?;
+    let held = model.credential.as_ref().ok_or(Reason::NoAccess)?;
+    if model.current_org() != Some(held.org.as_str()) {
+        return Err(Reason::WrongOrganization);
+    }
+    held.check(now_ms / 1000, &l.id, &l.place_id)?;
+    Ok(BlePlan {
+        peer: heard.peer.clone(),
+        lock: Id::parse(&l.id).ok_or(Reason::NoAccess)?,
+        credential: held.bytes().ok_or(Reason::MalformedFrame)?,
+        trusted: held.response.trusted_keys.clone(),
+    })
+}
+
+fn proximity_proof(model: &Model, lock: &str, now_ms: u64) -> Option<u32> {
+    let l = model.lock(lock)?;
+    model
+        .heard
+        .get(&l.short_id.to_ascii_lowercase())
+        .filter(|h| now_ms.saturating_sub(h.at_ms) <= PROOF_FRESH_MS)
+        .map(|h| h.proximity_code)
+}
+
+pub fn decide(model: &mut Model, lock: String, now_ms: u64) -> Cmd {
+    model.clock_ms = model.clock_ms.max(now_ms);
+    let Some(attempt) = model.unlock.as_mut() else {
+        return Command::done();
+    };
+    if attempt.lock != lock || attempt.status != UnlockStatus::Checking {
+        return Command::done();
+    }
+    attempt.now_ms = now_ms;
+    let route = if ble_plan(model, &lock, now_ms).is_ok() {
+        Route::Ble
+    } else {
+        Route::Cloud
+    };
+    run_route(model, route)
+}
+
+/// Starts `route` for the current attempt.
+fn run_route(model: &mut Model, route: Route) -> Cmd {
+    let Some(attempt) = model.unlock.clone() else {
+        return Command::done();
+    };
+    let cmd = match route {
+        Route::Ble => match ble_plan(model, &attempt.lock, attempt.now_ms) {
+            Ok(plan) => ble_unlock(
+                plan,
+                attempt.action,
+                attempt.command_id,
+                attempt.now_ms / 1000,
+            ),
+            Err(reason) => {
+                return finish(
+                    model,
+                    UnlockStatus::Denied {
+                        route: None,
+                        reason,
+                    },
+                );
+            }
+        },
+        Route::Cloud => {
+            let Some(token) = model.token() else {
+                return finish(
+                    model,
+                    UnlockStatus::Denied {
+                        route: None,
+                        reason: Reason::NoAccess,
+                    },
+                );
+            };
+            let proof = proximity_proof(model, &attempt.lock, attempt.now_ms);
+            let mut body = serde_json::json!({});
+            if let Some(code) = proof {
+                body["proximity_proof"] = code.into();
+            }
+            ApiCall::new(
+                "POST",
+                &model.api_base,
+                &format!("/locks/{}/unlock", attempt.lock),
+            )
+            .token(token)
+            .idempotency_key(attempt.command_id.to_uuid_string())
+            .json(body)
+            .send::<UnlockResponse>()
+            .then_send(|result| Event::UnlockDone {
+                route: Route::Cloud,
+                outcome: match result {
+                    Ok(r) if r.granted => RouteOutcome::Granted {
+                        duplicate: r.duplicate,
+                    },
+                    Ok(_) => RouteOutcome::Denied(Reason::NoAccess),
+                    Err(e) if e.is_network() => RouteOutcome::Failed(e.to_string()),
+                    Err(e) => match e.reason() {
+                        Some(r) => RouteOutcome::Denied(r),
+                        None => RouteOutcome::Failed(e.to_string()),
+                    },
+                },
+            })
+        }
+    };
+    if let Some(a) = model.unlock.as_mut() {
+        a.tried.push(route);
+        a.status = UnlockStatus::InProgress(route);
+    }
+    Command::all([render(), cmd])
+}
+
+fn finish(model: &mut Model, status: UnlockStatus) -> Cmd {
+    if let Some(a) = model.unlock.as_mut() {
+        a.status = status;
+    }
+    render()
+}
+
+/// Denials the other route may not share: the door's view of our credential or its own state
+/// is out of date, or the door could not be verified.
+fn ble_denial_worth_cloud(r: Reason) -> bool {
+    use Reason::*;
+    matches!(
+        r,
+        UnknownOrgKey
+            | Expired
+            | NotYetValid
+            | BadCredentialSignature
+            | ClockUntrusted
+            | NotConfigured
+            | StaleNonce
+            | MalformedFrame
+            | FrameTooLarge
+            | UnsupportedVersion
+            | UnexpectedMessage
+            | DecryptFailed
+            | ReplayedFrame
+            | UntrustedDoor
+            | BadDoorSignature
+            | DoorNotAuthorized
+    )
+}
+
+pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
+    let Some(attempt) = model.unlock.clone() else {
+        return Command::done();
+    };
+    if attempt.status != UnlockStatus::InProgress(route) {
+        return Command::done();
+    }
+    let mut extra = Command::done();
+    let can_cloud = attempt.action == Action::Unlock
+        && !attempt.tried.contains(&Route::Cloud)
+        && model.session.is_some();
+    let can_ble = !attempt.tried.contains(&Route::Ble)
+        && ble_plan(model, &attempt.lock, attempt.now_ms).is_ok();
+    let status = match (route, outcome) {
+        (_, RouteOutcome::Granted { duplicate }) => UnlockStatus::Granted { route, duplicate },
+        (Route::Ble, RouteOutcome::Denied(r)) if ble_denial_worth_cloud(r) && can_cloud => {
+            return run_route(model, Route::Cloud);
+        }
+        (Route::Ble, RouteOutcome::Failed(_)) if can_cloud => {
+            return run_route(model, Route::Cloud);
+        }
+        (Route::Cloud, RouteOutcome::Failed(_) | RouteOutcome::Denied(Reason::DoorOffline))
+            if can_ble =>
+        {
+            return run_route(model, Route::Ble);
+        }
+        (_, RouteOutcome::Denied(reason)) => {
+            if route == Route::Ble && reason == Reason::Revoked {
+                extra = credentials::drop_revoked(model);
+            }
+            UnlockStatus::Denied {
+                route: Some(route),
+                reason,
+            }
+        }
+        (Route::Cloud, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
+            route: Some(route),
+            reason: Reason::NoNetwork,
+        },
+        (Route::Ble, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
+            route: Some(route),
+            reason: if attempt.tried.contains(&Route::Cloud) {
+                Reason::NoNetwork
+            } else {
+                Reason::DoorOffline
+            },
+        },
+    };
+    Command::all([finish(model, status), extra])
+}
+
+/// Hands-free unlock decided by the walk-up engine: BLE only.
+pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reason> {
+    if model.unlock.as_ref().is_some_and(UnlockAttempt::busy) {
+        return Err(Reason::RateLimited);
+    }
+    ble_plan(model, &lock, now_ms)?;
+    model.unlock = Some(UnlockAttempt {
+        lock,
+        action: Action::WalkUp,
+        command_id: new_command_id(),
+        now_ms,
+        tried: vec![],
+        status: UnlockStatus::Checking,
+    });
+    Ok(run_route(model, Route::Ble))
+}
+
+fn ble_unlock(plan: BlePlan, action: Action, command_id: Id, now_s: u64) -> Cmd {
+    Command::new(move |ctx| async move {
+        let outcome = handshake(&ctx, plan, action, command_id, now_s).await;
+        ctx.send_event(Event::UnlockDone {
+            route: Route::Ble,
+            outcome,
+        });
+    })
+}
+
+fn rejected(e: HandshakeError) -> RouteOutcome {
+    match e {
+        HandshakeError::Rejected(r) => RouteOutcome::Denied(r),
+        HandshakeError::Crypto(c) => RouteOutcome::Failed(c.to_string()),
+    }
+}
+
+async fn exchange(
+    ctx: &CommandContext<super::Effect, Event>,
+    connection: u64,
+    message: Vec<u8>,
+) -> Result<Vec<u8>, RouteOutcome> {
+    match ctx
+        .request_from_shell(BleOperation::Exchange {
+            connection,
+            message,
+        })
+        .await
+    {
+        BleOutput::Reply { message } => Ok(message),
+        BleOutput::Error { message } => Err(RouteOutcome::Failed(message)),
+        other => Err(RouteOutcome::Failed(format!(
+            "unexpected BLE answer {other:?}"
+        ))),
+    }
+}
+
+/// The phone side of the BLE handshake, one GATT round trip per exchange.
+async fn handshake(
+    ctx: &CommandContext<super::Effect, Event>,
+    plan: BlePlan,
+    action: Action,
+    command_id: Id,
+    now_s: u64,
+) -> RouteOutcome {
+    let rng = ring::rand::SystemRandom::new();
+    let (mut initiator, hello) = match Initiator::start(&rng, plan.lock, action) {
+        Ok(x) => x,
+        Err(e) => return RouteOutcome::Failed(e.to_string()),
+    };
+    let connection = match ctx
+        .request_from_shell(BleOperation::Connect {
+            peer: plan.peer.clone(),
+        })
+        .await
+    {
+        BleOutput::Connected { connection } => connection,
+        BleOutput::Error { message } => return RouteOutcome::Failed(message),
+        other => return RouteOutcome::Failed(format!("unexpected BLE answer {other:?}")),
+    };
+    let outcome = async {
+        let challenge = exchange(ctx, connection, hello).await?;
+        let request = initiator
+            .on_challenge(&challenge, &plan.trusted, now_s, command_id)
+            .map_err(rejected)?;
+        let signature = match ctx
+            .request_from_shell(SigningOperation::Sign {
+                message: request.message,
+            })
+            .await
+        {
+            SigningOutput::Signature { signature } => <[u8; 64]>::try_from(signature.as_slice())
+                .map(Signature)
+                .map_err(|_| {
+                    RouteOutcome::Failed("device key gave a malformed signature".into())
+                })?,
+            other => {
+                return Err(RouteOutcome::Failed(format!(
+                    "device key failed: {other:?}"
+                )));
+            }
+        };
+        let auth = initiator
+            .auth_frame(&plan.credential, &signature)
+            .map_err(rejected)?;
+        let result = exchange(ctx, connection, auth).await?;
+        let body = initiator.on_result(&result).map_err(rejected)?;
+        Ok(if body.granted {
+            RouteOutcome::Granted {
+                duplicate: body.duplicate,
+            }
+        } else {
+            RouteOutcome::Denied(body.reason.unwrap_or(Reason::NoAccess))
+        })
+    }
+    .await;
+    ctx.notify_shell(BleOperation::Disconnect { connection });
+    outcome.unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::testkit::*;
+    use crate::app::walkup::Heard;
+    use crate::app::{Effect, Keyway, places::Directory};
+    use crux_core::App;
+    use crux_http::protocol::HttpResult;
+
+    const CODE: u32 = 0x00AB_CDEF;
+
+    fn model_with_lock() -> Model {
+        let mut m = signed_in_model();
+        m.directory = Directory {
+            org: Some(ORG_A.into()),
+            places: vec![place()],
+            locks: vec![lock()],
+            fresh: true,
+            ..Default::default()
+        };
+        m
+    }
+
+    fn hear(m: &mut Model, at_ms: u64) {
+        m.heard.insert(
+            lock().short_id,
+            Heard {
+                peer: "door-1".into(),
+                rssi: -55,
+                tx_power: -59,
+                proximity_code: CODE,
+                walk_up_flag: true,
+                at_ms,
+            },
+        );
+    }
+
+    /// Taps the lock and resolves the clock; returns the command of the chosen route.
+    fn tap_at(app: &Keyway, m: &mut Model, now_s: u64) -> Cmd {
+        let mut cmd = app.update(Event::Unlock { lock: LOCK.into() }, m);
+        assert_eq!(app.view(m).unlock.unwrap().state, "checking");
+        resolve_now(&mut cmd, now_s);
+        let ev = cmd.events().next().unwrap();
+        app.update(ev, m)
+    }
+
+    fn finish_with(app: &Keyway, m: &mut Model, cmd: &mut Cmd) -> Vec<Cmd> {
+        drain(app, m, cmd)
+    }
+
+    #[test]
+    fn ble_when_heard_recently_and_credential_valid() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000 - 2_000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        assert_eq!(app.view(&m).unlock.unwrap().route, Some(Route::Ble));
+        let connect = take_ble(&mut cmd);
+        assert_eq!(
+            connect.operation,
+            BleOperation::Connect {
+                peer: "door-1".into()
+            }
+        );
+        let (_, mut handle) = connect.split();
+        handle
+            .resolve(BleOutput::Connected { connection: 1 })
+            .unwrap();
+        // HELLO -> CHALLENGE, sign, AUTH -> RESULT: two round trips.
+        door.answer(&mut cmd);
+        door.answer(&mut cmd);
+        door.answer(&mut cmd);
+        let effects: Vec<Effect> = cmd.effects().collect();
+        assert!(effects.iter().any(|e| matches!(e, Effect::Ble(r)
+            if r.operation == BleOperation::Disconnect { connection: 1 })));
+        finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!((v.state.as_str(), v.route), ("granted", Some(Route::Ble)));
+        assert_eq!(v.message, "door opened");
+        assert_eq!(door.memory.commands.len(), 1, "the door actuated once");
+    }
+
+    #[test]
+    fn cloud_with_proximity_code_when_no_credential() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        hear(&mut m, NOW_S * 1000 - 2_000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        let mut req = take_http(&mut cmd);
+        assert_eq!(req.operation.method, "POST");
+        assert!(
+            req.operation
+                .url
+                .ends_with(&format!("/api/v1/locks/{LOCK}/unlock"))
+        );
+        let body: serde_json::Value = serde_json::from_slice(&req.operation.body).unwrap();
+        assert_eq!(body["proximity_proof"], CODE);
+        let key = req
+            .operation
+            .headers
+            .iter()
+            .find(|h| h.name == "Idempotency-Key")
+            .unwrap();
+        assert_eq!(
+            key.value,
+            m.unlock.as_ref().unwrap().command_id.to_uuid_string()
+        );
+        req.resolve(ok_json(200, serde_json::json!({"granted": true, "event_id": "e", "command_id": "c", "duplicate": false})))
+            .unwrap();
+        finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!((v.state.as_str(), v.route), ("granted", Some(Route::Cloud)));
+    }
+
+    #[test]
+    fn cloud_without_proof_when_door_not_heard_even_with_credential() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000 - 60_000); // heard a minute ago: too old for either
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        let req = take_http(&mut cmd);
+        let body: serde_json::Value = serde_json::from_slice(&req.operation.body).unwrap();
+        assert!(body.get("proximity_proof").is_none());
+    }
+
+    #[test]
+    fn expired_credential_goes_to_cloud_and_shows_server_reason() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        m.credential = Some(held_credential(NOW_S - 10));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        take_http(&mut cmd)
+            .resolve(error_json(403, "access_expired", "access expired"))
+            .unwrap();
+        finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(v.state, "denied");
+        assert_eq!(v.reason.as_deref(), Some("access_expired"));
+        assert_eq!(v.message, Reason::Expired.message());
+    }
+
+    #[test]
+    fn ble_failure_falls_back_to_cloud_once() {
+        let app = Keyway;
+        let door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        take_ble(&mut cmd)
+            .resolve(BleOutput::Error {
+                message: "connection timed out".into(),
+            })
+            .unwrap();
+        let mut next = finish_with(&app, &mut m, &mut cmd);
+        assert_eq!(app.view(&m).unlock.unwrap().route, Some(Route::Cloud));
+        let mut cloud = next.remove(0);
+        take_http(&mut cloud)
+            .resolve(error_json(503, "door_offline", "the door is offline"))
+            .unwrap();
+        let mut after = finish_with(&app, &mut m, &mut cloud);
+        // No second fallback: BLE was already tried.
+        assert!(after.iter_mut().all(|c| {
+            !c.effects()
+                .any(|e| matches!(e, Effect::Ble(_) | Effect::Http(_)))
+        }));
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(v.state, "denied");
+        assert_eq!(v.reason.as_deref(), Some("door_offline"));
+    }
+
+    #[test]
+    fn no_network_and_no_door_nearby_says_so() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        take_http(&mut cmd)
+            .resolve(HttpResult::Err(crux_http::HttpError::Io(
+                "network unreachable".into(),
+            )))
+            .unwrap();
+        finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(v.reason.as_deref(), Some("no_network"));
+        assert_eq!(v.message, "no network connection");
+    }
+
+    #[test]
+    fn door_denial_is_final_and_explained() {
+        let app = Keyway;
+        let mut door = Door::new();
+        door.config.locks.clear(); // this door does not serve the lock
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        door.answer(&mut cmd); // connect
+        door.answer(&mut cmd); // HELLO -> ERROR(wrong_lock)
+        let mut next = finish_with(&app, &mut m, &mut cmd);
+        assert!(
+            next.iter_mut()
+                .all(|c| !c.effects().any(|e| matches!(e, Effect::Http(_))))
+        );
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(v.reason.as_deref(), Some("wrong_lock"));
+        assert_eq!(v.message, "you have no access to this door");
+    }
+
+    #[test]
+    fn door_says_revoked_drops_credential() {
+        let app = Keyway;
+        let door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let _ = tap_at(&app, &mut m, NOW_S);
+        let mut cmd = app.update(
+            Event::UnlockDone {
+                route: Route::Ble,
+                outcome: RouteOutcome::Denied(Reason::Revoked),
+            },
+            &mut m,
+        );
+        assert!(m.credential.is_none());
+        assert!(cmd.effects().any(|e| matches!(e, Effect::KeyValue(_))));
+        assert_eq!(
+            app.view(&m).unlock.unwrap().reason.as_deref(),
+            Some("access_revoked")
+        );
+    }
+
+    #[test]
+    fn every_reason_has_a_user_message() {
+        for r in Reason::ALL {
+            let mut m = model_with_lock();
+            m.unlock = Some(UnlockAttempt {
+                lock: LOCK.into(),
+                action: Action::Unlock,
+                command_id: Id::default(),
+                now_ms: 0,
+                tried: vec![Route::Ble, Route::Cloud],
+                status: UnlockStatus::InProgress(Route::Cloud),
+            });
+            let _ = done(&mut m, Route::Cloud, RouteOutcome::Denied(*r));
+            let v = Keyway.view(&m).unlock.unwrap();
+            assert_eq!(v.reason.as_deref(), Some(r.code()));
+            assert!(!v.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn second_tap_while_busy_is_ignored_and_unknown_lock_denied() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        let _ = app.update(Event::Unlock { lock: LOCK.into() }, &mut m);
+        let mut again = app.update(Event::Unlock { lock: LOCK.into() }, &mut m);
+        assert!(again.effects().next().is_none());
+        let mut m = model_with_lock();
+        let _ = app.update(
+            Event::Unlock {
+                lock: "elsewhere".into(),
+            },
+            &mut m,
+        );
+        assert_eq!(
+            app.view(&m).unlock.unwrap().reason.as_deref(),
+            Some("no_access")
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! The uniffi edge: a small object API for Kotlin, Swift and Python shells. Crux types stay
+//! behind it; events and the view model cross as JSON, errors as [`KeywayError`], and no
+//! panic crosses the boundary (each call runs under `catch_unwind`).
+//!
+//! ```text
+//! core = KeywayCore(CoreConfig(api_base, data_dir), observer)        # observer.on_render()
+//! core.send_event('{"login": {"email": "..", "password": ".."}}')
+//! view = json.loads(core.view_json())
+//! ```
+//! Shells with their own BLE stack or secure-hardware key use
+//! [`KeywayCore::with_platform`] and feed advertisements with [`KeywayCore::ble_advert`].
+
+use crate::app::Event;
+use crate::effects::HeardAdvert;
+use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
+use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
+use futures::future::BoxFuture;
+use keyway_protocol::keys::{DeviceSigner, der_signature_to_fixed};
+use keyway_protocol::{CryptoError, PublicKey, Signature};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum KeywayError {
+    #[error("invalid event: {message}")]
+    InvalidEvent { message: String },
+    #[error("storage: {message}")]
+    Storage { message: String },
+    #[error("platform: {message}")]
+    Platform { message: String },
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+fn guarded<T>(f: impl FnOnce() -> Result<T, KeywayError>) -> Result<T, KeywayError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let message = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(KeywayError::Internal { message })
+    })
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CoreConfig {
+    /// Server base URL, e.g. `https://keyway.example`.
+    pub api_base: String,
+    /// Directory for the session, caches and the software device key.
+    pub data_dir: String,
+}
+
+/// Told after every view model change; read the view with `view_json`.
+#[uniffi::export(foreign)]
+pub trait CoreObserver: Send + Sync {
+    fn on_render(&self);
+}
+
+/// A shell's own BLE stack. Calls block the calling runtime thread; adverts are pushed with
+/// [`KeywayCore::ble_advert`] between `start_scan` and `stop_scan`.
+#[uniffi::export(foreign)]
+pub trait BleShell: Send + Sync {
+    fn start_scan(&self) -> Result<(), KeywayError>;
+    fn stop_scan(&self);
+    fn connect(&self, peer: String) -> Result<u64, KeywayError>;
+    /// Writes one protocol message (fragment with the GATT framing) and returns the reply.
+    fn exchange(&self, connection: u64, message: Vec<u8>) -> Result<Vec<u8>, KeywayError>;
+    fn disconnect(&self, connection: u64);
+}
+
+/// A device key held by the platform (Android Keystore, Secure Enclave).
+#[uniffi::export(foreign)]
+pub trait KeyShell: Send + Sync {
+    /// 65-byte uncompressed P-256 public key.
+    fn public_key(&self) -> Vec<u8>;
+    /// ECDSA P-256 SHA-256 signature, fixed 64-byte or DER.
+    fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, KeywayError>;
+}
+
+struct ForeignKey(Arc<dyn KeyShell>);
+
+impl DeviceSigner for ForeignKey {
+    fn public_key(&self) -> PublicKey {
+        PublicKey::from_slice(&self.0.public_key()).unwrap_or(PublicKey([0; 65]))
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Signature, CryptoError> {
+        let sig = self
+            .0
+            .sign(msg.to_vec())
+            .map_err(|_| CryptoError::Signing)?;
+        match <[u8; 64]>::try_from(sig.as_slice()) {
+            Ok(fixed) => Ok(Signature(fixed)),
+            Err(_) => der_signature_to_fixed(&sig),
+        }
+    }
+}
+
+struct ForeignBle {
+    shell: Arc<dyn BleShell>,
+    adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
+}
+
+impl ForeignBle {
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Arc<dyn BleShell>) -> T + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, BleError>> {
+        let shell = self.shell.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || f(shell))
+                .await
+                .map_err(BleError::new)
+        })
+    }
+}
+
+impl BleTransport for ForeignBle {
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>> {
+        let (tx, rx) = mpsc::channel(256);
+        *self.adverts.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        let started = self.blocking(|s| s.start_scan());
+        Box::pin(async move {
+            started.await?.map_err(BleError::new)?;
+            Ok(rx)
+        })
+    }
+    fn stop_scan(&self) -> BoxFuture<'static, ()> {
+        self.adverts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let f = self.blocking(|s| s.stop_scan());
+        Box::pin(async move {
+            let _ = f.await;
+        })
+    }
+    fn connect(&self, peer: String) -> BoxFuture<'static, Result<u64, BleError>> {
+        let f = self.blocking(move |s| s.connect(peer));
+        Box::pin(async move { f.await?.map_err(BleError::new) })
+    }
+    fn exchange(&self, c: u64, m: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, BleError>> {
+        let f = self.blocking(move |s| s.exchange(c, m));
+        Box::pin(async move { f.await?.map_err(BleError::new) })
+    }
+    fn disconnect(&self, c: u64) -> BoxFuture<'static, ()> {
+        let f = self.blocking(move |s| s.disconnect(c));
+        Box::pin(async move {
+            let _ = f.await;
+        })
+    }
+}
+
+/// The mobile core with its Rust effect runtime.
+#[derive(uniffi::Object)]
+pub struct KeywayCore {
+    runtime: Runtime,
+    adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
+    // Dropped last: the runtime's tasks live here.
+    _tokio: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for KeywayCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywayCore").finish_non_exhaustive()
+    }
+}
+
+#[uniffi::export]
+impl KeywayCore {
+    /// A core with no Bluetooth (cloud unlocks only) and a software device key.
+    #[uniffi::constructor]
+    pub fn new(
+        config: CoreConfig,
+        observer: Arc<dyn CoreObserver>,
+    ) -> Result<Arc<Self>, KeywayError> {
+        Self::with_platform(config, observer, None, None)
+    }
+
+    /// A core using the shell's BLE stack and/or device key.
+    #[uniffi::constructor]
+    pub fn with_platform(
+        config: CoreConfig,
+        observer: Arc<dyn CoreObserver>,
+        ble: Option<Arc<dyn BleShell>>,
+        key: Option<Arc<dyn KeyShell>>,
+    ) -> Result<Arc<Self>, KeywayError> {
+        guarded(|| {
+            let tokio = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("keyway-core")
+                .enable_all()
+                .build()
+                .map_err(|e| KeywayError::Internal {
+                    message: e.to_string(),
+                })?;
+            let adverts = Arc::new(Mutex::new(None));
+            let transport: Arc<dyn BleTransport> = match ble {
+                Some(shell) => Arc::new(ForeignBle {
+                    shell,
+                    adverts: adverts.clone(),
+                }),
+                None => Arc::new(NoRadio),
+            };
+            let signer: Option<SharedSigner> = key.map(|k| Arc::new(ForeignKey(k)) as SharedSigner);
+            let render: RenderObserver = Arc::new(move || observer.on_render());
+            let runtime = Runtime::with_handle(
+                RuntimeConfig {
+                    api_base: config.api_base,
+                    data_dir: config.data_dir.into(),
+                },
+                transport,
+                signer,
+                render,
+                tokio.handle().clone(),
+            )
+            .map_err(|e| KeywayError::Storage {
+                message: e.to_string(),
+            })?;
+            Ok(Arc::new(Self {
+                runtime,
+                adverts,
+                _tokio: tokio,
+            }))
+        })
+    }
+
+    /// Sends a shell event as JSON, e.g. `"logout"` or `{"unlock": {"lock": "<id>"}}`.
+    pub fn send_event(&self, event_json: String) -> Result<(), KeywayError> {
+        guarded(|| {
+            let event: Event =
+                serde_json::from_str(&event_json).map_err(|e| KeywayError::InvalidEvent {
+                    message: e.to_string(),
+                })?;
+            self.runtime.send(event);
+            Ok(())
+        })
+    }
+
+    /// The current view model as JSON (see `ViewModel` in the Rust docs).
+    pub fn view_json(&self) -> Result<String, KeywayError> {
+        guarded(|| {
+            serde_json::to_string(&self.runtime.view()).map_err(|e| KeywayError::Internal {
+                message: e.to_string(),
+            })
+        })
+    }
+
+    /// An advertisement heard by the shell's BLE stack while scanning.
+    pub fn ble_advert(&self, peer: String, payload: Vec<u8>, rssi: i16) {
+        let tx = self
+            .adverts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(tx) = tx {
+            let _ = tx.try_send(HeardAdvert {
+                peer,
+                payload,
+                rssi,
+                at_ms: now_ms(),
+            });
+        }
+    }
+}
+
+/// Decodes a Keyway advertisement payload to `(short id hex, tx power, proximity code)`;
+/// handy for shells showing raw scan results.
+#[uniffi::export]
+pub fn decode_advert(payload: Vec<u8>) -> Result<AdvertInfo, KeywayError> {
+    let a = keyway_protocol::advert::Advertisement::decode(&payload).map_err(|e| {
+        KeywayError::InvalidEvent {
+            message: e.to_string(),
+        }
+    })?;
+    Ok(AdvertInfo {
+        short_id: hex::encode(a.lock_short_id),
+        tx_power: a.tx_power,
+        proximity_code: a.proximity_code,
+        walk_up: a.walk_up(),
+    })
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AdvertInfo {
+    pub short_id: String,
+    pub tx_power: i8,
+    pub proximity_code: u32,
+    pub walk_up: bool,
+}
+
+/// The core library version.
+#[uniffi::export]
+pub fn core_version() -> String {
+    env!("CARGO_PKG_VERSION").to_owned()
+}

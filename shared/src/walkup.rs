@@ -1,0 +1,345 @@
+//! The walk-up (hands-free) engine: decides, from a stream of advertisement RSSI readings,
+//! when a phone has arrived at a door. Pure and clock-free: every reading carries its own
+//! timestamp, so phones, the CLI's trace replay and the bench all run the same code.
+//!
+//! Per lock, the engine
+//! 1. smooths RSSI with a sliding time-window median followed by an EWMA (medians shrug off
+//!    the deep fades and spikes of shadowing; the EWMA removes what jitter is left);
+//! 2. turns smoothed RSSI into a distance estimate with the log-distance path-loss model,
+//!    `d = 10^((tx_power - rssi) / (10 n))`, where `tx_power` is the advertised RSSI at 1 m;
+//! 3. arms only after the phone was seen far away (beyond `arm_distance_m`): a phone that
+//!    first hears the door while already standing next to it (someone leaving) never unlocks;
+//! 4. fires once when the estimate falls within `unlock_distance_m` for `dwell_ms` while the
+//!    signal is not falling (never while moving away), then disarms until the phone has gone
+//!    beyond `arm_distance_m` again and `cooldown_ms` has passed (hysteresis: one unlock per
+//!    approach).
+//!
+//! Proximity is not proof of presence: a relay defeats any RSSI logic. The door applies its own
+//! RSSI check on walk-up requests, and a secure-ranging hook (UWB / Channel Sounding) would slot
+//! in where the distance estimate is made.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Tunable parameters. Defaults are tuned by `benches/walkup.rs` on its tuning families.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WalkUpParams {
+    /// Path-loss exponent `n` (2 in free space, 2–3 indoors).
+    pub path_loss_exponent: f64,
+    /// Sliding median window.
+    pub window_ms: u64,
+    /// Minimum readings inside the window before any decision.
+    pub min_samples: usize,
+    /// EWMA weight of the newest median, per reading.
+    pub ewma_alpha: f64,
+    /// Unlock when the smoothed distance is at most this.
+    pub unlock_distance_m: f64,
+    /// How long the estimate must stay inside `unlock_distance_m` before unlocking.
+    pub dwell_ms: u64,
+    /// The engine (re-)arms only once the phone has been estimated beyond this distance.
+    pub arm_distance_m: f64,
+    /// Minimum time between two unlocks of one lock.
+    pub cooldown_ms: u64,
+    /// Look-back for the trend check.
+    pub trend_ms: u64,
+    /// The smoothed RSSI may fall by at most this much over `trend_ms` (dB) for an unlock.
+    pub max_fall_db: f64,
+    /// A lock not heard for this long resets to unarmed-far (it went out of range).
+    pub lost_after_ms: u64,
+}
+
+impl Default for WalkUpParams {
+    fn default() -> Self {
+        Self {
+            path_loss_exponent: 2.0,
+            window_ms: 1000,
+            min_samples: 4,
+            ewma_alpha: 0.35,
+            unlock_distance_m: 0.9,
+            dwell_ms: 250,
+            arm_distance_m: 3.0,
+            cooldown_ms: 10_000,
+            trend_ms: 800,
+            max_fall_db: 1.5,
+            lost_after_ms: 15_000,
+        }
+    }
+}
+
+/// An unlock decision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WalkUpDecision {
+    pub t_ms: u64,
+    pub lock: String,
+    /// Smoothed distance estimate at the decision, metres.
+    pub distance_m: f64,
+}
+
+/// What the engine currently believes about one lock (for live displays).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LockProximity {
+    pub lock: String,
+    pub smoothed_rssi: f64,
+    pub distance_m: f64,
+    pub armed: bool,
+    pub approaching: bool,
+}
+
+#[derive(Debug, Default)]
+struct Track {
+    window: VecDeque<(u64, i16)>,
+    smoothed: Option<f64>,
+    /// (t_ms, smoothed) history for the trend check.
+    history: VecDeque<(u64, f64)>,
+    armed: bool,
+    inside_since: Option<u64>,
+    last_unlock: Option<u64>,
+    last_seen: u64,
+    tx_power: i8,
+}
+
+/// Walk-up engine over many locks. Feed readings with [`WalkUpEngine::observe`].
+#[derive(Debug, Default)]
+pub struct WalkUpEngine {
+    params: WalkUpParams,
+    enabled: HashSet<String>,
+    tracks: HashMap<String, Track>,
+}
+
+/// Distance for an RSSI under the log-distance model.
+pub fn distance_from_rssi(rssi: f64, tx_power: i8, n: f64) -> f64 {
+    10f64.powf((tx_power as f64 - rssi) / (10.0 * n))
+}
+
+/// RSSI expected at `distance_m` under the log-distance model.
+pub fn rssi_at(distance_m: f64, tx_power: i8, n: f64) -> f64 {
+    tx_power as f64 - 10.0 * n * distance_m.max(0.01).log10()
+}
+
+impl WalkUpEngine {
+    pub fn new(params: WalkUpParams) -> Self {
+        Self {
+            params,
+            ..Self::default()
+        }
+    }
+
+    pub fn params(&self) -> &WalkUpParams {
+        &self.params
+    }
+
+    /// Per-lock opt-in. Disabling forgets the lock's track.
+    pub fn set_enabled(&mut self, lock: &str, enabled: bool) {
+        if enabled {
+            self.enabled.insert(lock.to_owned());
+        } else {
+            self.enabled.remove(lock);
+            self.tracks.remove(lock);
+        }
+    }
+
+    pub fn is_enabled(&self, lock: &str) -> bool {
+        self.enabled.contains(lock)
+    }
+
+    /// Feeds one advertisement reading; returns a decision when this reading completes an
+    /// approach. Readings must be in time order per lock.
+    pub fn observe(
+        &mut self,
+        lock: &str,
+        t_ms: u64,
+        rssi: i16,
+        tx_power: i8,
+    ) -> Option<WalkUpDecision> {
+        if !self.enabled.contains(lock) {
+            return None;
+        }
+        let p = self.params;
+        let track = self.tracks.entry(lock.to_owned()).or_default();
+        if track.last_seen != 0 && t_ms.saturating_sub(track.last_seen) > p.lost_after_ms {
+            // Unheard for a while (out of range, or scanning paused): start over, unarmed, so a
+            // phone that reappears next to the door (someone leaving) does not unlock.
+            let last_unlock = track.last_unlock;
+            *track = Track {
+                last_unlock,
+                ..Track::default()
+            };
+        }
+        track.last_seen = t_ms;
+        track.tx_power = tx_power;
+        track.window.push_back((t_ms, rssi));
+        while let Some(&(t, _)) = track.window.front() {
+            if t_ms.saturating_sub(t) > p.window_ms {
+                track.window.pop_front();
+            } else {
+                break;
+            }
+        }
+        if track.window.len() < p.min_samples {
+            return None;
+        }
+        let median = median(track.window.iter().map(|&(_, r)| r as f64));
+        let smoothed = match track.smoothed {
+            None => median,
+            Some(prev) => prev + p.ewma_alpha * (median - prev),
+        };
+        track.smoothed = Some(smoothed);
+        track.history.push_back((t_ms, smoothed));
+        while track.history.len() > 2 && t_ms.saturating_sub(track.history[1].0) >= p.trend_ms {
+            track.history.pop_front();
+        }
+        let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
+        let cooled = track
+            .last_unlock
+            .is_none_or(|u| t_ms.saturating_sub(u) >= p.cooldown_ms);
+        if distance > p.arm_distance_m && cooled {
+            track.armed = true;
+        }
+        if distance > p.unlock_distance_m {
+            track.inside_since = None;
+            return None;
+        }
+        let since = *track.inside_since.get_or_insert(t_ms);
+        let falling = trend_fall(&track.history, t_ms, p.trend_ms) > p.max_fall_db;
+        if track.armed && !falling && t_ms.saturating_sub(since) >= p.dwell_ms {
+            track.armed = false;
+            track.last_unlock = Some(t_ms);
+            track.inside_since = None;
+            return Some(WalkUpDecision {
+                t_ms,
+                lock: lock.to_owned(),
+                distance_m: distance,
+            });
+        }
+        None
+    }
+
+    /// Current estimates for enabled locks, nearest first.
+    pub fn snapshot(&self) -> Vec<LockProximity> {
+        let mut out: Vec<LockProximity> = self
+            .tracks
+            .iter()
+            .filter_map(|(lock, t)| {
+                let s = t.smoothed?;
+                Some(LockProximity {
+                    lock: lock.clone(),
+                    smoothed_rssi: s,
+                    distance_m: distance_from_rssi(s, t.tx_power, self.params.path_loss_exponent),
+                    armed: t.armed,
+                    approaching: trend_fall(&t.history, t.last_seen, self.params.trend_ms) < -0.5,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
+        out
+    }
+}
+
+/// How far the smoothed RSSI fell over the last `trend_ms` (negative = rising).
+fn trend_fall(history: &VecDeque<(u64, f64)>, now: u64, trend_ms: u64) -> f64 {
+    let Some(&(_, latest)) = history.back() else {
+        return 0.0;
+    };
+    let earlier = history
+        .iter()
+        .find(|(t, _)| now.saturating_sub(*t) <= trend_ms)
+        .map(|&(_, v)| v)
+        .unwrap_or(latest);
+    earlier - latest
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NEG_INFINITY;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TX: i8 = -59;
+
+    /// Noise-free reading at `d` metres.
+    fn at(d: f64) -> i16 {
+        rssi_at(d, TX, 2.0).round() as i16
+    }
+
+    fn engine() -> WalkUpEngine {
+        let mut e = WalkUpEngine::new(WalkUpParams::default());
+        e.set_enabled("front", true);
+        e
+    }
+
+    /// Feeds a straight walk from `from` to `to` metres at 1.2 m/s, 10 readings/s, then
+    /// `hold_ms` standing at `to`. Returns decisions.
+    fn walk(e: &mut WalkUpEngine, t0: u64, from: f64, to: f64, hold_ms: u64) -> Vec<u64> {
+        let mut out = vec![];
+        let dur = ((from - to).abs() / 1.2 * 1000.0) as u64;
+        let mut t = t0;
+        while t <= t0 + dur + hold_ms {
+            let frac = ((t - t0) as f64 / dur.max(1) as f64).min(1.0);
+            let d = from + (to - from) * frac;
+            if let Some(dec) = e.observe("front", t, at(d), TX) {
+                out.push(dec.t_ms);
+            }
+            t += 100;
+        }
+        out
+    }
+
+    #[test]
+    fn approach_unlocks_once() {
+        let mut e = engine();
+        let hits = walk(&mut e, 1_000, 10.0, 0.5, 5_000);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+
+    #[test]
+    fn leaving_never_unlocks() {
+        let mut e = engine();
+        assert!(walk(&mut e, 1_000, 0.5, 10.0, 2_000).is_empty());
+    }
+
+    #[test]
+    fn walk_past_at_three_metres_does_not_unlock() {
+        let mut e = engine();
+        let mut t = 0;
+        let mut hits = 0;
+        for x in -100..=100 {
+            let d = ((x as f64 / 10.0).powi(2) + 9.0).sqrt();
+            if e.observe("front", t, at(d), TX).is_some() {
+                hits += 1;
+            }
+            t += 100;
+        }
+        assert_eq!(hits, 0);
+    }
+
+    #[test]
+    fn disabled_lock_never_unlocks_and_rearm_needs_leaving() {
+        let mut e = WalkUpEngine::new(WalkUpParams::default());
+        assert!(walk(&mut e, 0, 10.0, 0.5, 2_000).is_empty());
+        let mut e = engine();
+        assert_eq!(walk(&mut e, 0, 10.0, 0.5, 2_000).len(), 1);
+        // Loitering at the door after the unlock does not unlock again, even after cooldown.
+        assert!(walk(&mut e, 20_000, 0.5, 0.6, 20_000).is_empty());
+        // Leave and come back: a second approach unlocks again.
+        assert!(walk(&mut e, 60_000, 0.6, 8.0, 1_000).is_empty());
+        assert_eq!(walk(&mut e, 70_000, 8.0, 0.5, 2_000).len(), 1);
+    }
+
+    #[test]
+    fn distance_model_round_trips() {
+        let r = rssi_at(2.0, TX, 2.0);
+        assert!((distance_from_rssi(r, TX, 2.0) - 2.0).abs() < 1e-9);
+        assert!((rssi_at(1.0, TX, 2.0) - TX as f64).abs() < 1e-9);
+    }
+}
