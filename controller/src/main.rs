@@ -1,1 +1,167 @@
-fn main() {}
+//! `keyway-controller`: provision, run and inspect a door-controller emulator.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keyway_controller::run::{Controller, Radio, RunOptions};
+use keyway_controller::{CoreOptions, identity, status};
+use keyway_protocol::Id;
+use keyway_sim_radio::{HubConfig, Position};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "keyway-controller",
+    version,
+    about = "Keyway door-controller emulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate the controller key and register it with the server.
+    Provision {
+        /// Server base URL, e.g. http://127.0.0.1:8080
+        #[arg(long, env = "KEYWAY_SERVER")]
+        server: String,
+        /// One-time provisioning token from `POST /orgs/{org}/controllers`.
+        #[arg(long, env = "KEYWAY_PROVISIONING_TOKEN")]
+        token: String,
+        #[arg(long, env = "KEYWAY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Serve the configured doors.
+    Run {
+        #[arg(long, env = "KEYWAY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// `sim:127.0.0.1:PORT` (simulated radio hub), `bluez` or `bluez:hciN`, or `none`.
+        #[arg(long, default_value = "sim:127.0.0.1:7878")]
+        radio: String,
+        /// Door position on the simulated floor plan: `LOCK_ID=x,y` (metres), repeatable.
+        #[arg(long = "position")]
+        positions: Vec<String>,
+        /// Path-loss exponent of the simulated radio.
+        #[arg(long, default_value_t = 2.0)]
+        path_loss_exponent: f64,
+        /// Shadowing noise of the simulated radio, dB.
+        #[arg(long, default_value_t = 4.0)]
+        shadowing_db: f64,
+        /// Advertising interval of the simulated radio, ms.
+        #[arg(long, default_value_t = 100)]
+        advertising_interval_ms: u64,
+        /// Seed of the simulated radio noise.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Simulate a person walking through after every unlock (door sensor events).
+        #[arg(long)]
+        simulate_entry: bool,
+        /// Seconds a door may stay open before a held-open event.
+        #[arg(long, default_value_t = 30)]
+        held_open_secs: u64,
+    },
+    /// Show doors, relay and connection state, config age and pending events.
+    Status {
+        #[arg(long, env = "KEYWAY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn parse_position(s: &str) -> anyhow::Result<(Id, Position)> {
+    let (lock, xy) = s
+        .split_once('=')
+        .context("position must look like LOCK_ID=x,y")?;
+    let (x, y) = xy
+        .split_once(',')
+        .context("position must look like LOCK_ID=x,y")?;
+    let lock = Id::parse(lock).context("position: bad lock id")?;
+    Ok((
+        lock,
+        Position {
+            x: x.trim().parse().context("position: bad x")?,
+            y: y.trim().parse().context("position: bad y")?,
+        },
+    ))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Provision {
+            server,
+            token,
+            data_dir,
+        } => {
+            let id = identity::provision(&server, &token, &data_dir).await?;
+            println!(
+                "provisioned controller {} for organization {} in {}",
+                id.controller_id,
+                id.org_id,
+                data_dir.display()
+            );
+        }
+        Command::Run {
+            data_dir,
+            radio,
+            positions,
+            path_loss_exponent,
+            shadowing_db,
+            advertising_interval_ms,
+            seed,
+            simulate_entry,
+            held_open_secs,
+        } => {
+            let radio = if let Some(addr) = radio.strip_prefix("sim:") {
+                let mut hub = HubConfig {
+                    seed,
+                    advertising_interval_ms,
+                    ..HubConfig::default()
+                };
+                hub.model.exponent = path_loss_exponent;
+                hub.model.shadowing_sigma_db = shadowing_db;
+                Radio::Sim {
+                    addr: addr.parse().context("--radio sim:ADDR needs an IP:PORT")?,
+                    hub,
+                }
+            } else if radio == "bluez" {
+                Radio::Bluez { adapter: None }
+            } else if let Some(adapter) = radio.strip_prefix("bluez:") {
+                Radio::Bluez {
+                    adapter: Some(adapter.to_string()),
+                }
+            } else if radio == "none" {
+                Radio::None
+            } else {
+                anyhow::bail!("--radio must be sim:IP:PORT, bluez, bluez:hciN or none");
+            };
+            let mut opts = RunOptions::new(data_dir, radio);
+            opts.positions = positions
+                .iter()
+                .map(|p| parse_position(p))
+                .collect::<anyhow::Result<HashMap<_, _>>>()?;
+            opts.core = CoreOptions {
+                simulate_entry,
+                held_open_ms: held_open_secs * 1000,
+                ..CoreOptions::default()
+            };
+            let controller = Controller::start(opts).await?;
+            if let Some(addr) = controller.radio_addr() {
+                println!("radio sim:{addr}");
+            }
+            tokio::signal::ctrl_c().await?;
+            controller.shutdown().await;
+        }
+        Command::Status { data_dir } => {
+            print!("{}", status::render(&data_dir)?);
+        }
+    }
+    Ok(())
+}
