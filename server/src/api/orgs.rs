@@ -1,0 +1,483 @@
+//! Organizations, members, API keys, signing keys and the revocation list.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, Role, hash_password};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{NewEvent, record};
+use crate::extract::{ApiJson, ApiQuery, Page, list};
+use crate::orgkeys;
+use crate::state::AppState;
+use crate::util::{new_id, new_secret, now_s, parse_id, sha256_hex};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    pub name: String,
+}
+
+/// Any logged-in user may create an organization and becomes its owner.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let user_id = caller.require_user()?.to_owned();
+    let name = check_name(&req.name)?;
+    let org = orgkeys::create_org(&state, name).await?;
+    add_member(&state, &org, &user_id, Role::Owner).await?;
+    record(
+        &state,
+        NewEvent::admin(&org, "org.created", &caller, json!({"name": name})),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": org, "name": name}))))
+}
+
+pub fn check_name(name: &str) -> ApiResult<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid("name must be 1..200 characters"));
+    }
+    Ok(name)
+}
+
+pub async fn add_member(state: &AppState, org: &str, user: &str, role: Role) -> ApiResult<()> {
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(org)
+    .bind(user)
+    .bind(role.as_str())
+    .bind(now_s())
+    .execute(state.pool())
+    .await?;
+    Ok(())
+}
+
+/// Creates a password user (or returns the existing user with that email).
+pub async fn ensure_user(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    password: Option<&str>,
+) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    if let Some((id,)) = sqlx::query_as::<_, (String,)>("SELECT id FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_optional(state.pool())
+        .await?
+    {
+        return Ok(id);
+    }
+    let hash = match password {
+        Some(p) => Some(hash_password(p, &state.rng)?),
+        None => None,
+    };
+    let id = new_id(&state.rng);
+    sqlx::query(
+        "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(&email)
+    .bind(name)
+    .bind(hash)
+    .bind(now_s())
+    .execute(state.pool())
+    .await?;
+    Ok(id)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    let role = caller.role_in(&state, &org).await?;
+    let (name, created_at): (String, i64) =
+        sqlx::query_as("SELECT name, created_at FROM orgs WHERE id = $1")
+            .bind(&org)
+            .fetch_optional(state.pool())
+            .await?
+            .ok_or_else(|| ApiError::not_found("organization"))?;
+    Ok(Json(
+        json!({"id": org, "name": name, "created_at": created_at, "role": role}),
+    ))
+}
+
+// ---- members ----
+
+pub async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.require(&state, &org, Role::Manager).await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM memberships WHERE org_id = $1")
+        .bind(&org)
+        .fetch_one(state.pool())
+        .await?;
+    let rows: Vec<(String, Option<String>, String, String, i64)> = sqlx::query_as(
+        "SELECT u.id, u.email, u.name, m.role, m.created_at FROM memberships m \
+         JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY m.created_at, u.id \
+         LIMIT $2 OFFSET $3",
+    )
+    .bind(&org)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(state.pool())
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(id, email, name, role, created_at)| {
+            json!({"user_id": id, "email": email, "name": name, "role": role, "created_at": created_at})
+        })
+        .collect();
+    Ok(Json(list(items, total, page)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub email: String,
+    pub name: Option<String>,
+    /// Initial password for a new account (otherwise the account needs an existing login).
+    pub password: Option<String>,
+    pub role: Role,
+}
+
+pub async fn create_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(req): ApiJson<AddMember>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let org = parse_id(&org, "organization")?;
+    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    if req.role > my_role || req.role == Role::Guest {
+        return Err(ApiError::forbidden());
+    }
+    if !req.email.contains('@') || req.email.len() > 254 {
+        return Err(ApiError::invalid("email is not valid"));
+    }
+    if req
+        .password
+        .as_ref()
+        .is_some_and(|p| p.len() < 8 || p.len() > 1024)
+    {
+        return Err(ApiError::invalid("password must be 8..1024 characters"));
+    }
+    let name = req.name.clone().unwrap_or_else(|| req.email.clone());
+    let user = ensure_user(
+        &state,
+        &req.email,
+        check_name(&name)?,
+        req.password.as_deref(),
+    )
+    .await?;
+    add_member(&state, &org, &user, req.role).await?;
+    record(
+        &state,
+        NewEvent::admin(
+            &org,
+            "member.added",
+            &caller,
+            json!({"user_id": user, "role": req.role}),
+        ),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user_id": user, "email": req.email.trim().to_lowercase(), "role": req.role})),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub role: Role,
+}
+
+pub async fn update_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, user)): Path<(String, String)>,
+    ApiJson(req): ApiJson<UpdateMember>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    let user = parse_id(&user, "user")?;
+    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    let current = member_role(&state, &org, &user).await?;
+    if req.role > my_role || current > my_role || req.role == Role::Guest || current == Role::Guest
+    {
+        return Err(ApiError::forbidden());
+    }
+    if current == Role::Owner && req.role != Role::Owner {
+        ensure_other_owner(&state, &org, &user).await?;
+    }
+    sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
+        .bind(req.role.as_str())
+        .bind(&org)
+        .bind(&user)
+        .execute(state.pool())
+        .await?;
+    record(
+        &state,
+        NewEvent::admin(
+            &org,
+            "member.updated",
+            &caller,
+            json!({"user_id": user, "role": req.role}),
+        ),
+    )
+    .await?;
+    Ok(Json(json!({"user_id": user, "role": req.role})))
+}
+
+async fn member_role(state: &AppState, org: &str, user: &str) -> ApiResult<Role> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org)
+            .bind(user)
+            .fetch_optional(state.pool())
+            .await?;
+    row.and_then(|(r,)| Role::parse(&r))
+        .ok_or_else(|| ApiError::not_found("member"))
+}
+
+async fn ensure_other_owner(state: &AppState, org: &str, user: &str) -> ApiResult<()> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner' AND user_id <> $2",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_one(state.pool())
+    .await?;
+    if n == 0 {
+        return Err(ApiError::conflict(
+            "an organization needs at least one owner",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn delete_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let org = parse_id(&org, "organization")?;
+    let user = parse_id(&user, "user")?;
+    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    let current = member_role(&state, &org, &user).await?;
+    if current > my_role {
+        return Err(ApiError::forbidden());
+    }
+    if current == Role::Owner {
+        ensure_other_owner(&state, &org, &user).await?;
+    }
+    sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+        .bind(&org)
+        .bind(&user)
+        .execute(state.pool())
+        .await?;
+    sqlx::query("DELETE FROM role_assignments WHERE org_id = $1 AND user_id = $2")
+        .bind(&org)
+        .bind(&user)
+        .execute(state.pool())
+        .await?;
+    orgkeys::revoke_credentials(&state, &org, "user_id", &user).await?;
+    record(
+        &state,
+        NewEvent::admin(&org, "member.removed", &caller, json!({"user_id": user})),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- API keys ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    pub role: Role,
+}
+
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiJson(req): ApiJson<CreateApiKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let org = parse_id(&org, "organization")?;
+    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    if req.role > my_role || req.role == Role::Owner || req.role == Role::Guest {
+        return Err(ApiError::forbidden());
+    }
+    let name = check_name(&req.name)?;
+    let id = new_id(&state.rng);
+    let token = new_secret(&state.rng, "kwk_");
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, name, role, token_hash, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(&org)
+    .bind(name)
+    .bind(req.role.as_str())
+    .bind(sha256_hex(&token))
+    .bind(caller.actor().0)
+    .bind(now_s())
+    .execute(state.pool())
+    .await?;
+    record(
+        &state,
+        NewEvent::admin(&org, "api_key.created", &caller, json!({"api_key_id": id})),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "name": name, "role": req.role, "token": token})),
+    ))
+}
+
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.require(&state, &org, Role::Admin).await?;
+    let (total,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
+            .bind(&org)
+            .fetch_one(state.pool())
+            .await?;
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, name, role, created_at FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at, id LIMIT $2 OFFSET $3",
+    )
+    .bind(&org)
+    .bind(page.limit())
+    .bind(page.offset())
+    .fetch_all(state.pool())
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(id, name, role, created_at)| json!({"id": id, "name": name, "role": role, "created_at": created_at}))
+        .collect();
+    Ok(Json(list(items, total, page)))
+}
+
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let org = parse_id(&org, "organization")?;
+    let id = parse_id(&id, "api key")?;
+    caller.require(&state, &org, Role::Admin).await?;
+    let n = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now_s())
+    .bind(&id)
+    .bind(&org)
+    .execute(state.pool())
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(ApiError::not_found("api key"));
+    }
+    record(
+        &state,
+        NewEvent::admin(&org, "api_key.revoked", &caller, json!({"api_key_id": id})),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- signing keys and revocations ----
+
+pub async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.require(&state, &org, Role::Admin).await?;
+    let rows: Vec<(String, String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT key_id, public_key, status, created_at, retired_at FROM org_keys \
+         WHERE org_id = $1 ORDER BY created_at DESC",
+    )
+    .bind(&org)
+    .fetch_all(state.pool())
+    .await?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|(key_id, public_key, status, created_at, retired_at)| {
+            json!({"key_id": key_id, "public_key": public_key, "status": status,
+                   "created_at": created_at, "retired_at": retired_at})
+        })
+        .collect();
+    let trusted = orgkeys::trusted_keys(&state, &org).await?;
+    let total = items.len();
+    Ok(Json(
+        json!({"items": items, "total": total, "limit": total, "offset": 0, "trusted_keys": trusted}),
+    ))
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.require(&state, &org, Role::Owner).await?;
+    orgkeys::rotate(&state, &org).await?;
+    record(
+        &state,
+        NewEvent::admin(&org, "org_key.rotated", &caller, json!({})),
+    )
+    .await?;
+    let trusted = orgkeys::trusted_keys(&state, &org).await?;
+    Ok(Json(json!({"trusted_keys": trusted})))
+}
+
+pub async fn retire_previous_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.require(&state, &org, Role::Owner).await?;
+    orgkeys::retire_previous(&state, &org).await?;
+    record(
+        &state,
+        NewEvent::admin(&org, "org_key.retired", &caller, json!({})),
+    )
+    .await?;
+    let trusted = orgkeys::trusted_keys(&state, &org).await?;
+    Ok(Json(json!({"trusted_keys": trusted})))
+}
+
+/// Any member may fetch the signed list (phones and integrations verify it themselves).
+pub async fn revocations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let org = parse_id(&org, "organization")?;
+    caller.role_in(&state, &org).await?;
+    let (list, serial) = orgkeys::revocation_list(&state, &org).await?;
+    Ok(Json(json!({"serial": serial, "list": list})))
+}

@@ -1,0 +1,121 @@
+//! Command line: `serve`, `create-org`, `seed-demo`. Flags also read `KEYWAY_*` env vars.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::state::{AppState, Settings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keyway-server",
+    version,
+    about = "Keyway companion cloud service"
+)]
+pub struct Cli {
+    /// `sqlite:...` or `postgres://...`; default: a SQLite file in --data-dir.
+    #[arg(long, env = "KEYWAY_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite database.
+    #[arg(
+        long,
+        env = "KEYWAY_DATA_DIR",
+        default_value = "./keyway-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the controller channel.
+    Serve {
+        #[arg(long, env = "KEYWAY_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Seed the demo organization first (idempotent).
+        #[arg(long)]
+        demo: bool,
+        /// Base URL used in invite links.
+        #[arg(long, env = "KEYWAY_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// How long a cloud unlock waits for the controller, in milliseconds.
+        #[arg(long, env = "KEYWAY_UNLOCK_TIMEOUT_MS", default_value_t = 5000)]
+        unlock_timeout_ms: u64,
+        /// Cloud unlocks allowed per user per 10 seconds.
+        #[arg(long, env = "KEYWAY_UNLOCKS_PER_WINDOW", default_value_t = 100)]
+        unlocks_per_window: u32,
+    },
+    /// Create an organization and its owner account.
+    CreateOrg {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+        #[arg(long, env = "KEYWAY_OWNER_PASSWORD")]
+        owner_password: String,
+    },
+    /// Create the demo organization "Acme" and print its logins (idempotent).
+    SeedDemo,
+}
+
+impl Cli {
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        let dir = std::fs::canonicalize(&self.data_dir)?;
+        Ok(crate::db::sqlite_url(&dir))
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = crate::db::connect(&cli.database_url()?).await?;
+    match cli.command {
+        Command::Serve {
+            listen,
+            demo,
+            public_url,
+            unlock_timeout_ms,
+            unlocks_per_window,
+        } => {
+            let mut settings = Settings {
+                unlock_timeout: Duration::from_millis(unlock_timeout_ms),
+                unlocks_per_window,
+                ..Settings::default()
+            };
+            settings.public_url = public_url.unwrap_or_else(|| format!("http://{listen}"));
+            let state = AppState::new(db, settings);
+            if demo {
+                let seed = crate::seed::seed_demo(&state).await?;
+                println!("{}", seed.describe());
+            }
+            let running = crate::serve(state, &listen).await?;
+            println!("keyway-server listening on http://{}", running.addr);
+            tokio::select! {
+                _ = running.handle => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Command::CreateOrg {
+            name,
+            owner_email,
+            owner_password,
+        } => {
+            let state = AppState::new(db, Settings::default());
+            let org =
+                crate::seed::create_org_with_owner(&state, &name, &owner_email, &owner_password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+            println!("created organization {name} ({org}) owned by {owner_email}");
+        }
+        Command::SeedDemo => {
+            let state = AppState::new(db, Settings::default());
+            let seed = crate::seed::seed_demo(&state).await?;
+            println!("{}", seed.describe());
+        }
+    }
+    Ok(())
+}

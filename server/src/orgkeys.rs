@@ -1,0 +1,170 @@
+//! Organization signing keys (PKCS#8 in the database), rotation with overlap, and the signed
+//! revocation list.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use keyway_protocol::revocation::RevocationList;
+use keyway_protocol::{SigningKey, TrustedKey, TrustedKeys};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::util::{new_id, now_s, pid};
+
+/// Creates an organization with a fresh signing key; returns its id.
+pub async fn create_org(state: &AppState, name: &str) -> ApiResult<String> {
+    let id = new_id(&state.rng);
+    sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+        .bind(&id)
+        .bind(name)
+        .bind(now_s())
+        .execute(state.pool())
+        .await?;
+    add_key(state, &id).await?;
+    Ok(id)
+}
+
+async fn add_key(state: &AppState, org_id: &str) -> ApiResult<String> {
+    let (key, pkcs8) = SigningKey::generate(&state.rng)?;
+    let id = new_id(&state.rng);
+    sqlx::query(
+        "INSERT INTO org_keys (id, org_id, key_id, public_key, pkcs8, status, created_at) \
+         VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+    )
+    .bind(&id)
+    .bind(org_id)
+    .bind(key.key_id().to_string())
+    .bind(key.public_key().to_hex())
+    .bind(STANDARD.encode(&pkcs8))
+    .bind(now_s())
+    .execute(state.pool())
+    .await?;
+    Ok(id)
+}
+
+/// The key new objects are signed with.
+pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT pkcs8 FROM org_keys WHERE org_id = $1 AND status = 'active' \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(org_id)
+    .fetch_optional(state.pool())
+    .await?;
+    let (pkcs8,) = row.ok_or_else(|| anyhow::anyhow!("organization has no active key"))?;
+    let raw = STANDARD
+        .decode(pkcs8)
+        .map_err(|_| anyhow::anyhow!("stored key is not base64"))?;
+    Ok(SigningKey::from_pkcs8(&raw, &state.rng)?)
+}
+
+/// Keys verifiers should accept: the active key and, during rotation, the previous one.
+pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKeys> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT public_key FROM org_keys WHERE org_id = $1 AND status IN ('active', 'previous') \
+         ORDER BY created_at DESC",
+    )
+    .bind(org_id)
+    .fetch_all(state.pool())
+    .await?;
+    let org = pid(org_id);
+    let mut keys = Vec::new();
+    for (hex_key,) in rows {
+        let raw = hex::decode(hex_key).map_err(|_| anyhow::anyhow!("stored public key"))?;
+        let public_key = keyway_protocol::PublicKey::from_slice(&raw)?;
+        keys.push(TrustedKey { org, public_key });
+    }
+    Ok(TrustedKeys::new(keys))
+}
+
+/// Rotation: the previous key is retired, the active key becomes previous (still trusted,
+/// so credentials signed with it keep working until they expire), a new key becomes active.
+pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
+    let now = now_s();
+    sqlx::query(
+        "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
+    )
+    .bind(org_id)
+    .bind(now)
+    .execute(state.pool())
+    .await?;
+    sqlx::query("UPDATE org_keys SET status = 'previous' WHERE org_id = $1 AND status = 'active'")
+        .bind(org_id)
+        .execute(state.pool())
+        .await?;
+    add_key(state, org_id).await?;
+    state.hub.refresh_org(org_id, false);
+    Ok(())
+}
+
+/// Ends the overlap: the previous key stops being trusted.
+pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
+    sqlx::query(
+        "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
+    )
+    .bind(org_id)
+    .bind(now_s())
+    .execute(state.pool())
+    .await?;
+    state.hub.refresh_org(org_id, false);
+    Ok(())
+}
+
+/// The current signed revocation list (base64) and its serial.
+pub async fn revocation_list(state: &AppState, org_id: &str) -> ApiResult<(String, u64)> {
+    let now = now_s();
+    let (serial,): (i64,) = sqlx::query_as("SELECT revocation_serial FROM orgs WHERE id = $1")
+        .bind(org_id)
+        .fetch_optional(state.pool())
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM credentials WHERE org_id = $1 AND revoked_at IS NOT NULL \
+         AND not_after > $2 ORDER BY id LIMIT 4096",
+    )
+    .bind(org_id)
+    .bind(now)
+    .fetch_all(state.pool())
+    .await?;
+    let list = RevocationList {
+        org: pid(org_id),
+        serial: serial as u64,
+        issued_at: now as u64,
+        revoked: rows.iter().map(|(id,)| pid(id)).collect(),
+    };
+    let key = active_key(state, org_id).await?;
+    let bytes = list.sign(&key, &state.rng)?;
+    Ok((STANDARD.encode(bytes), serial as u64))
+}
+
+/// Marks credentials revoked by a SQL condition, bumps the serial and pushes the new list.
+pub async fn revoke_credentials(
+    state: &AppState,
+    org_id: &str,
+    column: &str,
+    value: &str,
+) -> ApiResult<u64> {
+    // `column` is always a literal from this crate, never user input.
+    debug_assert!(matches!(column, "device_id" | "user_id" | "invite_id"));
+    let sql = format!(
+        "UPDATE credentials SET revoked_at = $1 WHERE org_id = $2 AND {column} = $3 \
+         AND revoked_at IS NULL"
+    );
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_s())
+        .bind(org_id)
+        .bind(value)
+        .execute(state.pool())
+        .await?
+        .rows_affected();
+    bump_serial(state, org_id).await?;
+    Ok(n)
+}
+
+pub async fn bump_serial(state: &AppState, org_id: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE orgs SET revocation_serial = revocation_serial + 1 WHERE id = $1")
+        .bind(org_id)
+        .execute(state.pool())
+        .await?;
+    state.hub.refresh_org(org_id, true);
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Shared application state handed to every handler.
+
+use ring::rand::SystemRandom;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+use crate::auth::Throttle;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::relay::{CommandRelay, Hub};
+
+/// Tunables; the defaults are production values, tests shorten the waits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a cloud unlock waits for the controller's result.
+    pub unlock_timeout: Duration,
+    pub session_ttl_secs: i64,
+    /// Longest offline credential lifetime.
+    pub credential_ttl_secs: i64,
+    /// Base for invite links.
+    pub public_url: String,
+    pub webhook_retry_base_ms: i64,
+    pub webhook_max_attempts: i64,
+    /// Consecutive failed deliveries after which a webhook is disabled.
+    pub webhook_disable_after: i64,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    /// Cloud unlocks per user per 10 s window.
+    pub unlocks_per_window: u32,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            unlock_timeout: Duration::from_secs(5),
+            session_ttl_secs: 30 * 86_400,
+            credential_ttl_secs: 24 * 3600,
+            public_url: "http://localhost:8080".into(),
+            webhook_retry_base_ms: 2_000,
+            webhook_max_attempts: 8,
+            webhook_disable_after: 20,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            unlocks_per_window: 100,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub db: Db,
+    pub rng: SystemRandom,
+    pub settings: Settings,
+    pub hub: Arc<Hub>,
+    pub relay: Arc<dyn CommandRelay>,
+    pub throttle: Throttle,
+    pub metrics: Metrics,
+    pub webhook_wake: Notify,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(db: Db, settings: Settings) -> Self {
+        let hub = Arc::new(Hub::default());
+        let relay: Arc<dyn CommandRelay> = Arc::new(crate::relay::InProcessRelay::new(hub.clone()));
+        Self(Arc::new(Inner {
+            db,
+            rng: SystemRandom::new(),
+            settings,
+            hub,
+            relay,
+            throttle: Throttle::default(),
+            metrics: Metrics::default(),
+            webhook_wake: Notify::new(),
+        }))
+    }
+
+    pub fn pool(&self) -> &crate::db::Pool {
+        &self.db.pool
+    }
+}

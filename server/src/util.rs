@@ -1,0 +1,74 @@
+//! Small helpers: clock, ids, random secrets and hashes.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyway_protocol::Id;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::{ApiError, ApiResult};
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Fresh random UUID text from the system CSPRNG.
+pub fn new_id(rng: &SystemRandom) -> String {
+    let mut b = [0u8; 16];
+    rng.fill(&mut b).expect("system rng");
+    // Stamp UUID v4 bits so the ids look like what clients expect.
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Id(b).to_uuid_string()
+}
+
+pub fn random_bytes<const N: usize>(rng: &SystemRandom) -> [u8; N] {
+    let mut b = [0u8; N];
+    rng.fill(&mut b).expect("system rng");
+    b
+}
+
+/// A bearer-style secret: prefix + 32 random bytes base64url.
+pub fn new_secret(rng: &SystemRandom, prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(random_bytes::<32>(rng))
+    )
+}
+
+/// SHA-256 hex of a secret; secrets are stored only in this form.
+pub fn sha256_hex(secret: &str) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        secret.as_bytes(),
+    ))
+}
+
+/// Validates a path id as a UUID and returns its canonical text.
+pub fn parse_id(raw: &str, what: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(raw)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| ApiError::invalid(format!("{what} id is not a valid UUID")))
+}
+
+/// Protocol id from stored UUID text.
+pub fn pid(uuid_text: &str) -> Id {
+    Id::parse(uuid_text).unwrap_or_default()
+}
+
+pub fn b(v: i64) -> bool {
+    v != 0
+}
+
+/// Great-circle distance in metres.
+pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let r = 6_371_000.0_f64;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * r * a.sqrt().asin()
+}
