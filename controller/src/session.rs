@@ -104,6 +104,19 @@ fn hello(
     message: &[u8],
     lock_hint: Option<Id>,
 ) -> Result<(Vec<u8>, Id, Action), Reason> {
+    // A known frame type in the wrong place is out of order, not garbage.
+    if let Some(&t) = message.first()
+        && t != frames::HELLO
+        && [
+            frames::CHALLENGE,
+            frames::AUTH,
+            frames::RESULT,
+            frames::ERROR,
+        ]
+        .contains(&t)
+    {
+        return Err(Reason::UnexpectedMessage);
+    }
     let parsed = Hello::decode(message).map_err(|e| e.reason())?;
     // One radio per lock: a HELLO for another lock on this radio is refused, so RSSI and
     // presence always refer to the door the phone names.

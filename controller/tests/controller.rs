@@ -1,0 +1,555 @@
+//! The controller in-process against a test server (keyway-channel over axum) and phones on
+//! the simulated radio running the real `Initiator`.
+
+mod common;
+
+use common::*;
+use keyway_channel::{DoorEventKind, Method};
+use keyway_controller::CoreOptions;
+use keyway_controller::core::Connection;
+use keyway_protocol::credential::ScopeEntry;
+use keyway_protocol::handshake::Action;
+use keyway_protocol::{Reason, SigningKey};
+use ring::rand::SystemRandom;
+use std::time::Duration;
+
+fn reason_of(
+    r: &Result<keyway_protocol::handshake::ResultBody, keyway_sim_radio::exchange::ExchangeError>,
+) -> Option<Reason> {
+    match r {
+        Ok(body) => body.reason,
+        Err(e) => e.reason(),
+    }
+}
+
+#[tokio::test]
+async fn ble_unlock_is_granted_logged_and_uploaded() {
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (cred_id, cred) = rig.credential(|_| {});
+    let body = rig
+        .unlock(&phone, LOCK_A, &cred, random_id())
+        .await
+        .unwrap();
+    assert!(body.granted, "{body:?}");
+    assert_eq!(body.relay_ms, 1000);
+    assert!(!body.duplicate);
+    let core = rig.controller().core().clone();
+    assert_eq!(core.actuations(LOCK_A), 1);
+    let state = rig.server.state.clone();
+    eventually("event uploaded", 10, || state.event_count() >= 1).await;
+    let e = &state.events()[0];
+    assert_eq!(e.seq, body.event_seq);
+    assert_eq!(e.kind, DoorEventKind::UnlockAttempt);
+    assert_eq!(e.method, Some(Method::Ble));
+    assert_eq!(e.granted, Some(true));
+    assert_eq!(e.credential, Some(cred_id));
+    eventually("controller log trimmed", 10, || {
+        core.status().pending_events == 0
+    })
+    .await;
+    // The status file is written by the running process.
+    let dir = rig.data_dir().to_path_buf();
+    eventually("status file with doors", 5, || {
+        keyway_controller::status::render(&dir).is_ok_and(|t| t.contains("Front door"))
+    })
+    .await;
+    let text = keyway_controller::status::render(&dir).unwrap();
+    assert!(text.contains("running"), "{text}");
+    assert!(text.contains("Online"), "{text}");
+    assert!(text.contains("events       0 pending"), "{text}");
+}
+
+#[tokio::test]
+async fn every_offline_denial_reason_is_answered_and_logged() {
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let now = now_secs();
+    let mut expected = Vec::new();
+
+    let (_, expired) = rig.credential(|c| {
+        c.not_before = now - 7200;
+        c.not_after = now - 3600;
+    });
+    expected.push((expired, LOCK_A, Reason::Expired));
+    let (_, early) = rig.credential(|c| {
+        c.not_before = now + 3600;
+        c.not_after = now + 7200;
+    });
+    expected.push((early, LOCK_A, Reason::NotYetValid));
+    let (_, schedule) = rig.credential(|c| c.schedule = Some(schedule_excluding_now()));
+    expected.push((schedule, LOCK_A, Reason::OutsideSchedule));
+    let (_, wrong_lock) = rig.credential(|c| c.scope = vec![ScopeEntry::Lock(LOCK_B)]);
+    expected.push((wrong_lock, LOCK_A, Reason::WrongLock));
+    let (other_key, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let (_, unknown_key) = rig.credential_signed_by(&other_key, |_| {});
+    expected.push((unknown_key, LOCK_A, Reason::UnknownOrgKey));
+
+    for (cred, lock, reason) in &expected {
+        let r = rig.unlock(&phone, *lock, cred, random_id()).await;
+        assert_eq!(reason_of(&r), Some(*reason), "{r:?}");
+        assert!(!r.unwrap().granted);
+    }
+
+    // Bad device signature: a credential for another device key, signed by this phone.
+    let other_device = Device::new();
+    let (_, cred) = rig.credential(|c| c.device_key = other_device.0.public_key());
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::BadDeviceSignature), "{r:?}");
+
+    // Use limit: one unlock, then refused.
+    let (_, once) = rig.credential(|c| c.max_uses = Some(1));
+    let r = rig
+        .unlock(&phone, LOCK_A, &once, random_id())
+        .await
+        .unwrap();
+    assert!(r.granted);
+    let r = rig.unlock(&phone, LOCK_A, &once, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::UseLimitExceeded), "{r:?}");
+
+    // Lockdown on lock B (phone next to it).
+    let near_b = rig.phone(30.5, 0.0).await;
+    let (_, cred) = rig.credential(|_| {});
+    let r = rig.unlock(&near_b, LOCK_B, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::Lockdown), "{r:?}");
+
+    // Walk-up: granted at 0.3 m, too far at 15 m (the door's own RSSI check, -70 dBm).
+    let trusted = rig.trusted();
+    let near = rig.phone(0.3, 0.0).await;
+    let r = unlock_with(
+        &near,
+        LOCK_A,
+        Action::WalkUp,
+        &trusted,
+        &cred,
+        &rig.device,
+        random_id(),
+    )
+    .await
+    .unwrap();
+    assert!(r.granted, "{r:?}");
+    let far = rig.phone(15.0, 0.0).await;
+    let r = unlock_with(
+        &far,
+        LOCK_A,
+        Action::WalkUp,
+        &trusted,
+        &cred,
+        &rig.device,
+        random_id(),
+    )
+    .await;
+    assert_eq!(reason_of(&r), Some(Reason::TooFar), "{r:?}");
+
+    // Every attempt is in the uploaded log with its reason, sequence numbers without gaps.
+    let state = rig.server.state.clone();
+    eventually("all attempts uploaded", 10, || state.event_count() >= 11).await;
+    let events = state.events();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
+    for reason in [
+        Reason::Expired,
+        Reason::NotYetValid,
+        Reason::OutsideSchedule,
+        Reason::WrongLock,
+        Reason::UnknownOrgKey,
+        Reason::BadDeviceSignature,
+        Reason::UseLimitExceeded,
+        Reason::Lockdown,
+        Reason::TooFar,
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.reason == Some(reason) && e.granted == Some(false)),
+            "no event for {reason}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.method == Some(Method::WalkUp) && e.granted == Some(true))
+    );
+}
+
+#[tokio::test]
+async fn revoked_credential_is_refused_once_the_list_arrives() {
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (cred_id, cred) = rig.credential(|_| {});
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+
+    rig.server.revoke(5, vec![cred_id]);
+    let core = rig.controller().core().clone();
+    eventually("revocation list applied", 10, || {
+        core.status().revocation_serial == Some(5)
+    })
+    .await;
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::Revoked), "{r:?}");
+
+    // An older list (lower serial) cannot un-revoke it.
+    rig.server.revoke(4, vec![]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(core.status().revocation_serial, Some(5));
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::Revoked), "{r:?}");
+    // Other credentials still open.
+    let (_, fresh) = rig.credential(|_| {});
+    assert!(
+        rig.unlock(&phone, LOCK_A, &fresh, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+}
+
+#[tokio::test]
+async fn server_down_ble_works_from_cache_and_events_upload_exactly_once() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (_, cred) = rig.credential(|_| {});
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+    let state = rig.server.state.clone();
+    eventually("first event uploaded", 10, || state.event_count() == 1).await;
+
+    rig.server.stop().await;
+    let core = rig.controller().core().clone();
+    eventually("controller offline", 10, || {
+        core.status().connection != Connection::Online
+    })
+    .await;
+    for _ in 0..3 {
+        assert!(
+            rig.unlock(&phone, LOCK_A, &cred, random_id())
+                .await
+                .unwrap()
+                .granted
+        );
+    }
+    let (_, expired) = rig.credential(|c| {
+        c.not_before = now_secs() - 7200;
+        c.not_after = now_secs() - 3600;
+    });
+    let r = rig.unlock(&phone, LOCK_A, &expired, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::Expired));
+    assert_eq!(core.status().pending_events, 4);
+
+    rig.server.restart().await;
+    eventually("events uploaded after reconnect", 15, || {
+        state.event_count() == 5
+    })
+    .await;
+    eventually("controller log trimmed", 10, || {
+        core.status().pending_events == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let seqs: Vec<u64> = state.events().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert!(state.resent_after_ack.lock().unwrap().is_empty());
+    assert_eq!(*state.acked.lock().unwrap(), 5);
+    assert_eq!(core.actuations(LOCK_A), 4);
+}
+
+#[tokio::test]
+async fn controller_restart_mid_outage_loses_nothing() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (_, cred) = rig.credential(|_| {});
+    let (_, once) = rig.credential(|c| c.max_uses = Some(1));
+    rig.server.stop().await;
+    let retried_command = random_id();
+    let first = rig
+        .unlock(&phone, LOCK_A, &once, retried_command)
+        .await
+        .unwrap();
+    assert!(first.granted);
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+
+    // Power loss: the process dies and a half-written record is left at the log's tail.
+    rig.stop_controller().await;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(rig.path("events.log"))
+            .unwrap();
+        f.write_all(b"deadbeef {\"seq\":3,\"at_ms\"").unwrap();
+    }
+    rig.start_controller().await;
+    let core = rig.controller().core().clone();
+    let s = core.status();
+    assert_eq!(s.pending_events, 2);
+    assert!(
+        s.config_version.is_some() && s.trusted_time,
+        "cache lost: {s:?}"
+    );
+
+    // Still offline: BLE works from the cache, use limits and command ids survived.
+    let again = rig
+        .unlock(&phone, LOCK_A, &once, retried_command)
+        .await
+        .unwrap();
+    assert!(again.granted && again.duplicate, "{again:?}");
+    assert_eq!(again.event_seq, first.event_seq);
+    let r = rig.unlock(&phone, LOCK_A, &once, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::UseLimitExceeded));
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+    assert_eq!(
+        core.actuations(LOCK_A),
+        1,
+        "the retried command must not actuate"
+    );
+
+    rig.server.restart().await;
+    let state = rig.server.state.clone();
+    eventually("all events uploaded", 15, || state.event_count() == 5).await;
+    eventually("controller log trimmed", 10, || {
+        core.status().pending_events == 0
+    })
+    .await;
+    let events = state.events();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert!(state.resent_after_ack.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_cloud_command_opens_once_even_across_restart() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let state = rig.server.state.clone();
+    let command = random_id();
+    rig.server.command(command, LOCK_A);
+    eventually("first result", 10, || {
+        state.results.lock().unwrap().len() == 1
+    })
+    .await;
+    rig.server.command(command, LOCK_A);
+    eventually("second result", 10, || {
+        state.results.lock().unwrap().len() == 2
+    })
+    .await;
+    let core = rig.controller().core().clone();
+    assert_eq!(core.actuations(LOCK_A), 1);
+
+    rig.stop_controller().await;
+    rig.start_controller().await;
+    rig.ready().await;
+    rig.server.command(command, LOCK_A);
+    eventually("third result", 10, || {
+        state.results.lock().unwrap().len() == 3
+    })
+    .await;
+    let results = state.results.lock().unwrap().clone();
+    assert!(results[0].granted && !results[0].duplicate);
+    for r in &results[1..] {
+        assert!(r.granted && r.duplicate, "{r:?}");
+        assert_eq!(r.event_seq, results[0].event_seq);
+    }
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 0);
+
+    // A command for a locked-down door is refused with its reason; unknown locks too.
+    rig.server.command(random_id(), LOCK_B);
+    rig.server.command(random_id(), random_id());
+    eventually("refusals", 10, || state.results.lock().unwrap().len() == 5).await;
+    let results = state.results.lock().unwrap().clone();
+    assert_eq!(results[3].reason, Some(Reason::Lockdown));
+    assert_eq!(results[4].reason, Some(Reason::NotConfigured));
+    eventually("cloud events uploaded", 10, || {
+        state
+            .events()
+            .iter()
+            .filter(|e| e.method == Some(Method::Cloud))
+            .count()
+            == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_frames_are_refused_logged_and_survived() {
+    use keyway_protocol::gatt;
+    use keyway_protocol::handshake::frames;
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let door = LOCK_A.to_string();
+
+    // Each case: fragments to write, and the reason the door must log.
+    let hello_ok = {
+        let (_, hello) = keyway_protocol::handshake::Initiator::start(
+            &SystemRandom::new(),
+            LOCK_A,
+            Action::Unlock,
+        )
+        .unwrap();
+        hello
+    };
+    let truncated_hello = &hello_ok[..hello_ok.len() - 5];
+    let cases: Vec<(Vec<Vec<u8>>, Reason)> = vec![
+        (
+            vec![vec![0xC0, 0x00, 0x03, 1, 2, 3]],
+            Reason::MalformedFrame,
+        ),
+        (vec![vec![0xC0, 0x10, 0x00, 1]], Reason::FrameTooLarge),
+        (vec![vec![0x05, 1, 2, 3]], Reason::MalformedFrame),
+        (
+            gatt::fragment(truncated_hello, 185).unwrap(),
+            Reason::MalformedFrame,
+        ),
+        (
+            gatt::fragment(&[frames::AUTH, 0, 0, 0, 0, 0, 0], 185).unwrap(),
+            Reason::UnexpectedMessage,
+        ),
+        (vec![vec![]], Reason::MalformedFrame),
+    ];
+    for (frags, reason) in &cases {
+        let mut link = phone.connect_door(&door).await.unwrap();
+        for f in frags {
+            link.write(f).await.unwrap();
+        }
+        // The door answers with an ERROR frame and drops the link.
+        let msg = keyway_sim_radio::exchange::recv_message(&mut link, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(frames::decode_error(&msg).unwrap(), *reason);
+        assert_eq!(link.next_notification().await, None);
+    }
+
+    // Valid HELLO, then a forged AUTH: decryption fails, ERROR, link dropped.
+    let mut link = phone.connect_door(&door).await.unwrap();
+    keyway_sim_radio::exchange::send_message(&link, &hello_ok)
+        .await
+        .unwrap();
+    let challenge = keyway_sim_radio::exchange::recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(challenge[0], frames::CHALLENGE);
+    let forged = frames::Sealed {
+        frame_type: frames::AUTH,
+        counter: 0,
+        ciphertext: vec![0u8; 200],
+    }
+    .encode();
+    keyway_sim_radio::exchange::send_message(&link, &forged)
+        .await
+        .unwrap();
+    let msg = keyway_sim_radio::exchange::recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(frames::decode_error(&msg).unwrap(), Reason::DecryptFailed);
+
+    // HELLO for a lock this radio is not: refused.
+    let (_, hello_b) =
+        keyway_protocol::handshake::Initiator::start(&SystemRandom::new(), LOCK_B, Action::Unlock)
+            .unwrap();
+    let mut link = phone.connect_door(&door).await.unwrap();
+    keyway_sim_radio::exchange::send_message(&link, &hello_b)
+        .await
+        .unwrap();
+    let msg = keyway_sim_radio::exchange::recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(frames::decode_error(&msg).unwrap(), Reason::WrongLock);
+
+    // Raw garbage on the hub socket itself.
+    phone.send_line("\u{0}\u{1}garbage".into()).await.unwrap();
+
+    // Still up: a real unlock works.
+    let (_, cred) = rig.credential(|_| {});
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+    let state = rig.server.state.clone();
+    eventually("attempts logged", 10, || {
+        state.event_count() == cases.len() + 3
+    })
+    .await;
+    let events = state.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == Some(Reason::FrameTooLarge))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == Some(Reason::DecryptFailed))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason == Some(Reason::UnexpectedMessage))
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.granted == Some(false)).count(),
+        cases.len() + 2
+    );
+}
+
+#[tokio::test]
+async fn door_sensor_reports_opened_forced_held_and_closed() {
+    let rig = Rig::with_options(CoreOptions {
+        held_open_ms: 300,
+        ..CoreOptions::default()
+    })
+    .await;
+    rig.ready().await;
+    let core = rig.controller().core().clone();
+    // Forced: opened without an unlock.
+    core.door_sensor(LOCK_A, true);
+    core.door_sensor(LOCK_A, false);
+    // Opened after a cloud unlock, then held open past the limit.
+    rig.server.command(random_id(), LOCK_A);
+    let state = rig.server.state.clone();
+    eventually("command result", 10, || {
+        state.results.lock().unwrap().len() == 1
+    })
+    .await;
+    core.door_sensor(LOCK_A, true);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    core.door_sensor(LOCK_A, false);
+    eventually("sensor events uploaded", 10, || state.event_count() == 6).await;
+    let kinds: Vec<DoorEventKind> = state.events().iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            DoorEventKind::DoorForced,
+            DoorEventKind::DoorClosed,
+            DoorEventKind::UnlockAttempt,
+            DoorEventKind::DoorOpened,
+            DoorEventKind::DoorHeldOpen,
+            DoorEventKind::DoorClosed,
+        ]
+    );
+}
