@@ -87,7 +87,23 @@ fn parse_position(s: &str) -> anyhow::Result<(Id, Position)> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
+    if let Err(e) = run().await {
+        // The cause chain on one line (never a backtrace), skipping causes whose text the
+        // message already includes.
+        let mut text = e.to_string();
+        for cause in e.chain().skip(1) {
+            let c = cause.to_string();
+            if !text.contains(&c) {
+                text = format!("{text}: {c}");
+            }
+        }
+        eprintln!("error: {text}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
