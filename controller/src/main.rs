@@ -52,6 +52,9 @@ enum Command {
         /// Advertising interval of the simulated radio, ms.
         #[arg(long, default_value_t = 100)]
         advertising_interval_ms: u64,
+        /// Connection interval of the simulated radio, ms (0: no link timing model).
+        #[arg(long, default_value_t = 0)]
+        connection_interval_ms: u64,
         /// Seed of the simulated radio noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -131,6 +134,7 @@ async fn run() -> anyhow::Result<()> {
             path_loss_exponent,
             shadowing_db,
             advertising_interval_ms,
+            connection_interval_ms,
             seed,
             simulate_entry,
             held_open_secs,
@@ -139,6 +143,7 @@ async fn run() -> anyhow::Result<()> {
                 let mut hub = HubConfig {
                     seed,
                     advertising_interval_ms,
+                    connection_interval_ms,
                     ..HubConfig::default()
                 };
                 hub.model.exponent = path_loss_exponent;

@@ -27,6 +27,11 @@ pub struct HubConfig {
     pub connect_min_rssi: i16,
     /// Phone transmit power referenced to 1 m, used for the RSSI the door hears, dBm.
     pub phone_tx_power_at_1m: f64,
+    /// BLE connection interval, ms. When non-zero, link traffic moves only at connection
+    /// events (every interval after the link came up; fragments sent back to back share an
+    /// event) and a connect waits for the door's next advertising event plus one interval.
+    /// 0 delivers immediately.
+    pub connection_interval_ms: u64,
 }
 
 impl Default for HubConfig {
@@ -38,6 +43,7 @@ impl Default for HubConfig {
             att_mtu: 185,
             connect_min_rssi: -95,
             phone_tx_power_at_1m: -59.0,
+            connection_interval_ms: 0,
         }
     }
 }
@@ -97,6 +103,51 @@ struct DoorEntry {
 struct LinkEntry {
     door: String,
     to_door: mpsc::Sender<Vec<u8>>,
+    timing: Arc<Mutex<LinkTiming>>,
+}
+
+/// Connection-event bookkeeping of one link: fragments of one message sent back to back
+/// share a connection event; an answer goes out at the earliest in the next event.
+#[derive(Debug)]
+struct LinkTiming {
+    established: Instant,
+    /// Last event used and whether it carried phone → door traffic.
+    last: Option<(u64, bool)>,
+}
+
+impl LinkTiming {
+    fn new() -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            established: Instant::now(),
+            last: None,
+        }))
+    }
+}
+
+/// How long a transmission in direction `to_door` must wait for its connection event.
+fn until_event(timing: &Mutex<LinkTiming>, interval_ms: u64, to_door: bool) -> Duration {
+    if interval_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut t = timing.lock().unwrap();
+    let interval = interval_ms as u128 * 1_000_000;
+    let elapsed = Instant::now()
+        .saturating_duration_since(t.established)
+        .as_nanos();
+    // The earliest event not yet over (an event "lasts" 1 ms for back-to-back fragments).
+    let earliest = if elapsed % interval < 1_000_000 {
+        elapsed / interval
+    } else {
+        elapsed / interval + 1
+    } as u64;
+    let event = match t.last {
+        None => earliest,
+        Some((e, dir)) if dir == to_door => earliest.max(e),
+        Some((e, _)) => earliest.max(e + 1),
+    };
+    t.last = Some((event, to_door));
+    let at = event as u128 * interval;
+    Duration::from_nanos(at.saturating_sub(elapsed) as u64)
 }
 
 struct PhoneEntry {
@@ -360,6 +411,7 @@ pub struct DoorLink {
     writes: mpsc::Receiver<Vec<u8>>,
     shared: Arc<Shared>,
     closed: bool,
+    timing: Arc<Mutex<LinkTiming>>,
 }
 
 impl std::fmt::Debug for DoorLink {
@@ -417,6 +469,10 @@ impl DoorLink {
             link: self.link,
             data: hex::encode(fragment),
         });
+        let wait = until_event(&self.timing, self.shared.cfg.connection_interval_ms, false);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
         out.send(line).await.map_err(|_| LinkClosed)
     }
 
@@ -636,6 +692,17 @@ async fn handle_phone_op(
             Ok(())
         }),
         PhoneOp::Connect { link, door } => {
+            if shared.cfg.connection_interval_ms > 0 {
+                // The central connects on the door's next advertising event, and the first
+                // connection event follows one interval later.
+                let adv = {
+                    let st = shared.state.lock().unwrap();
+                    st.doors.get(&door).map_or(0, |d| d.interval_ms)
+                };
+                let jitter = shared.noise.lock().unwrap().next_u64() % adv.max(1);
+                let delay = jitter + shared.cfg.connection_interval_ms;
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
             let ev = connect(shared, id, link, &door);
             let _ = out.send(encode(&ev)).await;
             Ok(())
@@ -649,12 +716,16 @@ async fn handle_phone_op(
                     shared.cfg.att_mtu
                 ));
             }
-            let to_door = with_phone(shared, id, |p| {
+            let (to_door, timing) = with_phone(shared, id, |p| {
                 p.links
                     .get(&link)
-                    .map(|l| l.to_door.clone())
+                    .map(|l| (l.to_door.clone(), l.timing.clone()))
                     .ok_or(format!("no link {link}"))
             })?;
+            let wait = until_event(&timing, shared.cfg.connection_interval_ms, true);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             if to_door.send(bytes).await.is_err() {
                 disconnected(shared, id, link, "door gone").await;
             }
@@ -717,6 +788,7 @@ fn connect(shared: &Arc<Shared>, id: u64, link: u64, door: &str) -> HubEvent {
         _ => return failed("out of range"),
     };
     let (to_door, writes) = mpsc::channel(64);
+    let timing = LinkTiming::new();
     let door_link = DoorLink {
         door: door.to_string(),
         phone_name: p.name.clone(),
@@ -725,12 +797,14 @@ fn connect(shared: &Arc<Shared>, id: u64, link: u64, door: &str) -> HubEvent {
         writes,
         shared: shared.clone(),
         closed: false,
+        timing: timing.clone(),
     };
     p.links.insert(
         link,
         LinkEntry {
             door: door.to_string(),
             to_door,
+            timing,
         },
     );
     if let Err(e) = incoming.try_send(door_link) {

@@ -17,6 +17,11 @@
 //! [`HubConfig::phone_tx_power_at_1m`] (−59 dBm). A connect fails when the phone-side
 //! sample is below [`HubConfig::connect_min_rssi`] (−95 dBm).
 //!
+//! Timing: with [`HubConfig::connection_interval_ms`] set, a connect waits for the door's
+//! next advertising event plus one connection interval, and writes and notifications move
+//! only at connection events (back-to-back fragments share one event). With 0 (the default)
+//! traffic is delivered as fast as the loopback socket allows.
+//!
 //! ## Line protocol (contract for phone clients)
 //! TCP, UTF-8, one JSON object per line terminated by `\n`, at most [`wire::MAX_LINE_LEN`]
 //! (16 KiB) bytes per line each way. A longer or unterminated line ends the socket after an

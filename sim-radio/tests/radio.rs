@@ -228,6 +228,42 @@ async fn serve_one(mut dl: DoorLink, identity: DoorIdentity, config: DoorConfig)
 
 #[tokio::test]
 async fn whole_unlock_runs_over_the_hub() {
+    let (hub, door) = hub_with_door(100).await;
+    let elapsed = unlock_over(hub, door).await;
+    println!("unlock over the hub without radio timing: {elapsed:?}");
+}
+
+/// Brief §5: modelled tap-to-relay time with 20 ms advertising and a 15 ms connection
+/// interval (connect, two round trips, RESULT), target ≤ 150 ms.
+#[tokio::test]
+async fn modelled_tap_to_result_time_with_ble_timing() {
+    let cfg = HubConfig {
+        connection_interval_ms: 15,
+        ..HubConfig::default()
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let hub = RadioHub::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
+        let door = hub
+            .add_door(DoorSpec {
+                id: LOCK.to_string(),
+                position: Position { x: 0.0, y: 0.0 },
+                tx_power_at_1m: -59,
+                advertising_interval_ms: Some(20),
+                advertisement: advert(),
+            })
+            .unwrap();
+        times.push(unlock_over(hub, door).await);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    println!("modelled tap-to-RESULT (20 ms adv, 15 ms CI): median {median:?}, all {times:?}");
+    // Generous bound so a loaded CI machine does not flake; the figure is what matters.
+    assert!(median < Duration::from_millis(300), "{times:?}");
+}
+
+/// Connects a phone at 0.3 m and runs one walk-up unlock; returns tap-to-RESULT time.
+async fn unlock_over(hub: RadioHub, mut door: keyway_sim_radio::DoorRadio) -> Duration {
     let rng = SystemRandom::new();
     let (org_key, _) = SigningKey::generate(&rng).unwrap();
     let (door_key, _) = SigningKey::generate(&rng).unwrap();
@@ -272,9 +308,10 @@ async fn whole_unlock_runs_over_the_hub() {
     .sign(&org_key, &rng)
     .unwrap();
 
-    let (hub, mut door) = hub_with_door(100).await;
     let phone = SimPhone::connect(hub.local_addr(), "p").await.unwrap();
     phone.set_position(0.3, 0.0).await.unwrap();
+    let device = Device(device_key, SystemRandom::new());
+    let tap = std::time::Instant::now();
     let mut link = phone.connect_door(&LOCK.to_string()).await.unwrap();
     let dl = door.accept().await.unwrap();
     let identity = DoorIdentity {
@@ -282,7 +319,6 @@ async fn whole_unlock_runs_over_the_hub() {
         certificate,
     };
     let server = tokio::spawn(serve_one(dl, identity, config));
-    let device = Device(device_key, SystemRandom::new());
     let result = exchange::unlock(
         &mut link,
         &rng,
@@ -299,8 +335,10 @@ async fn whole_unlock_runs_over_the_hub() {
     )
     .await
     .unwrap();
+    let elapsed = tap.elapsed();
     assert!(result.granted, "{result:?}");
     assert_eq!(result.relay_ms, 3000);
     link.close().await;
     server.await.unwrap();
+    elapsed
 }
