@@ -61,7 +61,7 @@ pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey>
 pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKeys> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT public_key FROM org_keys WHERE org_id = $1 AND status IN ('active', 'previous') \
-         ORDER BY created_at DESC",
+         ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, created_at DESC",
     )
     .bind(org_id)
     .fetch_all(state.pool())

@@ -1,0 +1,297 @@
+//! Cloud unlock: grant through a real controller connection, every denial reason,
+//! idempotent retries, controller offline.
+
+use crate::common::*;
+use chrono::{Datelike, TimeZone};
+use keyway_protocol::Reason;
+use serde_json::{Value, json};
+
+/// Adds a member with a role assignment on the org's group (window and schedule optional).
+async fn member_with(srv: &TestServer, org: &Org, assignment: Value) -> String {
+    let email = format!("m-{}@x.test", hex::encode(rand_bytes::<4>()));
+    let (s, v) = srv
+        .post(
+            &format!("/orgs/{}/members", org.id),
+            &org.owner,
+            json!({"email": email, "password": "member-password", "role": "member"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let mut a = assignment;
+    a["user_id"] = v["user_id"].clone();
+    a["group_id"] = json!(org.group);
+    let (s, v) = srv
+        .post(&format!("/orgs/{}/role_assignments", org.id), &org.owner, a)
+        .await;
+    assert_eq!(s, 201, "{v}");
+    srv.login(&email, "member-password").await
+}
+
+#[tokio::test]
+async fn unlock_is_granted_through_the_controller_and_logged() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["granted"], true);
+        assert_eq!(v["duplicate"], false);
+        assert!(v["event_id"].is_string());
+        assert_eq!(ctl.seen.lock().unwrap().actuated.len(), 1);
+        let (s, ev) = srv
+            .get(
+                &format!("/orgs/{}/events?type=unlock.attempt", org.id),
+                &org.manager,
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(ev["items"][0]["success"], true);
+        assert_eq!(ev["items"][0]["method"], "cloud");
+        assert_eq!(ev["items"][0]["actor_id"], json!(org.member_id));
+        // The lock reads online while its controller is connected.
+        let (_, lock) = srv.get(&format!("/locks/{}", org.front), &org.admin).await;
+        assert_eq!(lock["online"], true);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_denial_reason_has_its_code() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let now = chrono::Utc::now().timestamp();
+
+        // not_configured: a lock without a controller.
+        let (_, bare) = srv
+            .post(
+                &format!("/orgs/{}/locks", org.id),
+                &org.owner,
+                json!({"place_id": org.place, "name": "Bare"}),
+            )
+            .await;
+        let bare = bare["id"].as_str().unwrap().to_owned();
+        let (s, v) = srv.unlock(&bare, &org.admin, json!({}), None).await;
+        assert_eq!((s, code(&v)), (409, "not_configured"));
+
+        // door_offline: controller not connected.
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (409, "door_offline"));
+
+        let ctl = connect_controller(&srv, &org).await;
+
+        // no_access: the member's group does not include the bare lock.
+        srv.put(
+            &format!("/locks/{bare}"),
+            &org.owner,
+            json!({"controller_id": org.controller}),
+        )
+        .await;
+        let (s, v) = srv.unlock(&bare, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "no_access"));
+
+        // access_not_yet_valid / access_expired.
+        let future = member_with(&srv, &org, json!({"valid_from": now + 3600})).await;
+        let (s, v) = srv.unlock(&org.front, &future, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, Reason::NotYetValid.code()));
+        let past =
+            member_with(&srv, &org, json!({"valid_from": now - 7200, "valid_until": now - 3600}))
+                .await;
+        let (s, v) = srv.unlock(&org.front, &past, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "access_expired"));
+
+        // outside_schedule: a schedule for every weekday but today (place time zone).
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let today = berlin
+            .timestamp_opt(now, 0)
+            .unwrap()
+            .weekday()
+            .num_days_from_monday() as usize;
+        let days: Vec<&str> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != today)
+            .map(|(_, d)| *d)
+            .collect();
+        let (s, sched) = srv
+            .post(
+                &format!("/orgs/{}/schedules", org.id),
+                &org.owner,
+                json!({"name": "not today", "windows": [{"days": days, "start": "00:00", "end": "24:00"}]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{sched}");
+        let scheduled = member_with(&srv, &org, json!({"schedule_id": sched["id"]})).await;
+        let (s, v) = srv.unlock(&org.front, &scheduled, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "outside_schedule"));
+
+        // lockdown of the lock, then of the place.
+        let (s, _) = srv
+            .post(&format!("/locks/{}/lockdown", org.front), &org.manager, json!({"lockdown": true}))
+            .await;
+        assert_eq!(s, 200);
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "lockdown"));
+        srv.post(&format!("/locks/{}/lockdown", org.front), &org.manager, json!({"lockdown": false}))
+            .await;
+        srv.post(&format!("/places/{}/lockdown", org.place), &org.manager, json!({"lockdown": true}))
+            .await;
+        let (s, v) = srv.unlock(&org.lab, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "lockdown"));
+        srv.post(&format!("/places/{}/lockdown", org.place), &org.manager, json!({"lockdown": false}))
+            .await;
+
+        // outside_geofence: 100 m around the place.
+        srv.put(&format!("/locks/{}", org.front), &org.owner, json!({"geofence_radius_m": 100.0}))
+            .await;
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "outside_geofence"));
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({"latitude": 52.6, "longitude": 13.405}), None)
+            .await;
+        assert_eq!((s, code(&v)), (403, "outside_geofence"));
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({"latitude": 52.5201, "longitude": 13.4051}), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        srv.put(&format!("/locks/{}", org.front), &org.owner, json!({"geofence_radius_m": null}))
+            .await;
+
+        // too_far: reader restriction needs the door's current proximity code.
+        srv.put(&format!("/locks/{}", org.lab), &org.owner, json!({"reader_restriction": true}))
+            .await;
+        let (s, v) = srv.unlock(&org.lab, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "too_far"));
+        let secret_hex = {
+            let seen = ctl.seen.lock().unwrap();
+            let cfg = seen.configs.last().unwrap();
+            cfg.locks
+                .iter()
+                .find(|l| l.id.to_uuid_string() == org.lab)
+                .unwrap()
+                .proximity_secret
+                .clone()
+        };
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(&secret_hex, &mut secret).unwrap();
+        let lab_id = keyway_protocol::Id::parse(&org.lab).unwrap();
+        let good = keyway_protocol::advert::proximity_code(&secret, lab_id, now as u64);
+        let (s, v) = srv
+            .unlock(&org.lab, &org.member, json!({"proximity_proof": good ^ 0x5a5a}), None)
+            .await;
+        assert_eq!((s, code(&v)), (403, "too_far"));
+        let (s, v) = srv
+            .unlock(&org.lab, &org.member, json!({"proximity_proof": good}), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+
+        // The door's own refusal is passed through with its reason.
+        ctl.set_answer(Answer::Deny(Reason::ClockUntrusted));
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "clock_untrusted"));
+
+        // Every denial was logged with its reason.
+        let (_, ev) = srv
+            .get(
+                &format!("/orgs/{}/events?type=unlock.attempt&success=false&limit=100", org.id),
+                &org.manager,
+            )
+            .await;
+        let reasons: Vec<&str> = ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        for r in [
+            "not_configured", "door_offline", "no_access", "access_not_yet_valid",
+            "access_expired", "outside_schedule", "lockdown", "outside_geofence", "too_far",
+            "clock_untrusted",
+        ] {
+            assert!(reasons.contains(&r), "{r} missing from {reasons:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rate_limit_denies_with_429() {
+    let settings = keyway_server::Settings {
+        unlocks_per_window: 2,
+        ..test_settings()
+    };
+    on_all_backends(settings, |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let _ctl = connect_controller(&srv, &org).await;
+        for _ in 0..2 {
+            let (s, _) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+            assert_eq!(s, 200);
+        }
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (429, "rate_limited"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idempotent_retry_actuates_once() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        let (s1, v1) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-1"))
+            .await;
+        let (s2, v2) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-1"))
+            .await;
+        assert_eq!((s1, s2), (200, 200));
+        assert_eq!(v1["command_id"], v2["command_id"]);
+        assert_eq!(v1["duplicate"], false);
+        assert_eq!(v2["duplicate"], true);
+        assert_eq!(ctl.seen.lock().unwrap().actuated.len(), 1);
+        // The same key for another lock is a conflict, not a second actuation.
+        let (s, v) = srv
+            .unlock(&org.lab, &org.member, json!({}), Some("tap-1"))
+            .await;
+        assert_eq!((s, code(&v)), (409, "conflict"));
+
+        // A lost result: the controller actuates but its answer never arrives in time;
+        // the retry reuses the command id and the door does not open again.
+        ctl.set_answer(Answer::LoseResult);
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-2"))
+            .await;
+        assert_eq!((s, code(&v)), (409, "door_offline"));
+        ctl.set_answer(Answer::Grant);
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-2"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["duplicate"], true);
+        let seen = ctl.seen.lock().unwrap();
+        let last_two = &seen.commands[seen.commands.len() - 2..];
+        assert_eq!(last_two[0], last_two[1], "retry must reuse the command id");
+        assert_eq!(seen.actuated.len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn controller_offline_after_bounded_wait_and_status() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        ctl.set_answer(Answer::Silent);
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (409, "door_offline"));
+        ctl.close();
+        let path = format!("/controllers/{}", org.controller);
+        eventually(|| async {
+            let (_, c) = srv.get(&path, &org.admin).await;
+            c["online"] == false
+        })
+        .await;
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (409, "door_offline"));
+    })
+    .await;
+}

@@ -1,0 +1,202 @@
+//! Webhooks: Standard Webhooks signatures checked by an independent verifier in the test,
+//! retry after receiver failure, auto-disable visible in the API.
+
+use crate::common::*;
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Receiver {
+    fail_first: usize,
+    always_fail: bool,
+    calls: usize,
+    accepted: Vec<Value>,
+    secret: String,
+    bad_signatures: usize,
+}
+
+fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let id = headers["webhook-id"].to_str().unwrap();
+    let ts = headers["webhook-timestamp"].to_str().unwrap();
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+    let want = format!(
+        "v1,{}",
+        STANDARD.encode(ring::hmac::sign(
+            &key,
+            format!("{id}.{ts}.{body}").as_bytes()
+        ))
+    );
+    let age = chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap();
+    headers["webhook-signature"]
+        .to_str()
+        .unwrap()
+        .split(' ')
+        .any(|s| s == want)
+        && age.abs() < 300
+}
+
+async fn start_receiver(r: Arc<Mutex<Receiver>>) -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let r = r.clone();
+            async move {
+                let mut r = r.lock().unwrap();
+                r.calls += 1;
+                if !verify(&r.secret.clone(), &headers, &body) {
+                    r.bad_signatures += 1;
+                    return StatusCode::UNAUTHORIZED;
+                }
+                if r.always_fail || r.calls <= r.fail_first {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                r.accepted.push(serde_json::from_str(&body).unwrap());
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/hook")
+}
+
+#[tokio::test]
+async fn signed_delivery_with_retry_after_failure() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let _ctl = connect_controller(&srv, &org).await;
+        let rx = Arc::new(Mutex::new(Receiver {
+            fail_first: 2,
+            ..Default::default()
+        }));
+        let url = start_receiver(rx.clone()).await;
+        let (s, hook) = srv
+            .post(
+                &format!("/orgs/{}/webhooks", org.id),
+                &org.admin,
+                json!({"url": url, "event_types": ["unlock.attempt"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{hook}");
+        let secret = hook["secret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_"));
+        rx.lock().unwrap().secret = secret;
+        assert_eq!(
+            srv.unlock(&org.front, &org.member, json!({}), None).await.0,
+            200
+        );
+        eventually(|| async { !rx.lock().unwrap().accepted.is_empty() }).await;
+        {
+            let r = rx.lock().unwrap();
+            assert_eq!(r.bad_signatures, 0);
+            assert_eq!(r.calls, 3, "two failures then success");
+            assert_eq!(r.accepted[0]["type"], "unlock.attempt");
+            assert_eq!(r.accepted[0]["data"]["lock_id"], json!(org.front));
+        }
+        let (_, d) = srv
+            .get(
+                &format!("/webhooks/{}/deliveries", hook["id"].as_str().unwrap()),
+                &org.admin,
+            )
+            .await;
+        assert_eq!(d["items"][0]["status"], "delivered");
+        assert_eq!(d["items"][0]["attempts"], 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failing_webhook_is_disabled_and_says_why() {
+    let settings = keyway_server::Settings {
+        webhook_disable_after: 3,
+        ..test_settings()
+    };
+    on_all_backends(settings, |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let rx = Arc::new(Mutex::new(Receiver {
+            always_fail: true,
+            ..Default::default()
+        }));
+        let url = start_receiver(rx.clone()).await;
+        let (_, hook) = srv
+            .post(
+                &format!("/orgs/{}/webhooks", org.id),
+                &org.admin,
+                json!({"url": url, "event_types": ["*"]}),
+            )
+            .await;
+        rx.lock().unwrap().secret = hook["secret"].as_str().unwrap().to_owned();
+        srv.post(
+            &format!("/locks/{}/lockdown", org.lab),
+            &org.manager,
+            json!({"lockdown": true}),
+        )
+        .await;
+        let path = format!("/webhooks/{}", hook["id"].as_str().unwrap());
+        eventually(|| async { srv.get(&path, &org.admin).await.1["enabled"] == false }).await;
+        let (_, h) = srv.get(&path, &org.admin).await;
+        assert!(
+            h["disabled_reason"]
+                .as_str()
+                .unwrap()
+                .contains("consecutive failed deliveries")
+        );
+        assert!(h["consecutive_failures"].as_i64().unwrap() >= 3);
+        let (s, h) = srv
+            .post(&format!("{path}/enable"), &org.admin, json!({}))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(h["enabled"], true);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn pending_deliveries_survive_a_restart() {
+    // The outbox is a table: a delivery written by one server process is sent by the next.
+    let dir = tempfile::tempdir().unwrap();
+    let url = keyway_server::db::sqlite_url(dir.path());
+    let rx = Arc::new(Mutex::new(Receiver::default()));
+    let hook_url = start_receiver(rx.clone()).await;
+    {
+        let db = keyway_server::db::connect(&url).await.unwrap();
+        let state = keyway_server::AppState::new(db, test_settings());
+        let org = keyway_server::orgkeys::create_org(&state, "acme")
+            .await
+            .unwrap();
+        let secret = keyway_server::webhooks::new_secret(&ring::rand::SystemRandom::new());
+        rx.lock().unwrap().secret = secret.clone();
+        sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, $3, '[\"*\"]', 0)")
+            .bind(&org)
+            .bind(&hook_url)
+            .bind(&secret)
+            .execute(state.pool())
+            .await
+            .unwrap();
+        keyway_server::events::record(
+            &state,
+            keyway_server::events::NewEvent {
+                org_id: org,
+                kind: "test.event".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // No worker ran in this "process".
+        assert_eq!(rx.lock().unwrap().calls, 0);
+    }
+    let db = keyway_server::db::connect(&url).await.unwrap();
+    let state = keyway_server::AppState::new(db, test_settings());
+    let running = keyway_server::serve(state, "127.0.0.1:0").await.unwrap();
+    eventually(|| async { rx.lock().unwrap().accepted.len() == 1 }).await;
+    assert_eq!(rx.lock().unwrap().accepted[0]["type"], "test.event");
+    running.handle.abort();
+}
