@@ -20,6 +20,8 @@ pub enum Backend {
 pub struct Db {
     pub pool: Pool,
     pub backend: Backend,
+    /// Kept for the PostgreSQL LISTEN connection of the multi-instance relay.
+    pub url: String,
 }
 
 /// Opens (creating if needed) and migrates the database.
@@ -49,7 +51,11 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
         .connect(url)
         .await
         .context("connecting to the database")?;
-    let db = Db { pool, backend };
+    let db = Db {
+        pool,
+        backend,
+        url: url.to_owned(),
+    };
     migrate(&db).await?;
     Ok(db)
 }

@@ -33,6 +33,7 @@ pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod orgkeys;
+pub mod pg_relay;
 pub mod relay;
 pub mod seed;
 pub mod state;
@@ -125,10 +126,13 @@ pub struct Running {
 pub async fn serve(state: AppState, listen: &str) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    // Controllers that were online when a previous process stopped are not connected here.
-    sqlx::query("UPDATE controllers SET online = 0 WHERE online = 1")
-        .execute(state.pool())
-        .await?;
+    // A single SQLite instance: controllers marked online by a previous process are not
+    // connected any more. (On PostgreSQL other instances may hold them.)
+    if state.db.backend == db::Backend::Sqlite {
+        sqlx::query("UPDATE controllers SET online = 0 WHERE online = 1")
+            .execute(state.pool())
+            .await?;
+    }
     let worker = tokio::spawn(webhooks::worker(state.clone()));
     let router = app(state.clone());
     let handle = tokio::spawn(async move {

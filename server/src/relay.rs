@@ -57,6 +57,9 @@ pub struct Hub {
     sessions: Mutex<HashMap<String, Session>>,
     pending: Mutex<HashMap<Id, Vec<oneshot::Sender<CommandResult>>>>,
     next_conn: AtomicU64,
+    /// Where refreshes are published for other instances (multi-instance deployments).
+    broadcast: Mutex<Option<mpsc::UnboundedSender<crate::pg_relay::RefreshNote>>>,
+    listening: std::sync::atomic::AtomicBool,
 }
 
 impl Hub {
@@ -111,13 +114,51 @@ impl Hub {
         }
     }
 
-    /// Asks one controller to refresh its configuration.
-    pub fn refresh_config(&self, controller: &str) {
-        self.send(controller, SessionMsg::RefreshConfig);
+    pub fn set_broadcast(&self, tx: mpsc::UnboundedSender<crate::pg_relay::RefreshNote>) {
+        *self.broadcast.lock().expect("hub lock") = Some(tx);
     }
 
-    /// Asks every connected controller of `org` to refresh (config or revocations).
+    pub fn set_listening(&self, on: bool) {
+        self.listening.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether the cross-instance listener is up (always false on a single instance).
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    fn publish(&self, note: crate::pg_relay::RefreshNote) {
+        if let Some(tx) = self.broadcast.lock().expect("hub lock").as_ref() {
+            let _ = tx.send(note);
+        }
+    }
+
+    /// Asks one controller to refresh its configuration (wherever it is connected).
+    pub fn refresh_config(&self, controller: &str) {
+        if !self.send(controller, SessionMsg::RefreshConfig) {
+            self.publish(crate::pg_relay::RefreshNote {
+                instance: String::new(),
+                org_id: None,
+                controller: Some(controller.to_owned()),
+                revocations_only: false,
+            });
+        }
+    }
+
+    /// Asks every connected controller of `org` to refresh (config or revocations), here
+    /// and on other instances.
     pub fn refresh_org(&self, org_id: &str, revocations_only: bool) {
+        self.refresh_org_local(org_id, revocations_only);
+        self.publish(crate::pg_relay::RefreshNote {
+            instance: String::new(),
+            org_id: Some(org_id.to_owned()),
+            controller: None,
+            revocations_only,
+        });
+    }
+
+    /// Refreshes only the sessions held by this instance.
+    pub fn refresh_org_local(&self, org_id: &str, revocations_only: bool) {
         for s in self.sessions.lock().expect("hub lock").values() {
             if s.org_id == org_id {
                 let _ = s.tx.send(if revocations_only {
@@ -141,7 +182,7 @@ impl Hub {
         }
     }
 
-    fn wait_for(&self, command: Id) -> oneshot::Receiver<CommandResult> {
+    pub fn wait_for(&self, command: Id) -> oneshot::Receiver<CommandResult> {
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
@@ -152,7 +193,7 @@ impl Hub {
         rx
     }
 
-    fn forget(&self, command: Id) {
+    pub fn forget(&self, command: Id) {
         let mut map = self.pending.lock().expect("hub lock");
         if let Some(list) = map.get_mut(&command) {
             list.retain(|w| !w.is_closed());

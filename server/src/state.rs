@@ -74,7 +74,20 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(db: Db, settings: Settings) -> Self {
         let hub = Arc::new(Hub::default());
-        let relay: Arc<dyn CommandRelay> = Arc::new(crate::relay::InProcessRelay::new(hub.clone()));
+        // On PostgreSQL several instances may share the database: relay through NOTIFY.
+        let relay: Arc<dyn CommandRelay> = if db.backend == crate::db::Backend::Postgres {
+            let instance = crate::util::new_id(&SystemRandom::new());
+            let (relay, tx) = crate::pg_relay::PgRelay::start(
+                hub.clone(),
+                db.pool.clone(),
+                db.url.clone(),
+                instance,
+            );
+            hub.set_broadcast(tx);
+            Arc::new(relay)
+        } else {
+            Arc::new(crate::relay::InProcessRelay::new(hub.clone()))
+        };
         Self(Arc::new(Inner {
             db,
             rng: SystemRandom::new(),

@@ -72,3 +72,10 @@ pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
     2.0 * r * a.sqrt().asin()
 }
+
+/// Floats are bound as text and cast in SQL: sqlx's `Any` driver types a NULL `f64` as
+/// `float4` on PostgreSQL, which poisons the cached statement for later non-NULL `float8`
+/// values ("incorrect binary data format"). Text parameters have one type either way.
+pub fn f64_text(v: Option<f64>) -> Option<String> {
+    v.filter(|x| x.is_finite()).map(|x| x.to_string())
+}

@@ -83,14 +83,14 @@ pub async fn create(
     let id = new_id(&state.rng);
     sqlx::query(
         "INSERT INTO places (id, org_id, name, time_zone, latitude, longitude, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         VALUES ($1, $2, $3, $4, CAST($5 AS DOUBLE PRECISION), CAST($6 AS DOUBLE PRECISION), $7)",
     )
     .bind(&id)
     .bind(&org)
     .bind(name)
     .bind(&req.time_zone)
-    .bind(req.latitude)
-    .bind(req.longitude)
+    .bind(crate::util::f64_text(req.latitude))
+    .bind(crate::util::f64_text(req.longitude))
     .bind(now_s())
     .execute(state.pool())
     .await?;
@@ -195,12 +195,13 @@ pub async fn update(
     let lon = req.longitude.unwrap_or(current["longitude"].as_f64());
     check_location(lat, lon)?;
     sqlx::query(
-        "UPDATE places SET name = $1, time_zone = $2, latitude = $3, longitude = $4 WHERE id = $5",
+        "UPDATE places SET name = $1, time_zone = $2, latitude = CAST($3 AS DOUBLE PRECISION), \
+         longitude = CAST($4 AS DOUBLE PRECISION) WHERE id = $5",
     )
     .bind(&name)
     .bind(&tz)
-    .bind(lat)
-    .bind(lon)
+    .bind(crate::util::f64_text(lat))
+    .bind(crate::util::f64_text(lon))
     .bind(&id)
     .execute(state.pool())
     .await?;

@@ -88,6 +88,14 @@ impl TestServer {
         Self::start(db, settings, None, "postgres").await
     }
 
+    /// A second server instance on the same database (PostgreSQL multi-instance tests).
+    pub async fn same_database(&self) -> Self {
+        let db = keyway_server::db::connect(&self.state.db.url)
+            .await
+            .unwrap();
+        Self::start(db, self.state.settings.clone(), None, self.backend).await
+    }
+
     async fn start(
         db: keyway_server::db::Db,
         settings: Settings,

@@ -9,6 +9,7 @@ mod credentials;
 mod events;
 mod invites;
 mod malformed;
+mod multi;
 mod roles;
 mod tenant;
 mod unlock;

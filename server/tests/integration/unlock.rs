@@ -141,14 +141,16 @@ async fn every_denial_reason_has_its_code() {
             .await;
 
         // outside_geofence: 100 m around the place.
-        srv.put(&format!("/locks/{}", org.front), &org.owner, json!({"geofence_radius_m": 100.0}))
+        let (s, v) = srv
+            .put(&format!("/locks/{}", org.front), &org.owner, json!({"geofence_radius_m": 100.0}))
             .await;
+        assert_eq!(s, 200, "{v}");
         let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
-        assert_eq!((s, code(&v)), (403, "outside_geofence"));
+        assert_eq!((s, code(&v)), (403, "outside_geofence"), "{v}");
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({"latitude": 52.6, "longitude": 13.405}), None)
             .await;
-        assert_eq!((s, code(&v)), (403, "outside_geofence"));
+        assert_eq!((s, code(&v)), (403, "outside_geofence"), "{v}");
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({"latitude": 52.5201, "longitude": 13.4051}), None)
             .await;

@@ -122,7 +122,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO locks (id, org_id, place_id, name, controller_id, walk_up_allowed, \
          geofence_radius_m, reader_restriction, proximity_secret, tx_power, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE PRECISION), $8, $9, $10, $11)",
     )
     .bind(&id)
     .bind(&org)
@@ -130,7 +130,7 @@ pub async fn create(
     .bind(name)
     .bind(&controller)
     .bind(i64::from(req.walk_up_allowed))
-    .bind(req.geofence_radius_m)
+    .bind(crate::util::f64_text(req.geofence_radius_m))
     .bind(i64::from(req.reader_restriction))
     .bind(hex::encode(random_bytes::<32>(&state.rng)))
     .bind(i64::from(req.tx_power.unwrap_or(-59)))
@@ -257,7 +257,7 @@ pub async fn update(
     check_radius(radius)?;
     sqlx::query(
         "UPDATE locks SET name = $1, place_id = $2, controller_id = $3, walk_up_allowed = $4, \
-         geofence_radius_m = $5, reader_restriction = $6, tx_power = $7 WHERE id = $8",
+         geofence_radius_m = CAST($5 AS DOUBLE PRECISION), reader_restriction = $6, tx_power = $7 WHERE id = $8",
     )
     .bind(&name)
     .bind(&place)
@@ -265,7 +265,7 @@ pub async fn update(
     .bind(i64::from(
         req.walk_up_allowed.unwrap_or(lock.walk_up_allowed),
     ))
-    .bind(radius)
+    .bind(crate::util::f64_text(radius))
     .bind(i64::from(
         req.reader_restriction.unwrap_or(lock.reader_restriction),
     ))
