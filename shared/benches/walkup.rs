@@ -463,7 +463,26 @@ fn main() {
         tune(n.min(1000));
         return;
     }
-    let ok = report(WalkUpParams::default(), n);
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let mut params = WalkUpParams::default();
+    if let Some(v) = arg("--unlock-m") {
+        params.unlock_distance_m = v;
+    }
+    if let Some(v) = arg("--window-ms") {
+        params.window_ms = v as u64;
+    }
+    if let Some(v) = arg("--dwell-ms") {
+        params.dwell_ms = v as u64;
+    }
+    if let Some(v) = arg("--alpha") {
+        params.ewma_alpha = v;
+    }
+    let ok = report(params, n);
     println!(
         "\nall family targets met: {}",
         if ok { "yes" } else { "NO" }

@@ -51,11 +51,11 @@ impl Default for WalkUpParams {
     fn default() -> Self {
         Self {
             path_loss_exponent: 2.0,
-            window_ms: 1000,
+            window_ms: 600,
             min_samples: 4,
             ewma_alpha: 0.35,
-            unlock_distance_m: 0.9,
-            dwell_ms: 250,
+            unlock_distance_m: 1.0,
+            dwell_ms: 150,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,

@@ -1,6 +1,6 @@
 //! Runs `tests/python/test_bindings.py` against uniffi-generated Python bindings of this
 //! library: a cheap check that the exported API is usable outside Rust. Builds the
-//! `uniffi-bindgen` binary with the same cargo and target directory. Skips (passing) when
+//! cdylib and the `uniffi-bindgen` binary with the same cargo and target directory. Skips (passing) when
 //! python3 is missing.
 
 use std::path::PathBuf;
@@ -17,21 +17,27 @@ fn python_bindings_work() {
     let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let target_dir = profile_dir.parent().unwrap().to_path_buf();
     let lib = profile_dir.join("libkeyway_shared.so");
-    assert!(
-        lib.exists(),
-        "{} missing (cdylib not built?)",
-        lib.display()
-    );
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "--quiet", "-p", "uniffi-bindgen"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "keyway-shared",
+            "-p",
+            "uniffi-bindgen",
+        ])
         .status()
         .unwrap();
-    assert!(status.success(), "building uniffi-bindgen failed");
+    assert!(
+        status.success(),
+        "building the cdylib and uniffi-bindgen failed"
+    );
+    assert!(lib.exists(), "{} missing", lib.display());
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(profile_dir.join("uniffi-bindgen"))
         .current_dir(workspace)
