@@ -33,8 +33,12 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const CERT_VALIDITY_SECS: i64 = 30 * 86_400;
 
 pub async fn connect(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // Small buffers: an idle controller connection should cost kilobytes, not the 128 KiB
+    // per direction tungstenite defaults to (10,000 controllers per instance).
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             if let Err(e) = session(state, socket).await {
                 tracing::debug!(error = %e, "controller session ended");

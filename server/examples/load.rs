@@ -1,0 +1,262 @@
+//! Load benchmarks against an in-process server on SQLite (or `--database-url`).
+//!
+//! ```text
+//! cargo run -p keyway-server --release --example load -- unlock --requests 20000 --concurrency 64
+//! cargo run -p keyway-server --release --example load -- connections --count 10000
+//! ```
+//! `unlock` drives cloud unlocks over HTTP through a real controller WebSocket on loopback and
+//! prints throughput and p50/p99 latency; `connections` holds many authenticated controller
+//! connections and prints the process's resident memory (server and clients together, so an
+//! upper bound for the server). Brief section 5 has the targets.
+
+use futures::{SinkExt, StreamExt};
+use keyway_channel::{CommandResult, ControllerMessage, ServerMessage};
+use keyway_protocol::{Id, SigningKey};
+use keyway_server::{AppState, Settings};
+use ring::rand::SystemRandom;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn start(dir: &std::path::Path, args: &[String]) -> (AppState, String) {
+    let url = args
+        .iter()
+        .position(|a| a == "--database-url")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| keyway_server::db::sqlite_url(dir));
+    let db = keyway_server::db::connect(&url).await.unwrap();
+    let settings = Settings {
+        unlocks_per_window: u32::MAX,
+        ..Settings::default()
+    };
+    let state = AppState::new(db, settings);
+    let running = keyway_server::serve(state.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr);
+    std::mem::forget(running);
+    (state, base)
+}
+
+/// Authenticates one controller and answers every command with a grant.
+async fn controller(ws_url: String, id: Id, key: Arc<SigningKey>, answer: bool) {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(&ws_url, Some(config), false)
+        .await
+        .unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let rng = SystemRandom::new();
+    while let Some(Ok(msg)) = stream.next().await {
+        let Message::Text(t) = msg else { continue };
+        let Ok(m) = serde_json::from_str::<ServerMessage>(&t) else {
+            continue;
+        };
+        let reply = match m {
+            ServerMessage::Challenge { nonce } => {
+                let mut n = [0u8; 32];
+                hex::decode_to_slice(&nonce, &mut n).unwrap();
+                let sig = key
+                    .sign(&rng, &keyway_channel::auth_message(&n, id))
+                    .unwrap();
+                Some(ControllerMessage::Hello {
+                    controller: id,
+                    version: keyway_channel::CHANNEL_VERSION,
+                    signature: hex::encode(sig.0),
+                })
+            }
+            ServerMessage::Command { command } if answer => {
+                Some(ControllerMessage::CommandResult {
+                    result: CommandResult {
+                        command_id: command.command_id,
+                        granted: true,
+                        reason: None,
+                        event_seq: 0,
+                        duplicate: false,
+                    },
+                })
+            }
+            _ => None,
+        };
+        if let Some(r) = reply {
+            let text = serde_json::to_string(&r).unwrap();
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn wait_online(state: &AppState, n: usize) {
+    while state.hub.connected_count() < n {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn unlock_bench(args: &[String]) {
+    let requests = arg(args, "--requests", 5000);
+    let concurrency = arg(args, "--concurrency", 32);
+    let dir = tempfile::tempdir().unwrap();
+    let (state, base) = start(dir.path(), args).await;
+    let seed = keyway_server::seed::seed_demo(&state).await.unwrap();
+    let (key, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
+    sqlx::query("UPDATE controllers SET public_key = $1 WHERE id = $2")
+        .bind(key.public_key().to_hex())
+        .bind(&seed.controller_id)
+        .execute(state.pool())
+        .await
+        .unwrap();
+    let ws_url = format!("{}/api/v1/controllers/connect", base.replace("http", "ws"));
+    tokio::spawn(controller(
+        ws_url,
+        Id::parse(&seed.controller_id).unwrap(),
+        Arc::new(key),
+        true,
+    ));
+    wait_online(&state, 1).await;
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/logins"))
+        .json(&serde_json::json!({"email": "bob@acme.test", "password": "bob-demo-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let url = format!("{base}/api/v1/locks/{}/unlock", seed.front_door);
+    let started = Instant::now();
+    let per_worker = requests / concurrency.max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_worker);
+            let mut failures = 0usize;
+            for _ in 0..per_worker {
+                let t = Instant::now();
+                let ok = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({}))
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                lat.push(t.elapsed());
+                failures += usize::from(!ok);
+            }
+            (lat, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (lat, f) = t.await.unwrap();
+        all.extend(lat);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    println!(
+        "cloud unlocks: {} in {:.2?} = {:.0}/s (concurrency {concurrency}, failures {failures}), \
+         p50 {:.2?}, p99 {:.2?}, max {:.2?} [{}]",
+        all.len(),
+        elapsed,
+        all.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        all[all.len() - 1],
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        },
+    );
+}
+
+async fn connections_bench(args: &[String]) {
+    let count = arg(args, "--count", 1000);
+    let dir = tempfile::tempdir().unwrap();
+    let (state, base) = start(dir.path(), args).await;
+    let org = keyway_server::orgkeys::create_org(&state, "load")
+        .await
+        .unwrap();
+    let (key, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let key = Arc::new(key);
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let (id, _) =
+            keyway_server::api::controllers::create_controller(&state, &org, &format!("c{i}"))
+                .await
+                .unwrap();
+        ids.push(id);
+    }
+    sqlx::query("UPDATE controllers SET public_key = $1 WHERE org_id = $2")
+        .bind(key.public_key().to_hex())
+        .bind(&org)
+        .execute(state.pool())
+        .await
+        .unwrap();
+    let before = rss_kib();
+    let ws_url = format!("{}/api/v1/controllers/connect", base.replace("http", "ws"));
+    let started = Instant::now();
+    for chunk in ids.chunks(200) {
+        for id in chunk {
+            tokio::spawn(controller(
+                ws_url.clone(),
+                Id::parse(id).unwrap(),
+                key.clone(),
+                false,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_online(&state, count).await;
+    println!(
+        "{count} controllers connected in {:.2?}; RSS {} MiB (was {} MiB before; includes the \
+         client side of every connection) [{}]",
+        started.elapsed(),
+        rss_kib() / 1024,
+        before / 1024,
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        },
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("unlock") => unlock_bench(&args).await,
+        Some("connections") => connections_bench(&args).await,
+        _ => eprintln!(
+            "usage: load unlock [--requests N --concurrency C] | connections [--count N] [--database-url URL]"
+        ),
+    }
+}
