@@ -465,7 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let v = sh.rt.view();
             sh.print(
                 &serde_json::json!({"signed_in": v.signed_in, "guest": v.guest, "user": v.user_email, "credential": v.credential}),
-                || match &v.user_email {
+                || match v.user_email.as_deref().map(|e| if e.is_empty() { "a guest" } else { e }) {
                     Some(u) => format!(
                         "signed in as {u}{}; offline credential: {}",
                         if v.guest { " (guest)" } else { "" },

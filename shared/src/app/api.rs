@@ -192,9 +192,15 @@ pub fn decode<T: DeserializeOwned>(result: HttpResult) -> ApiResult<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: String,
+    /// Empty for guests (invite logins have no email).
+    #[serde(default, deserialize_with = "nullable_string")]
     pub email: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable_string")]
     pub name: String,
+}
+
+fn nullable_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +325,16 @@ mod tests {
         assert_eq!(e.user_message(), "access expired");
         let ok: () = decode(HttpResult::Ok(HttpResponse::status(204).build())).unwrap();
         assert_eq!(ok, ());
+    }
+
+    #[test]
+    fn guest_login_has_no_email() {
+        let r: LoginResponse = serde_json::from_value(serde_json::json!({
+            "token": "t", "user": {"id": "g", "email": null, "name": "Visitor"},
+            "memberships": [{"org": {"id": "o", "name": "Acme"}, "role": "guest"}]
+        }))
+        .unwrap();
+        assert_eq!(r.user.email, "");
     }
 
     #[test]

@@ -13,12 +13,16 @@ pub struct InviteState {
     pub accepted: bool,
 }
 
-/// Extracts the code from `https://…/invite?code=ABC`, `https://…/invites/ABC`,
-/// `keyway://invite/ABC` or a bare `ABC`.
+/// Extracts the code from `https://…/invite#ABC` (the server's links), `https://…/invite?code=ABC`,
+/// `https://…/invites/ABC`, `keyway://invite/ABC` or a bare `ABC`.
 pub fn parse_code(input: &str) -> Option<String> {
     let input = input.trim();
     if input.is_empty() {
         return None;
+    }
+    if let Some((_, fragment)) = input.split_once('#') {
+        let fragment = fragment.strip_prefix("code=").unwrap_or(fragment);
+        return is_code(fragment).then(|| fragment.to_owned());
     }
     if let Some((_, query)) = input.split_once('?') {
         for pair in query.split(['&', '#']) {
@@ -35,12 +39,13 @@ pub fn parse_code(input: &str) -> Option<String> {
         .rsplit('/')
         .next()
         .unwrap_or(path);
-    let ok = !last.is_empty()
-        && !last.contains(':')
-        && last
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    ok.then(|| last.to_owned())
+    is_code(last).then(|| last.to_owned())
+}
+
+fn is_code(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 pub fn redeem(model: &mut Model, input: String) -> Cmd {
@@ -83,6 +88,11 @@ mod tests {
             Some("abc-9")
         );
         assert_eq!(parse_code("keyway://invite/Q1").as_deref(), Some("Q1"));
+        assert_eq!(
+            parse_code("http://127.0.0.1:8080/invite#tcOjE2DJdCfM2Hh").as_deref(),
+            Some("tcOjE2DJdCfM2Hh")
+        );
+        assert_eq!(parse_code("https://k.example/invite#"), None);
         assert_eq!(parse_code(""), None);
         assert_eq!(parse_code("not a code!"), None);
     }
