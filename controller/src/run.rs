@@ -58,6 +58,9 @@ impl RunOptions {
 #[derive(Debug)]
 pub struct Controller {
     core: Arc<Core>,
+    // Held while running: a second process on the same data directory would interleave
+    // its event log with ours.
+    _lock: std::fs::File,
     hub: Option<Arc<RadioHub>>,
     tasks: Vec<AbortOnDrop>,
 }
@@ -65,6 +68,7 @@ pub struct Controller {
 impl Controller {
     pub async fn start(opts: RunOptions) -> anyhow::Result<Self> {
         let (identity, _key, pkcs8) = identity::load(&opts.data_dir)?;
+        let lock = lock_data_dir(&opts.data_dir)?;
         let channel_opts = match opts.channel.clone() {
             Some(c) => c,
             None => ChannelOptions::for_server(&identity.server).map_err(anyhow::Error::msg)?,
@@ -113,7 +117,12 @@ impl Controller {
             core.clone(),
             opts.data_dir.clone(),
         ))));
-        Ok(Self { core, hub, tasks })
+        Ok(Self {
+            core,
+            _lock: lock,
+            hub,
+            tasks,
+        })
     }
 
     pub fn core(&self) -> &Arc<Core> {
@@ -132,6 +141,38 @@ impl Controller {
             let _ = (&mut t.0).await;
         }
     }
+}
+
+/// The data directory's lock file name.
+pub const LOCK_FILE: &str = "controller.lock";
+
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another keyway-controller is running on {}", dir.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Whether a controller process currently holds the data directory.
+pub fn data_dir_in_use(dir: &std::path::Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .open(dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    matches!(
+        file.try_lock_shared(),
+        Err(std::fs::TryLockError::WouldBlock)
+    )
 }
 
 struct Served {

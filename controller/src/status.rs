@@ -57,9 +57,8 @@ pub fn render(dir: &Path) -> anyhow::Result<String> {
     writeln!(out, "organization {}", id.org_id)?;
     writeln!(out, "server       {}", id.server)?;
     let live: Option<Status> = fsutil::read_json(&dir.join(STATUS_FILE))?;
-    let fresh = live
-        .as_ref()
-        .filter(|s| now.saturating_sub(s.updated_at_ms) < 5_000);
+    // The process holds the data-directory lock while it runs.
+    let fresh = live.as_ref().filter(|_| crate::run::data_dir_in_use(dir));
     match (&live, fresh) {
         (_, Some(s)) => writeln!(
             out,
@@ -104,6 +103,7 @@ pub fn render(dir: &Path) -> anyhow::Result<String> {
         None => writeln!(out, "trusted time none")?,
     }
     // Only read the log when no process owns it (opening repairs a torn tail).
+    // A running process's status is at most a second old.
     if let Some(s) = fresh {
         writeln!(
             out,

@@ -160,8 +160,10 @@ async fn provision_run_unlock_and_status_with_the_binary() {
     assert!(text.contains("0 pending"), "{text}");
 
     child.kill().await.unwrap();
-    // Without the process the status still reads the data directory.
+    // Without the process the status reads the data directory itself.
     let text = status(dir.path()).await;
+    assert!(text.contains("not running"), "{text}");
+    assert!(text.contains("0 pending"), "{text}");
     assert!(text.contains("config       version"), "{text}");
 }
 

@@ -287,6 +287,17 @@ async fn controller_restart_mid_outage_loses_nothing() {
             .granted
     );
 
+    // A second controller on the same data directory is refused.
+    let mut dup =
+        keyway_controller::RunOptions::new(rig.data_dir(), keyway_controller::Radio::None);
+    dup.channel =
+        Some(keyway_controller::channel::ChannelOptions::for_server(&rig.server.url()).unwrap());
+    let err = keyway_controller::Controller::start(dup).await.unwrap_err();
+    assert!(
+        err.to_string().contains("another keyway-controller"),
+        "{err}"
+    );
+
     // Power loss: the process dies and a half-written record is left at the log's tail.
     rig.stop_controller().await;
     {
