@@ -9,8 +9,8 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_channel::{
-    CHANNEL_VERSION, ControllerConfig, ControllerMessage, DoorEvent, DoorEventKind, HEARTBEAT_SECS,
-    LockConfig, MAX_FRAME_BYTES, Method, ServerMessage, auth_message,
+    CHANNEL_VERSION, ControllerConfig, ControllerMessage, DoorEvent, DoorEventKind, LockConfig,
+    MAX_FRAME_BYTES, Method, ServerMessage, auth_message,
 };
 use keyway_protocol::certificate::ControllerCertificate;
 use keyway_protocol::keys::SIGNATURE_LEN;
@@ -189,7 +189,7 @@ async fn run(
     push_config(state, socket, org_id, controller_id).await?;
     push_revocations(state, socket, org_id).await?;
     // Three missed heartbeats (any frame counts as a sign of life) end the session.
-    let silence = Duration::from_secs(HEARTBEAT_SECS * 3);
+    let silence = state.settings.controller_silence;
     loop {
         tokio::select! {
             incoming = tokio::time::timeout(silence, socket.recv()) => {

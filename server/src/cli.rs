@@ -24,6 +24,14 @@ pub struct Cli {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// 64 hex digits: encrypts organization signing keys at rest (AES-256-GCM).
+    #[arg(
+        long,
+        env = "KEYWAY_KEY_ENCRYPTION_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub key_encryption_key: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -61,6 +69,22 @@ pub enum Command {
 }
 
 impl Cli {
+    fn base_settings(&self) -> anyhow::Result<Settings> {
+        let key_encryption_key = match &self.key_encryption_key {
+            Some(h) => {
+                let mut k = [0u8; 32];
+                hex::decode_to_slice(h.trim(), &mut k)
+                    .map_err(|_| anyhow::anyhow!("--key-encryption-key must be 64 hex digits"))?;
+                Some(k)
+            }
+            None => None,
+        };
+        Ok(Settings {
+            key_encryption_key,
+            ..Settings::default()
+        })
+    }
+
     pub fn database_url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());
@@ -73,6 +97,7 @@ impl Cli {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = crate::db::connect(&cli.database_url()?).await?;
+    let base = cli.base_settings()?;
     match cli.command {
         Command::Serve {
             listen,
@@ -84,7 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut settings = Settings {
                 unlock_timeout: Duration::from_millis(unlock_timeout_ms),
                 unlocks_per_window,
-                ..Settings::default()
+                ..base
             };
             settings.public_url = public_url.unwrap_or_else(|| format!("http://{listen}"));
             let state = AppState::new(db, settings);
@@ -104,7 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             owner_email,
             owner_password,
         } => {
-            let state = AppState::new(db, Settings::default());
+            let state = AppState::new(db, base);
             let org =
                 crate::seed::create_org_with_owner(&state, &name, &owner_email, &owner_password)
                     .await
@@ -112,7 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created organization {name} ({org}) owned by {owner_email}");
         }
         Command::SeedDemo => {
-            let state = AppState::new(db, Settings::default());
+            let state = AppState::new(db, base);
             let seed = crate::seed::seed_demo(&state).await?;
             println!("{}", seed.describe());
         }

@@ -34,7 +34,11 @@ async fn add_key(state: &AppState, org_id: &str) -> ApiResult<String> {
     .bind(org_id)
     .bind(key.key_id().to_string())
     .bind(key.public_key().to_hex())
-    .bind(STANDARD.encode(&pkcs8))
+    .bind(seal_key(
+        state.settings.key_encryption_key.as_ref(),
+        &state.rng,
+        &pkcs8,
+    )?)
     .bind(now_s())
     .execute(state.pool())
     .await?;
@@ -51,9 +55,7 @@ pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey>
     .fetch_optional(state.pool())
     .await?;
     let (pkcs8,) = row.ok_or_else(|| anyhow::anyhow!("organization has no active key"))?;
-    let raw = STANDARD
-        .decode(pkcs8)
-        .map_err(|_| anyhow::anyhow!("stored key is not base64"))?;
+    let raw = open_key(state.settings.key_encryption_key.as_ref(), &pkcs8)?;
     Ok(SigningKey::from_pkcs8(&raw, &state.rng)?)
 }
 
@@ -167,4 +169,85 @@ pub async fn bump_serial(state: &AppState, org_id: &str) -> ApiResult<()> {
         .await?;
     state.hub.refresh_org(org_id, true);
     Ok(())
+}
+
+const SEALED_PREFIX: &str = "enc1:";
+const KEY_AAD: &[u8] = b"keyway/v1 organization signing key";
+
+/// Stored form of a PKCS#8 key: AES-256-GCM sealed (`enc1:` + base64 of nonce || ciphertext)
+/// when a key-encryption key is configured, else plain base64.
+pub fn seal_key(
+    kek: Option<&[u8; 32]>,
+    rng: &ring::rand::SystemRandom,
+    pkcs8: &[u8],
+) -> anyhow::Result<String> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let Some(kek) = kek else {
+        return Ok(STANDARD.encode(pkcs8));
+    };
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, kek).map_err(|_| anyhow::anyhow!("key-encryption key"))?,
+    );
+    let nonce = crate::util::random_bytes::<12>(rng);
+    let mut buf = pkcs8.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(KEY_AAD),
+        &mut buf,
+    )
+    .map_err(|_| anyhow::anyhow!("sealing the organization key failed"))?;
+    Ok(format!(
+        "{SEALED_PREFIX}{}",
+        STANDARD.encode([nonce.as_slice(), &buf].concat())
+    ))
+}
+
+/// Inverse of [`seal_key`]; plain keys stay readable so encryption can be turned on later.
+pub fn open_key(kek: Option<&[u8; 32]>, stored: &str) -> anyhow::Result<Vec<u8>> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
+        return STANDARD
+            .decode(stored)
+            .map_err(|_| anyhow::anyhow!("stored key is not base64"));
+    };
+    let kek = kek.ok_or_else(|| {
+        anyhow::anyhow!("organization keys are encrypted: set KEYWAY_KEY_ENCRYPTION_KEY")
+    })?;
+    let raw = STANDARD
+        .decode(sealed)
+        .map_err(|_| anyhow::anyhow!("stored key is not base64"))?;
+    if raw.len() < 12 + 16 {
+        anyhow::bail!("stored key is truncated");
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, kek).map_err(|_| anyhow::anyhow!("key-encryption key"))?,
+    );
+    let mut buf = ct.to_vec();
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow::anyhow!("nonce"))?;
+    let plain = key
+        .open_in_place(nonce, Aad::from(KEY_AAD), &mut buf)
+        .map_err(|_| {
+            anyhow::anyhow!("organization key does not decrypt with this key-encryption key")
+        })?;
+    Ok(plain.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_seal_and_open_only_with_the_right_kek() {
+        let rng = ring::rand::SystemRandom::new();
+        let (_, pkcs8) = SigningKey::generate(&rng).unwrap();
+        let kek = [7u8; 32];
+        let sealed = seal_key(Some(&kek), &rng, &pkcs8).unwrap();
+        assert!(sealed.starts_with(SEALED_PREFIX));
+        assert_eq!(open_key(Some(&kek), &sealed).unwrap(), pkcs8);
+        assert!(open_key(Some(&[8u8; 32]), &sealed).is_err());
+        assert!(open_key(None, &sealed).is_err());
+        let plain = seal_key(None, &rng, &pkcs8).unwrap();
+        assert_eq!(open_key(Some(&kek), &plain).unwrap(), pkcs8);
+    }
 }

@@ -29,6 +29,10 @@ pub struct Settings {
     /// Cloud unlocks per user per 10 s window.
     pub unlocks_per_window: u32,
     pub max_body_bytes: usize,
+    /// Silence after which a controller session is dropped (three missed heartbeats).
+    pub controller_silence: Duration,
+    /// Encrypts organization signing keys at rest (AES-256-GCM) when set.
+    pub key_encryption_key: Option<[u8; 32]>,
 }
 
 impl Default for Settings {
@@ -45,6 +49,8 @@ impl Default for Settings {
             login_failures_per_ip: 50,
             unlocks_per_window: 100,
             max_body_bytes: 64 * 1024,
+            controller_silence: Duration::from_secs(keyway_channel::HEARTBEAT_SECS * 3),
+            key_encryption_key: None,
         }
     }
 }

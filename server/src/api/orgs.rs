@@ -228,6 +228,10 @@ pub async fn update_member(
         .bind(&user)
         .execute(state.pool())
         .await?;
+    if req.role < current {
+        // A weaker role must not keep offline access issued under the stronger one.
+        orgkeys::revoke_credentials(&state, &org, "user_id", &user).await?;
+    }
     record(
         &state,
         NewEvent::admin(

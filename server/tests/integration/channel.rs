@@ -137,3 +137,22 @@ async fn config_time_events_and_status() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn silent_controller_goes_offline() {
+    let settings = keyway_server::Settings {
+        controller_silence: std::time::Duration::from_millis(500),
+        ..test_settings()
+    };
+    on_all_backends(settings, |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        let path = format!("/controllers/{}", org.controller);
+        assert_eq!(srv.get(&path, &org.admin).await.1["online"], true);
+        // No heartbeats: the server drops the session and marks the controller offline.
+        eventually(|| async { srv.get(&path, &org.admin).await.1["online"] == false }).await;
+        assert!(!srv.state.hub.is_connected(&org.controller));
+        drop(ctl);
+    })
+    .await;
+}
