@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_channel::{
@@ -32,7 +32,13 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Certificates outlive a config push comfortably; controllers get a fresh one on reconnect.
 const CERT_VALIDITY_SECS: i64 = 30 * 86_400;
 
-pub async fn connect(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn connect(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(ws) = ws else {
+        return crate::error::ApiError::invalid("expected a WebSocket upgrade").into_response();
+    };
     // Small buffers: an idle controller connection should cost kilobytes, not the 128 KiB
     // per direction tungstenite defaults to (10,000 controllers per instance).
     ws.max_message_size(MAX_FRAME_BYTES)

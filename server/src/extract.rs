@@ -61,8 +61,39 @@ fn query_rejection(r: QueryRejection) -> ApiError {
 /// `limit`/`offset` pagination parameters.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 pub struct Page {
+    #[serde(default, deserialize_with = "de_limit")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "de_offset")]
     pub offset: Option<i64>,
+}
+
+fn ranged<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    range: std::ops::RangeInclusive<i64>,
+    what: &str,
+) -> Result<Option<i64>, D::Error> {
+    let v = Option::<i64>::deserialize(d)?;
+    match v {
+        Some(x) if !range.contains(&x) => Err(serde::de::Error::custom(format!(
+            "{what} must be {}..{}",
+            range.start(),
+            range.end()
+        ))),
+        _ => Ok(v),
+    }
+}
+
+pub fn de_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    ranged(d, 1..=500, "limit")
+}
+
+pub fn de_offset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    ranged(d, 0..=1_000_000_000, "offset")
+}
+
+/// Unix seconds or an event cursor: never negative.
+pub fn de_non_negative<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    ranged(d, 0..=i64::MAX, "value")
 }
 
 impl Page {

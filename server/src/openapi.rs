@@ -367,16 +367,6 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
-        "/controllers/connect",
-        "Controller WebSocket channel (keyway-channel messages)",
-        "controllers",
-        None,
-        101,
-        None,
-        false,
-    ),
-    (
-        "get",
         "/controllers/{id}",
         "Get a controller (manager)",
         "controllers",
@@ -721,6 +711,9 @@ fn obj(required: &[&str], props: Value) -> Value {
 
 fn schemas() -> Value {
     let s = json!({"type": "string"});
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"});
+    let hex_key = json!({"type": "string", "pattern": "^04[0-9a-fA-F]{128}$"});
+    let email = json!({"type": "string", "format": "email", "maxLength": 254});
     let uuid = json!({"type": "string", "format": "uuid"});
     let int = json!({"type": "integer", "format": "int64"});
     let num = json!({"type": "number"});
@@ -743,19 +736,20 @@ fn schemas() -> Value {
         "LoginRequest": obj(&["email", "password"], json!({"email": s, "password": s, "device_name": s})),
         "Login": {"type": "object", "required": ["token", "user", "memberships"], "properties": {
             "token": s, "user": {"type": "object"}, "memberships": {"type": "array", "items": {"type": "object"}}}},
-        "NameRequest": obj(&["name"], json!({"name": s})),
+        "NameRequest": obj(&["name"], json!({"name": name})),
         "RoleRequest": obj(&["role"], json!({"role": role})),
-        "AddMember": obj(&["email", "role"], json!({"email": s, "name": s, "password": s, "role": role})),
-        "ApiKeyRequest": obj(&["name", "role"], json!({"name": s, "role": role})),
-        "CreatePlace": obj(&["name", "time_zone"], json!({"name": s, "time_zone": s, "latitude": num, "longitude": num})),
-        "UpdatePlace": obj(&[], json!({"name": s, "time_zone": s, "latitude": nullable(&num), "longitude": nullable(&num)})),
+        "AddMember": obj(&["email", "role"], json!({"email": email, "name": name,
+            "password": {"type": "string", "minLength": 8, "maxLength": 1024}, "role": role})),
+        "ApiKeyRequest": obj(&["name", "role"], json!({"name": name, "role": role})),
+        "CreatePlace": obj(&["name", "time_zone"], json!({"name": name, "time_zone": s, "latitude": num, "longitude": num})),
+        "UpdatePlace": obj(&[], json!({"name": name, "time_zone": s, "latitude": nullable(&num), "longitude": nullable(&num)})),
         "Place": {"type": "object", "properties": {"id": uuid, "name": s, "time_zone": s,
             "latitude": nullable(&num), "longitude": nullable(&num), "lockdown": boolean}},
         "Lockdown": obj(&["lockdown"], json!({"lockdown": boolean})),
-        "CreateLock": obj(&["place_id", "name"], json!({"place_id": uuid, "name": s, "controller_id": uuid,
+        "CreateLock": obj(&["place_id", "name"], json!({"place_id": uuid, "name": name, "controller_id": uuid,
             "walk_up_allowed": boolean, "geofence_radius_m": num, "reader_restriction": boolean,
             "tx_power": {"type": "integer", "minimum": -128, "maximum": 127}})),
-        "UpdateLock": obj(&[], json!({"place_id": uuid, "name": s, "controller_id": nullable(&uuid),
+        "UpdateLock": obj(&[], json!({"place_id": uuid, "name": name, "controller_id": nullable(&uuid),
             "walk_up_allowed": boolean, "geofence_radius_m": nullable(&num), "reader_restriction": boolean,
             "tx_power": {"type": "integer", "minimum": -128, "maximum": 127}})),
         "Lock": {"type": "object", "properties": {"id": uuid, "place_id": uuid, "name": s,
@@ -763,23 +757,24 @@ fn schemas() -> Value {
             "geofence_radius_m": nullable(&num), "reader_restriction": boolean, "lockdown": boolean,
             "online": boolean, "short_id": s, "tx_power": int}},
         "UnlockRequest": obj(&[], json!({"proximity_proof": {"type": "integer", "minimum": 0, "maximum": 4294967295u64},
-            "latitude": num, "longitude": num})),
+            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+            "longitude": {"type": "number", "minimum": -180, "maximum": 180}})),
         "UnlockResult": {"type": "object", "required": ["granted", "command_id", "duplicate"], "properties": {
             "granted": boolean, "event_id": nullable(&uuid), "command_id": uuid, "duplicate": boolean}},
-        "Provision": obj(&["token", "public_key"], json!({"token": s, "public_key": s})),
-        "CreateGroup": obj(&["name"], json!({"name": s, "lock_ids": {"type": "array", "items": uuid}})),
+        "Provision": obj(&["token", "public_key"], json!({"token": s, "public_key": hex_key})),
+        "CreateGroup": obj(&["name"], json!({"name": name, "lock_ids": {"type": "array", "items": uuid}})),
         "GroupLock": obj(&["lock_id"], json!({"lock_id": uuid})),
-        "CreateSchedule": obj(&["name", "windows"], json!({"name": s, "windows": {"type": "array", "items":
+        "CreateSchedule": obj(&["name", "windows"], json!({"name": name, "windows": {"type": "array", "items":
             obj(&["days", "start", "end"], json!({"days": {"type": "array", "items": {"type": "string",
                 "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}}, "start": s, "end": s}))}})),
         "CreateAssignment": obj(&["user_id", "group_id"], json!({"user_id": uuid, "group_id": uuid,
             "schedule_id": uuid, "valid_from": int, "valid_until": int})),
-        "RegisterDevice": obj(&["public_key", "name"], json!({"public_key": s, "name": s})),
+        "RegisterDevice": obj(&["public_key", "name"], json!({"public_key": hex_key, "name": name})),
         "IssueCredential": obj(&["org"], json!({"org": uuid})),
         "Credential": {"type": "object", "required": ["credential", "not_after", "trusted_keys", "refresh_after"],
             "properties": {"id": uuid, "credential": s, "not_after": int, "refresh_after": int,
             "trusted_keys": {"type": "object"}}},
-        "CreateInvite": obj(&["name", "valid_until"], json!({"name": s, "email": s, "phone": s,
+        "CreateInvite": obj(&["name", "valid_until"], json!({"name": name, "email": s, "phone": s,
             "lock_ids": {"type": "array", "items": uuid}, "group_id": uuid, "valid_from": int,
             "valid_until": int, "daily_start": s, "daily_end": s, "max_unlocks": int})),
         "Redeem": obj(&["code"], json!({"code": s})),
@@ -804,7 +799,7 @@ pub fn document() -> Value {
         if path.ends_with("/unlock") {
             params.push(
                 json!({"name": "Idempotency-Key", "in": "header", "required": false,
-                "schema": {"type": "string", "maxLength": 200}}),
+                "schema": {"type": "string", "pattern": "^[ -~]{1,200}$"}}),
             );
         }
         if *method == "get"
@@ -815,8 +810,14 @@ pub fn document() -> Value {
                     "limit",
                     json!({"type": "integer", "minimum": 1, "maximum": 500}),
                 ),
-                ("offset", json!({"type": "integer", "minimum": 0})),
+                (
+                    "offset",
+                    json!({"type": "integer", "minimum": 0, "maximum": 1_000_000_000}),
+                ),
             ] {
+                if name == "offset" && resp != &Some("List") {
+                    continue; // the audit log pages by cursor
+                }
                 params.push(
                     json!({"name": name, "in": "query", "required": false, "schema": schema}),
                 );
@@ -824,14 +825,23 @@ pub fn document() -> Value {
         }
         if path.contains("/events") {
             for (name, schema) in [
-                ("since", json!({"type": "integer"})),
-                ("until", json!({"type": "integer"})),
+                (
+                    "since",
+                    json!({"type": "integer", "minimum": 0, "maximum": 100_000_000_000i64}),
+                ),
+                (
+                    "until",
+                    json!({"type": "integer", "minimum": 0, "maximum": 100_000_000_000i64}),
+                ),
                 ("lock", json!({"type": "string", "format": "uuid"})),
                 ("place", json!({"type": "string", "format": "uuid"})),
                 ("actor", json!({"type": "string", "format": "uuid"})),
-                ("type", json!({"type": "string"})),
+                ("type", json!({"type": "string", "maxLength": 100})),
                 ("success", json!({"type": "boolean"})),
-                ("cursor", json!({"type": "integer"})),
+                (
+                    "cursor",
+                    json!({"type": "integer", "minimum": 0, "maximum": i64::MAX}),
+                ),
             ] {
                 params.push(
                     json!({"name": name, "in": "query", "required": false, "schema": schema}),
@@ -889,7 +899,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.0.3",
         "info": {"title": "Keyway API", "version": "1.0.0",
-                 "description": "Keyway companion server. Errors: {\"error\": {\"code\", \"message\"}} with stable codes (Reason codes for denials)."},
+                 "description": "Keyway companion server. Controllers connect to the WebSocket GET /controllers/connect (keyway-channel messages; not describable here). Errors: {\"error\": {\"code\", \"message\"}} with stable codes (Reason codes for denials)."},
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
         "components": {

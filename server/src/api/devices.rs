@@ -56,7 +56,11 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(json!({"id": id, "name": name}))))
 }
 
-pub async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn list_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<crate::extract::Page>,
+) -> ApiResult<Json<Value>> {
     let user = caller.require_user()?;
     let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
         "SELECT id, name, public_key, created_at FROM devices WHERE user_id = $1 \
@@ -69,10 +73,13 @@ pub async fn list_devices(State(state): State<AppState>, caller: Caller) -> ApiR
         .into_iter()
         .map(|(id, name, pk, created_at)| json!({"id": id, "name": name, "public_key": pk, "created_at": created_at}))
         .collect();
-    let total = items.len();
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": total, "offset": 0}),
-    ))
+    let total = items.len() as i64;
+    let items = items
+        .into_iter()
+        .skip(page.offset() as usize)
+        .take(page.limit() as usize)
+        .collect();
+    Ok(Json(crate::extract::list(items, total, page)))
 }
 
 async fn own_device(state: &AppState, user: &str, id: &str) -> ApiResult<(String, String)> {

@@ -17,8 +17,10 @@ use crate::util::parse_id;
 #[derive(Debug, Deserialize)]
 pub struct EventQuery {
     /// Unix seconds, inclusive.
+    #[serde(default, deserialize_with = "crate::extract::de_non_negative")]
     pub since: Option<i64>,
     /// Unix seconds, exclusive.
+    #[serde(default, deserialize_with = "crate::extract::de_non_negative")]
     pub until: Option<i64>,
     pub lock: Option<String>,
     pub place: Option<String>,
@@ -27,7 +29,9 @@ pub struct EventQuery {
     pub kind: Option<String>,
     pub success: Option<bool>,
     /// `next_cursor` of the previous page.
+    #[serde(default, deserialize_with = "crate::extract::de_non_negative")]
     pub cursor: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::de_limit")]
     pub limit: Option<i64>,
 }
 

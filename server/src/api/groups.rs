@@ -465,7 +465,9 @@ pub struct CreateAssignment {
 #[derive(Debug, Deserialize)]
 pub struct AssignmentQuery {
     pub user: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::de_limit")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::de_offset")]
     pub offset: Option<i64>,
 }
 

@@ -137,7 +137,11 @@ pub async fn delete_current(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    crate::extract::ApiQuery(page): crate::extract::ApiQuery<crate::extract::Page>,
+) -> ApiResult<Json<Value>> {
     let Principal::User {
         user_id,
         session_id,
@@ -160,10 +164,13 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
                    "expires_at": expires_at, "current": &id == session_id})
         })
         .collect();
-    let total = items.len();
-    Ok(Json(
-        json!({"items": items, "total": total, "limit": total, "offset": 0}),
-    ))
+    let total = items.len() as i64;
+    let items = items
+        .into_iter()
+        .skip(page.offset() as usize)
+        .take(page.limit() as usize)
+        .collect();
+    Ok(Json(crate::extract::list(items, total, page)))
 }
 
 pub async fn delete(

@@ -65,7 +65,9 @@ pub struct UpdateLock {
 #[derive(Debug, Deserialize)]
 pub struct LockQuery {
     pub place: Option<String>,
+    #[serde(default, deserialize_with = "crate::extract::de_limit")]
     pub limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::de_offset")]
     pub offset: Option<i64>,
 }
 

@@ -77,7 +77,11 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let s = v
         .to_str()
         .ok()
-        .filter(|s| !s.is_empty() && s.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= MAX_IDEMPOTENCY_KEY
+                && s.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        })
         .ok_or_else(|| {
             ApiError::invalid("Idempotency-Key must be 1..200 visible ASCII characters")
         })?;
@@ -99,7 +103,16 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> ApiResult<UnlockRequest> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(UnlockRequest::default());
     }
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+    let req: UnlockRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))?;
+    if req.latitude.is_some_and(|v| !(-90.0..=90.0).contains(&v))
+        || req
+            .longitude
+            .is_some_and(|v| !(-180.0..=180.0).contains(&v))
+    {
+        return Err(ApiError::invalid("latitude/longitude out of range"));
+    }
+    Ok(req)
 }
 
 pub async fn unlock(
