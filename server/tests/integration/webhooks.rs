@@ -200,3 +200,64 @@ async fn pending_deliveries_survive_a_restart() {
     assert_eq!(rx.lock().unwrap().accepted[0]["type"], "test.event");
     running.handle.abort();
 }
+
+/// The receiver is Python's `standardwebhooks` package (PyPI), the reference verifier.
+#[tokio::test]
+async fn standardwebhooks_package_verifies_deliveries() {
+    let check = std::process::Command::new("python3")
+        .args(["-c", "import standardwebhooks"])
+        .output();
+    if !check.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skipping: python3 with the standardwebhooks package (pip install standardwebhooks) is not available"
+        );
+        return;
+    }
+    let srv = TestServer::sqlite(test_settings()).await;
+    let org = make_org(&srv, "acme").await;
+    // Create the webhook first (its secret is needed by the receiver), pointing at a
+    // placeholder, then switch the URL once the receiver reports its port.
+    let (s, hook) = srv
+        .post(
+            &format!("/orgs/{}/webhooks", org.id),
+            &org.admin,
+            json!({"url": "http://127.0.0.1:9/", "event_types": ["lock.*"]}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let secret = hook["secret"].as_str().unwrap().to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/webhook_receiver.py");
+    let mut child = tokio::process::Command::new("python3")
+        .args([script, &secret, "1"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let port = first.strip_prefix("PORT ").unwrap().to_owned();
+    sqlx::query("UPDATE webhooks SET url = $1 WHERE id = $2")
+        .bind(format!("http://127.0.0.1:{port}/hook"))
+        .bind(hook["id"].as_str().unwrap())
+        .execute(srv.state.pool())
+        .await
+        .unwrap();
+    srv.post(
+        &format!("/locks/{}/lockdown", org.lab),
+        &org.manager,
+        json!({"lockdown": true}),
+    )
+    .await;
+    let a = lines.next_line().await.unwrap().unwrap();
+    let b = lines.next_line().await.unwrap().unwrap();
+    assert_eq!(
+        a, "OK lock.lockdown_started 500",
+        "first attempt refused by the receiver"
+    );
+    assert_eq!(
+        b, "OK lock.lockdown_started 204",
+        "retry verified and accepted"
+    );
+    let _ = child.kill().await;
+}
