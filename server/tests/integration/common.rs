@@ -24,12 +24,14 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
-    handle: tokio::task::JoinHandle<()>,
+    handle: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.handle.abort();
+        if let Some(h) = &self.handle {
+            h.abort();
+        }
     }
 }
 
@@ -112,7 +114,19 @@ impl TestServer {
             http: reqwest::Client::new(),
             backend,
             _dir: dir,
-            handle: running.handle,
+            handle: Some(running.handle),
+        }
+    }
+
+    /// A client for a server running elsewhere (another process) on `like`'s database.
+    pub fn remote(base: &str, like: &TestServer) -> Self {
+        TestServer {
+            base: base.trim_end_matches('/').to_owned(),
+            state: like.state.clone(),
+            http: reqwest::Client::new(),
+            backend: like.backend,
+            _dir: None,
+            handle: None,
         }
     }
 

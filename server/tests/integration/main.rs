@@ -3,6 +3,7 @@
 //! `KEYWAY_TEST_PG_URL` is set.
 
 mod accounts;
+mod binary;
 mod channel;
 mod common;
 mod credentials;
