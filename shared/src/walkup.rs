@@ -29,6 +29,9 @@ pub struct WalkUpParams {
     pub window_ms: u64,
     /// Minimum readings inside the window before any decision.
     pub min_samples: usize,
+    /// Which quantile of the window's readings to smooth (0.5 = median; lower is more
+    /// conservative: most readings must be strong).
+    pub quantile: f64,
     /// EWMA weight of the newest median, per reading.
     pub ewma_alpha: f64,
     /// Unlock when the smoothed distance is at most this.
@@ -51,11 +54,12 @@ impl Default for WalkUpParams {
     fn default() -> Self {
         Self {
             path_loss_exponent: 2.0,
-            window_ms: 600,
+            window_ms: 800,
             min_samples: 4,
+            quantile: 0.5,
             ewma_alpha: 0.35,
             unlock_distance_m: 1.0,
-            dwell_ms: 150,
+            dwell_ms: 100,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -177,7 +181,7 @@ impl WalkUpEngine {
         if track.window.len() < p.min_samples {
             return None;
         }
-        let median = median(track.window.iter().map(|&(_, r)| r as f64));
+        let median = quantile(track.window.iter().map(|&(_, r)| r as f64), p.quantile);
         let smoothed = match track.smoothed {
             None => median,
             Some(prev) => prev + p.ewma_alpha * (median - prev),
@@ -247,18 +251,16 @@ fn trend_fall(history: &VecDeque<(u64, f64)>, now: u64, trend_ms: u64) -> f64 {
     earlier - latest
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+/// Linear-interpolated quantile `q` in `0..=1` (0.5 is the median).
+fn quantile(values: impl Iterator<Item = f64>, q: f64) -> f64 {
     let mut v: Vec<f64> = values.collect();
     v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
+    if v.is_empty() {
         return f64::NEG_INFINITY;
     }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
 #[cfg(test)]
