@@ -4,6 +4,7 @@
 //! and key into the FFI; the CLI uses this directly.
 
 pub mod ble;
+#[cfg(feature = "btleplug")]
 pub mod btle;
 pub mod http;
 pub mod kv;
