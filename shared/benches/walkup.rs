@@ -555,6 +555,57 @@ fn library_size() {
     }
 }
 
+/// Cold start of the core: construct it and restore a signed-in session with a cached door
+/// list from the file store (what a phone does at launch before any network answer).
+fn cold_start() {
+    use keyway_shared::app::{Effect, Event, Keyway};
+    use keyway_shared::runtime::FileStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path()).unwrap();
+    let org = "0a0a0a0a-0000-4000-8000-000000000001";
+    let session = serde_json::json!({
+        "token": "t", "user": {"id": "u", "email": "a@b", "name": "A"},
+        "memberships": [{"org": {"id": org, "name": "Acme"}, "role": "member"}],
+        "current_org": org
+    });
+    store
+        .set("session", session.to_string().as_bytes())
+        .unwrap();
+    let locks: Vec<serde_json::Value> = (0..50)
+        .map(|i| serde_json::json!({"id": format!("lock-{i}"), "place_id": "p", "name": format!("Door {i}"), "short_id": "01020304"}))
+        .collect();
+    let cache = serde_json::json!({"places": [{"id": "p", "name": "HQ"}], "locks": locks, "fetched_at_ms": 1});
+    store
+        .set(&format!("cache/{org}"), cache.to_string().as_bytes())
+        .unwrap();
+    let mut times = vec![];
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let core: crux_core::Core<Keyway> = crux_core::Core::new();
+        let mut pending = core.process_event(Event::Start {
+            api_base: "http://x".into(),
+        });
+        while let Some(effect) = pending.pop() {
+            if let Effect::KeyValue(mut req) = effect {
+                let out = store.execute(&req.operation);
+                pending.extend(core.resolve(&mut req, out).unwrap());
+            }
+        }
+        let view = core.view();
+        assert!(view.signed_in && view.places[0].locks.len() == 50);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let p50 = pct(&mut times, 0.5);
+    println!(
+        "\ncold start (core + restore session and 50 cached doors from files): p50 {p50:.2} ms (target ≤ 10 ms; this build's profile: {})",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = args
@@ -595,4 +646,5 @@ fn main() {
         if ok { "yes" } else { "NO" }
     );
     library_size();
+    cold_start();
 }
