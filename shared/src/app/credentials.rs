@@ -156,10 +156,25 @@ pub fn fetched(model: &mut Model, org: String, result: ApiResult<CredentialRespo
             }
             Command::all([kv_delete(keys::credential(&org)), render()])
         }
-        // Offline or a server hiccup: keep what we hold until it expires.
-        Err(_) => render(),
+        // Offline or a server hiccup: keep what we hold until it expires, and try again soon.
+        Err(_) => {
+            let (timer, handle) = crux_time::Time::notify_after(RETRY_AFTER);
+            if let Some(old) = model.refresh_timer.replace(handle) {
+                old.clear();
+            }
+            Command::all([
+                timer.then_send(move |outcome| match outcome {
+                    crux_time::TimerOutcome::Completed(_) => Event::CredentialRefreshDue { org },
+                    crux_time::TimerOutcome::Cleared => Event::Noop,
+                }),
+                render(),
+            ])
+        }
     }
 }
+
+/// Retry delay for a credential fetch that failed for a reason other than revocation.
+pub const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 fn revoked(e: &ApiError) -> bool {
     matches!(e.reason(), Some(Reason::Revoked | Reason::NoAccess))
@@ -267,9 +282,9 @@ mod tests {
         assert!(model.credential.is_none());
         assert!(cmd.effects().any(|e| matches!(e, Effect::KeyValue(r)
             if matches!(&r.operation, crux_kv::KeyValueOperation::Delete { key } if *key == format!("credential/{ORG_A}")))));
-        // Offline errors keep the credential.
+        // Offline errors keep the credential and retry later.
         model.credential = Some(held_credential(2_000_000_000));
-        let _ = app.update(
+        let mut cmd = app.update(
             Event::CredentialFetched {
                 org: ORG_A.into(),
                 result: Err(ApiError::Network {
@@ -279,5 +294,7 @@ mod tests {
             &mut model,
         );
         assert!(model.credential.is_some());
+        assert!(cmd.effects().any(|e| matches!(e, Effect::Time(r)
+            if matches!(r.operation, crux_time::TimeRequest::NotifyAfter { .. }))));
     }
 }
