@@ -157,6 +157,8 @@ pub struct Model {
     pub unlock: Option<UnlockAttempt>,
     pub invite: invites::InviteState,
     pub scanning: bool,
+    /// When an advertisement last caused a render (unix ms).
+    pub scan_rendered_ms: u64,
     pub(crate) refresh_timer: Option<crux_time::TimerHandle>,
 }
 
@@ -180,6 +182,7 @@ impl Default for Model {
             unlock: None,
             invite: Default::default(),
             scanning: false,
+            scan_rendered_ms: 0,
             refresh_timer: None,
         }
     }

@@ -9,6 +9,9 @@ use crux_core::render::render;
 use keyway_protocol::advert::Advertisement;
 use serde::{Deserialize, Serialize};
 
+/// Minimum time between renders caused by advertisements alone.
+pub const SCAN_RENDER_MS: u64 = 1000;
+
 /// The latest advertisement of one door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heard {
@@ -99,12 +102,13 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
         .engine
         .observe(&lock, advert.at_ms, advert.rssi, parsed.tx_power);
     let Some(decision) = decision else {
-        // Re-render only when a door appears, not on every advertisement.
-        return if was_nearby {
-            Command::done()
-        } else {
-            render()
-        };
+        // Re-render when a door appears and then about once a second, not per advertisement.
+        let due = advert.at_ms.saturating_sub(model.scan_rendered_ms) >= SCAN_RENDER_MS;
+        if !was_nearby || due {
+            model.scan_rendered_ms = advert.at_ms;
+            return render();
+        }
+        return Command::done();
     };
     let mut note = WalkUpNote {
         lock: decision.lock.clone(),
@@ -126,4 +130,169 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
     };
     model.last_walk_up = Some(note);
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::places::Directory;
+    use crate::app::testkit::*;
+    use crate::app::{Effect, Keyway};
+    use crate::effects::{BleOperation, HeardAdvert};
+    use crux_core::App;
+    use keyway_protocol::advert::FLAG_WALK_UP;
+
+    fn model() -> Model {
+        let mut m = signed_in_model();
+        m.directory = Directory {
+            org: Some(ORG_A.into()),
+            places: vec![place()],
+            locks: vec![lock()],
+            fresh: true,
+            ..Default::default()
+        };
+        m
+    }
+
+    fn advert(rssi: i16, at_ms: u64, flags: u8) -> Event {
+        let payload = Advertisement {
+            lock_short_id: keyway_protocol::advert::lock_short_id(lock_id()),
+            tx_power: -59,
+            proximity_code: 0x42,
+            flags,
+        }
+        .encode()
+        .to_vec();
+        Event::Scanned(ScanItem::Advert(HeardAdvert {
+            peer: "door-1".into(),
+            payload,
+            rssi,
+            at_ms,
+        }))
+    }
+
+    /// Walks from 10 m to 0.4 m at 1.2 m/s then stands, noise-free; returns the commands
+    /// that asked for a BLE connection.
+    fn approach(app: &Keyway, m: &mut Model, flags: u8) -> usize {
+        let t0 = NOW_S * 1000;
+        let mut connects = 0;
+        for i in 0..130u64 {
+            let d = (10.0 - 0.12 * i as f64).max(0.4);
+            let rssi = (-59.0 - 20.0 * d.log10()).round() as i16;
+            let mut cmd = app.update(advert(rssi, t0 + i * 100, flags), m);
+            connects += cmd
+                .effects()
+                .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
+                .count();
+        }
+        connects
+    }
+
+    #[test]
+    fn enabled_lock_unlocks_once_over_ble_on_approach() {
+        let app = Keyway;
+        let mut m = model();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: LOCK.into(),
+                enabled: true,
+            },
+            &mut m,
+        );
+        assert_eq!(approach(&app, &mut m, FLAG_WALK_UP), 1);
+        let v = app.view(&m);
+        let u = v.unlock.unwrap();
+        assert!(u.walk_up);
+        assert_eq!(u.route, Some(crate::app::Route::Ble));
+        assert!(v.last_walk_up.unwrap().skipped.is_none());
+        assert!(v.places[0].locks[0].nearby && v.places[0].locks[0].walk_up_enabled);
+    }
+
+    #[test]
+    fn not_opted_in_or_door_without_walk_up_never_unlocks() {
+        let app = Keyway;
+        let mut m = model();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        assert_eq!(
+            approach(&app, &mut m, FLAG_WALK_UP),
+            0,
+            "user did not opt in"
+        );
+        let mut m = model();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: LOCK.into(),
+                enabled: true,
+            },
+            &mut m,
+        );
+        assert_eq!(
+            approach(&app, &mut m, 0),
+            0,
+            "door does not advertise walk-up"
+        );
+        assert_eq!(
+            app.view(&m).last_walk_up.unwrap().skipped.as_deref(),
+            Some(keyway_protocol::Reason::WalkUpDisabled.message())
+        );
+    }
+
+    #[test]
+    fn walk_up_without_credential_is_skipped_with_reason() {
+        let app = Keyway;
+        let mut m = model();
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: LOCK.into(),
+                enabled: true,
+            },
+            &mut m,
+        );
+        assert_eq!(approach(&app, &mut m, FLAG_WALK_UP), 0);
+        let note = app.view(&m).last_walk_up.unwrap();
+        assert_eq!(
+            note.skipped.as_deref(),
+            Some(keyway_protocol::Reason::NoAccess.message())
+        );
+    }
+
+    #[test]
+    fn scan_start_stop_and_failure() {
+        let app = Keyway;
+        let mut m = model();
+        let mut cmd = app.update(Event::StartScan, &mut m);
+        assert!(
+            cmd.effects()
+                .any(|e| matches!(e, Effect::Scan(r) if r.operation == ScanOperation::Start))
+        );
+        assert!(app.view(&m).scanning);
+        let _ = app.update(
+            Event::Scanned(ScanItem::Failed {
+                message: "Bluetooth is off".into(),
+            }),
+            &mut m,
+        );
+        let v = app.view(&m);
+        assert!(!v.scanning);
+        assert!(v.notice.unwrap().contains("Bluetooth is off"));
+        let _ = app.update(Event::StartScan, &mut m);
+        let mut cmd = app.update(Event::StopScan, &mut m);
+        assert!(
+            cmd.effects()
+                .any(|e| matches!(e, Effect::Scan(r) if r.operation == ScanOperation::Stop))
+        );
+        // Garbage payloads are ignored.
+        let mut cmd = app.update(
+            Event::Scanned(ScanItem::Advert(HeardAdvert {
+                peer: "x".into(),
+                payload: vec![9; 3],
+                rssi: -40,
+                at_ms: 1,
+            })),
+            &mut m,
+        );
+        assert!(cmd.effects().next().is_none());
+    }
 }
