@@ -87,6 +87,16 @@ const OPS: &[Op] = &[
     ),
     (
         "get",
+        "/orgs",
+        "Your organizations and roles",
+        "orgs",
+        None,
+        200,
+        Some("List"),
+        true,
+    ),
+    (
+        "get",
         "/orgs/{org}",
         "Get an organization",
         "orgs",

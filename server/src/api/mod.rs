@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/logins/current", delete(logins::delete_current))
         .route("/logins/{id}", delete(logins::delete))
         .route("/me", get(me::get))
-        .route("/orgs", post(orgs::create))
+        .route("/orgs", post(orgs::create).get(orgs::list_mine))
         .route("/orgs/{org}", get(orgs::get))
         .route(
             "/orgs/{org}/members",

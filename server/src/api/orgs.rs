@@ -38,6 +38,46 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({"id": org, "name": name}))))
 }
 
+/// The caller's organizations with their role (API keys: their own organization).
+pub async fn list_mine(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<Value>> {
+    let rows: Vec<(String, String, String)> = match &caller.principal {
+        crate::auth::Principal::User { user_id, .. } => {
+            sqlx::query_as(
+                "SELECT o.id, o.name, m.role FROM memberships m JOIN orgs o ON o.id = m.org_id \
+                 WHERE m.user_id = $1 ORDER BY o.name, o.id",
+            )
+            .bind(user_id)
+            .fetch_all(state.pool())
+            .await?
+        }
+        crate::auth::Principal::ApiKey { org_id, role, .. } => {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT id, name FROM orgs WHERE id = $1")
+                    .bind(org_id)
+                    .fetch_all(state.pool())
+                    .await?;
+            rows.into_iter()
+                .map(|(id, name)| (id, name, role.as_str().to_owned()))
+                .collect()
+        }
+    };
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, name, role)| json!({"id": id, "name": name, "role": role}))
+        .collect();
+    let total = items.len() as i64;
+    let items = items
+        .into_iter()
+        .skip(page.offset() as usize)
+        .take(page.limit() as usize)
+        .collect();
+    Ok(Json(list(items, total, page)))
+}
+
 pub fn check_name(name: &str) -> ApiResult<&str> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {

@@ -7,6 +7,10 @@ use serde_json::json;
 async fn login_sessions_logout_and_throttle() {
     on_all_backends(test_settings(), |srv| async move {
         let org = make_org(&srv, "acme").await;
+        let (s, orgs) = srv.get("/orgs", &org.member).await;
+        assert_eq!(s, 200);
+        assert_eq!(orgs["items"][0]["id"], serde_json::json!(org.id));
+        assert_eq!(orgs["items"][0]["role"], "member");
         let (s, me) = srv.get("/me", &org.member).await;
         assert_eq!(s, 200);
         assert_eq!(me["memberships"][0]["role"], "member");

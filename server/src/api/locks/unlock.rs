@@ -181,7 +181,7 @@ pub async fn unlock(
     }
     let command_id = command_id.unwrap_or_else(|| new_id(&state.rng));
 
-    let outcome = attempt(&state, &caller, role, &lock, &req, &command_id).await;
+    let outcome = attempt(&state, &caller, role, &lock, &req, &command_id).await?;
     let (status, body, reason, success) = match &outcome {
         Ok(Attempt::Granted { duplicate }) => (
             StatusCode::OK,
@@ -260,7 +260,7 @@ async fn attempt(
     lock: &LockInfo,
     req: &UnlockRequest,
     command_id: &str,
-) -> Result<Attempt, Reason> {
+) -> ApiResult<Result<Attempt, Reason>> {
     let (actor_id, _) = caller.actor();
     let window = Duration::from_secs(10);
     if !state.throttle.take(
@@ -268,19 +268,22 @@ async fn attempt(
         state.settings.unlocks_per_window,
         window,
     ) {
-        return Err(Reason::RateLimited);
+        return Ok(Err(Reason::RateLimited));
     }
     let now = now_s();
     let grant = match caller.user_id() {
-        Some(user) => check_grant(state, user, role, lock, now)
-            .await
-            .map_err(|_| Reason::NotConfigured)??,
+        Some(user) => match check_grant(state, user, role, lock, now).await? {
+            Ok(g) => g,
+            Err(r) => return Ok(Err(r)),
+        },
         None if role.opens_everything() => Grant::Role,
-        None => return Err(Reason::NoAccess),
+        None => return Ok(Err(Reason::NoAccess)),
     };
-    door_policy(lock, req, now)?;
+    if let Err(r) = door_policy(lock, req, now) {
+        return Ok(Err(r));
+    }
     let Some(controller) = lock.controller_id.clone() else {
-        return Err(Reason::NotConfigured);
+        return Ok(Err(Reason::NotConfigured));
     };
     // Reserve one use of a limited invite before relaying; give it back if nothing opened.
     let limited_invite = match &grant {
@@ -297,11 +300,10 @@ async fn attempt(
         )
         .bind(invite)
         .execute(state.pool())
-        .await
-        .map_err(|_| Reason::NotConfigured)?
+        .await?
         .rows_affected();
         if n == 0 {
-            return Err(Reason::UseLimitExceeded);
+            return Ok(Err(Reason::UseLimitExceeded));
         }
     }
     let holder = caller.user_id().map(|u| Holder {
@@ -339,7 +341,7 @@ async fn attempt(
         .execute(state.pool())
         .await;
     }
-    verdict
+    Ok(verdict)
 }
 
 #[cfg(test)]
