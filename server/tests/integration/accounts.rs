@@ -170,3 +170,36 @@ async fn health_metrics_and_openapi() {
     assert_eq!(doc["openapi"].as_str().unwrap().chars().next(), Some('3'));
     assert!(doc["paths"]["/locks/{id}/unlock"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn one_login_across_organizations() {
+    on_all_backends(test_settings(), |srv| async move {
+        let a = make_org(&srv, "acme").await;
+        let b = make_org(&srv, "globex").await;
+        let (_, me) = srv.get("/me", &a.member).await;
+        let email = me["user"]["email"].as_str().unwrap().to_owned();
+        // Globex adds the Acme member by email; no new account, no password reset.
+        let (s, v) = srv
+            .post(
+                &format!("/orgs/{}/members", b.id),
+                &b.admin,
+                json!({"email": email, "password": "ignored-password", "role": "admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["user_id"], json!(a.member_id));
+        let token = srv.login(&email, "member-password").await;
+        let (_, orgs) = srv.get("/orgs", &token).await;
+        assert_eq!(orgs["total"], 2);
+        // Member in Acme, admin in Globex: the role is per organization.
+        assert_eq!(
+            srv.get(&format!("/orgs/{}/members", a.id), &token).await.0,
+            403
+        );
+        assert_eq!(
+            srv.get(&format!("/orgs/{}/members", b.id), &token).await.0,
+            200
+        );
+    })
+    .await;
+}
