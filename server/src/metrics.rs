@@ -11,6 +11,9 @@ pub struct Metrics {
     pub webhook_delivered: AtomicU64,
     pub webhook_failed: AtomicU64,
     pub logins_failed: AtomicU64,
+    /// Cloud unlock handling time, microseconds, summed (with the count of unlocks).
+    pub unlock_micros_sum: AtomicU64,
+    pub unlock_count: AtomicU64,
 }
 
 impl Metrics {
@@ -74,6 +77,12 @@ impl Metrics {
             "Controllers connected to this instance",
             controllers_connected as u64,
         );
+        out.push_str(&format!(
+            "# HELP keyway_unlock_seconds Cloud unlock handling time\n# TYPE keyway_unlock_seconds summary\n\
+             keyway_unlock_seconds_sum {:.6}\nkeyway_unlock_seconds_count {}\n",
+            get(&self.unlock_micros_sum) as f64 / 1e6,
+            get(&self.unlock_count)
+        ));
         out
     }
 }

@@ -91,7 +91,14 @@ pub async fn worker(state: AppState) {
             return;
         }
     };
+    let mut last_cleanup = std::time::Instant::now();
     loop {
+        if last_cleanup.elapsed() > Duration::from_secs(300) {
+            last_cleanup = std::time::Instant::now();
+            if let Err(e) = cleanup(&state).await {
+                tracing::warn!(error = ?e, "cleanup failed");
+            }
+        }
         match deliver_due(&state, &client).await {
             Ok(0) => {
                 tokio::select! {
@@ -106,6 +113,24 @@ pub async fn worker(state: AppState) {
             }
         }
     }
+}
+
+/// Drops rows that only grow: old idempotency records, long-expired sessions, old deliveries.
+pub async fn cleanup(state: &AppState) -> ApiResult<()> {
+    let now_s = crate::util::now_s();
+    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(now_s - 86_400)
+        .execute(state.pool())
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $1")
+        .bind(now_s - 7 * 86_400)
+        .execute(state.pool())
+        .await?;
+    sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1")
+        .bind(now_ms() - 30 * 86_400_000)
+        .execute(state.pool())
+        .await?;
+    Ok(())
 }
 
 async fn deliver_due(state: &AppState, client: &reqwest::Client) -> ApiResult<usize> {

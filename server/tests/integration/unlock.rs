@@ -51,6 +51,20 @@ async fn unlock_is_granted_through_the_controller_and_logged() {
         // The lock reads online while its controller is connected.
         let (_, lock) = srv.get(&format!("/locks/{}", org.front), &org.admin).await;
         assert_eq!(lock["online"], true);
+        let metrics = srv
+            .http
+            .get(format!("{}/metrics", srv.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("keyway_unlock_seconds_count 1"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("keyway_controllers_connected 1"));
     })
     .await;
 }

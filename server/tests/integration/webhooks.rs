@@ -108,6 +108,15 @@ async fn signed_delivery_with_retry_after_failure() {
             .await;
         assert_eq!(d["items"][0]["status"], "delivered");
         assert_eq!(d["items"][0]["attempts"], 3);
+        // The janitor's SQL runs on this backend and keeps recent rows.
+        keyway_server::webhooks::cleanup(&srv.state).await.unwrap();
+        let (_, d) = srv
+            .get(
+                &format!("/webhooks/{}/deliveries", hook["id"].as_str().unwrap()),
+                &org.admin,
+            )
+            .await;
+        assert_eq!(d["total"], 1);
     })
     .await;
 }

@@ -122,6 +122,7 @@ pub async fn unlock(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    let started = std::time::Instant::now();
     let req = parse_body(body)?;
     let idem = idempotency_key(&headers)?;
     let (lock, role) = super::lock_for(&state, &caller, &id).await?;
@@ -246,6 +247,11 @@ pub async fn unlock(
                 .await?;
         }
     }
+    state.metrics.unlock_micros_sum.fetch_add(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Metrics::inc(&state.metrics.unlock_count);
     Ok((status, Json(body)).into_response())
 }
 
