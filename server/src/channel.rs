@@ -196,17 +196,20 @@ async fn run(
     push_revocations(state, socket, org_id).await?;
     // Three missed heartbeats (any frame counts as a sign of life) end the session.
     let silence = state.settings.controller_silence;
+    // Only frames from the controller count as signs of life, not what we send it.
+    let mut deadline = tokio::time::Instant::now() + silence;
     loop {
         tokio::select! {
-            incoming = tokio::time::timeout(silence, socket.recv()) => {
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::info!(controller = %controller_id, "controller missed heartbeats");
+                return Ok(());
+            }
+            incoming = socket.recv() => {
                 let frame = match incoming {
-                    Err(_) => {
-                        tracing::info!(controller = %controller_id, "controller missed heartbeats");
-                        return Ok(());
-                    }
-                    Ok(None) | Ok(Some(Err(_))) => return Ok(()),
-                    Ok(Some(Ok(f))) => f,
+                    None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(f)) => f,
                 };
+                deadline = tokio::time::Instant::now() + silence;
                 let text = match frame {
                     Message::Text(t) => t,
                     Message::Close(_) => return Ok(()),
