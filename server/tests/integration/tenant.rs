@@ -116,6 +116,24 @@ async fn other_org_is_refused_everywhere() {
             .post(&format!("/devices/{}/credentials", dev["id"].as_str().unwrap()), &b.member, json!({"org": a.id}))
             .await;
         assert_eq!(s, 404);
+        // User-scoped objects: another user's device and session are not found.
+        let (a_key, _) = keyway_protocol::SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let (_, a_dev) = srv
+            .post("/devices", &a.member, json!({"public_key": a_key.public_key().to_hex(), "name": "a"}))
+            .await;
+        let a_dev = a_dev["id"].as_str().unwrap().to_owned();
+        let (_, a_sessions) = srv.get("/logins", &a.member).await;
+        let a_session = a_sessions["items"][0]["id"].as_str().unwrap().to_owned();
+        for (method, path, body) in [
+            ("DELETE", format!("/devices/{a_dev}"), None),
+            ("POST", format!("/devices/{a_dev}/credentials"), Some(json!({"org": a.id}))),
+            ("POST", format!("/devices/{a_dev}/credentials"), Some(json!({"org": b.id}))),
+            ("DELETE", format!("/logins/{a_session}"), None),
+        ] {
+            let (s, v) = srv.call(method, &path, Some(&b.member), body).await;
+            assert_eq!(s, 404, "{method} {path}: {v}");
+        }
+        assert_eq!(srv.get("/me", &a.member).await.0, 200);
         // Nothing changed in org A.
         let (s, lock) = srv.get(&format!("/locks/{}", a.front), &a.owner).await;
         assert_eq!(s, 200);
