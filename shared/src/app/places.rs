@@ -29,9 +29,11 @@ pub struct DirectoryCache {
     pub fetched_at_ms: u64,
 }
 
+/// One page of at most 500 (the server's largest page) places and doors; an organization with
+/// more doors than that needs paging here.
 pub fn fetch(base: &str, token: &str, org: &str) -> Cmd {
-    let places = ApiCall::new("GET", base, &format!("/orgs/{org}/places?limit=1000")).token(token);
-    let locks = ApiCall::new("GET", base, &format!("/orgs/{org}/locks?limit=1000")).token(token);
+    let places = ApiCall::new("GET", base, &format!("/orgs/{org}/places?limit=500")).token(token);
+    let locks = ApiCall::new("GET", base, &format!("/orgs/{org}/locks?limit=500")).token(token);
     let org = org.to_owned();
     Command::new(|ctx| async move {
         let result = async {
