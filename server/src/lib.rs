@@ -7,10 +7,12 @@
 //! - [`api`]: one module per resource; [`api::locks::unlock`] is the cloud unlock, the
 //!   heart of the service, and [`access`] the one access decision everything shares.
 //! - [`channel`]: the controller WebSocket session (`keyway-channel` messages); [`relay`]
-//!   the seam that delivers cloud commands to controllers.
+//!   the seam that delivers cloud commands to controllers, [`pg_relay`] its multi-instance
+//!   form over PostgreSQL LISTEN/NOTIFY.
 //! - [`db`]: storage over SQLite or PostgreSQL with one set of portable queries.
 //! - [`events`] and [`webhooks`]: the audit log and its signed, durable fan-out.
 //! - [`orgkeys`]: organization signing keys, rotation and revocation lists.
+//! - [`cli`] and [`seed`]: the `keyway-server` binary (`serve`, `create-org`, `seed-demo`).
 
 // Row tuples read straight from SQL are clearer inline than as aliases.
 #![allow(clippy::type_complexity)]

@@ -138,9 +138,9 @@ pub async fn create_invite(
     }
     let (ds, de) = match (&req.daily_start, &req.daily_end) {
         (Some(s), Some(e)) => {
-            let s = super::groups::parse_minute(s)
+            let s = super::schedules::parse_minute(s)
                 .ok_or_else(|| ApiError::invalid("daily_start must be HH:MM"))?;
-            let e = super::groups::parse_minute(e)
+            let e = super::schedules::parse_minute(e)
                 .ok_or_else(|| ApiError::invalid("daily_end must be HH:MM"))?;
             if s >= e {
                 return Err(ApiError::invalid("daily_start must be before daily_end"));

@@ -10,6 +10,8 @@ pub mod logins;
 pub mod me;
 pub mod orgs;
 pub mod places;
+pub mod role_assignments;
+pub mod schedules;
 pub mod webhooks;
 
 use axum::Router;
@@ -93,14 +95,17 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/orgs/{org}/schedules",
-            get(groups::list_schedules).post(groups::create_schedule),
+            get(schedules::list_schedules).post(schedules::create_schedule),
         )
-        .route("/schedules/{id}", delete(groups::delete_schedule))
+        .route("/schedules/{id}", delete(schedules::delete_schedule))
         .route(
             "/orgs/{org}/role_assignments",
-            get(groups::list_assignments).post(groups::create_assignment),
+            get(role_assignments::list_assignments).post(role_assignments::create_assignment),
         )
-        .route("/role_assignments/{id}", delete(groups::delete_assignment))
+        .route(
+            "/role_assignments/{id}",
+            delete(role_assignments::delete_assignment),
+        )
         .route(
             "/devices",
             post(devices::register).get(devices::list_devices),
