@@ -49,7 +49,7 @@ impl ChannelOptions {
         Ok(Self {
             url: format!("{ws}/api/v1/controllers/connect"),
             backoff_min: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(30),
             heartbeat: Duration::from_secs(HEARTBEAT_SECS),
             time_refresh: Duration::from_secs(3600),
         })

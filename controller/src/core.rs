@@ -137,6 +137,15 @@ fn policy(l: &LockConfig) -> LockPolicy {
     }
 }
 
+/// Event timestamps: trusted time when the door has it, else its own clock.
+fn event_time(inner: &Inner) -> u64 {
+    inner
+        .clock
+        .and_then(|c| c.bounds(rtc_ms()).ok())
+        .map(|b| (b.earliest + b.latest) * 500)
+        .unwrap_or_else(rtc_ms)
+}
+
 /// The outcome of one BLE AUTH: what to notify and what was logged.
 #[derive(Debug)]
 pub struct BleVerdict {
@@ -489,7 +498,7 @@ impl Core {
         let mut inner = self.inner.lock().unwrap();
         let event = DoorEvent {
             seq: 0,
-            at_ms: rtc_ms(),
+            at_ms: event_time(&inner),
             kind: DoorEventKind::UnlockAttempt,
             lock,
             method: Some(method),
@@ -543,7 +552,7 @@ impl Core {
         };
         let event = DoorEvent {
             seq: 0,
-            at_ms: rtc_ms(),
+            at_ms: event_time(&inner),
             kind: DoorEventKind::UnlockAttempt,
             lock: decision.lock,
             method: Some(method),
@@ -623,7 +632,7 @@ impl Core {
         };
         let event = DoorEvent {
             seq: 0,
-            at_ms: rtc_ms(),
+            at_ms: event_time(&inner),
             kind: DoorEventKind::UnlockAttempt,
             lock: cmd.lock,
             method: Some(Method::Cloud),
@@ -710,7 +719,7 @@ impl Core {
         tracing::info!(%lock, ?kind, "door sensor");
         let event = DoorEvent {
             seq: 0,
-            at_ms: rtc_ms(),
+            at_ms: event_time(inner),
             kind,
             lock,
             method: None,
