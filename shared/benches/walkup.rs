@@ -399,7 +399,7 @@ fn report(params: WalkUpParams, n: usize) -> bool {
     println!("walk-up engine: {params:?}");
     println!("{n} traces per family; radio: 10 Hz adverts ±30 ms jitter, 10% loss\n");
     println!(
-        "{:<28} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "{:<32} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "family", "set", "unlocked", "in 1.5 s", "p50 ms", "p99 ms", "double"
     );
     let mut ok = true;
@@ -416,7 +416,7 @@ fn report(params: WalkUpParams, n: usize) -> bool {
             ("-".into(), "-".into(), "-".into())
         };
         println!(
-            "{:<28} {:>8} {:>8.2}% {:>10} {:>10} {:>10} {:>8}",
+            "{:<32} {:>8} {:>8.2}% {:>10} {:>10} {:>10} {:>8}",
             f.name,
             if f.tune { "tune" } else { "held-out" },
             rate,
