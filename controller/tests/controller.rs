@@ -564,3 +564,100 @@ async fn door_sensor_reports_opened_forced_held_and_closed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn clock_signature_version_walk_up_and_stale_nonce_denials() {
+    use keyway_protocol::handshake::{Initiator, frames};
+    use keyway_sim_radio::exchange::{recv_message, send_message};
+
+    // No time statement ever arrives: validity windows cannot be checked.
+    let rig = Rig::without_trusted_time().await;
+    let core = rig.controller().core().clone();
+    eventually("configuration", 10, || {
+        core.status().config_version.is_some()
+    })
+    .await;
+    let phone = rig.phone(0.5, 0.0).await;
+    phone
+        .next_advert(Some(&LOCK_A.to_string()), Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (_, cred) = rig.credential(|_| {});
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::ClockUntrusted), "{r:?}");
+
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (_, cred) = rig.credential(|_| {});
+
+    // A credential whose org signature was tampered with.
+    let mut forged = cred.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let r = rig.unlock(&phone, LOCK_A, &forged, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::BadCredentialSignature), "{r:?}");
+
+    // Walk-up on a door where it is off (phone next to lock C).
+    let near_c = rig.phone(60.3, 0.0).await;
+    let r = unlock_with(
+        &near_c,
+        LOCK_C,
+        Action::WalkUp,
+        &rig.trusted(),
+        &cred,
+        &rig.device,
+        random_id(),
+    )
+    .await;
+    assert_eq!(reason_of(&r), Some(Reason::WalkUpDisabled), "{r:?}");
+
+    // A future protocol version is refused before any key work.
+    let rng = SystemRandom::new();
+    let (_, hello) = Initiator::start_with_version(&rng, LOCK_A, Action::Unlock, 9).unwrap();
+    let mut link = phone.connect_door(&LOCK_A.to_string()).await.unwrap();
+    send_message(&link, &hello).await.unwrap();
+    let msg = recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        frames::decode_error(&msg).unwrap(),
+        Reason::UnsupportedVersion
+    );
+
+    // AUTH later than the door nonce's validity (10 s): refused as stale.
+    let (mut initiator, hello) = Initiator::start(&rng, LOCK_A, Action::Unlock).unwrap();
+    let mut link = phone.connect_door(&LOCK_A.to_string()).await.unwrap();
+    send_message(&link, &hello).await.unwrap();
+    let challenge = recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    let command = random_id();
+    let sign = initiator
+        .on_challenge(&challenge, &rig.trusted(), now_secs(), command)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10_300)).await;
+    let signature = keyway_protocol::keys::DeviceSigner::sign(&rig.device, &sign.message).unwrap();
+    let auth = initiator.auth_frame(&cred, &signature).unwrap();
+    send_message(&link, &auth).await.unwrap();
+    let result = recv_message(&mut link, Duration::from_secs(3))
+        .await
+        .unwrap();
+    let body = initiator.on_result(&result).unwrap();
+    assert_eq!(body.reason, Some(Reason::StaleNonce), "{body:?}");
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 0);
+
+    let state = rig.server.state.clone();
+    eventually("attempts uploaded", 10, || state.event_count() == 4).await;
+    for reason in [
+        Reason::BadCredentialSignature,
+        Reason::WalkUpDisabled,
+        Reason::UnsupportedVersion,
+        Reason::StaleNonce,
+    ] {
+        assert!(
+            state.events().iter().any(|e| e.reason == Some(reason)),
+            "no event for {reason}"
+        );
+    }
+}

@@ -40,6 +40,8 @@ pub const PLACE: Id = Id([0x20; 16]);
 pub const LOCK_A: Id = Id([0x10; 16]);
 /// In lockdown, at (30, 0).
 pub const LOCK_B: Id = Id([0x11; 16]);
+/// Walk-up disabled, at (60, 0).
+pub const LOCK_C: Id = Id([0x12; 16]);
 pub const TOKEN: &str = "test-provisioning-token";
 
 pub fn now_secs() -> u64 {
@@ -87,6 +89,8 @@ pub struct ServerState {
     pub acked: Mutex<u64>,
     pub results: Mutex<Vec<CommandResult>>,
     pub sessions: Mutex<u64>,
+    /// When false the server ignores `time_request` (a door without trusted time).
+    pub answer_time: std::sync::atomic::AtomicBool,
     push: broadcast::Sender<ServerMessage>,
 }
 
@@ -152,12 +156,14 @@ impl TestServer {
         let (org_key, _) = SigningKey::generate(&rng).unwrap();
         let mut b = lock_config(LOCK_B, "Back door");
         b.lockdown = true;
+        let mut c = lock_config(LOCK_C, "Store room");
+        c.walk_up = false;
         let (push, _) = broadcast::channel(64);
         let state = Arc::new(ServerState {
             org_key,
             rng,
             controller_key: Mutex::new(None),
-            locks: Mutex::new(vec![lock_config(LOCK_A, "Front door"), b]),
+            locks: Mutex::new(vec![lock_config(LOCK_A, "Front door"), b, c]),
             config_version: Mutex::new(1),
             revocations: Mutex::new(None),
             events: Mutex::new(BTreeMap::new()),
@@ -165,6 +171,7 @@ impl TestServer {
             acked: Mutex::new(0),
             results: Mutex::new(Vec::new()),
             sessions: Mutex::new(0),
+            answer_time: std::sync::atomic::AtomicBool::new(true),
             push,
         });
         let (shutdown, _) = watch::channel(false);
@@ -370,6 +377,11 @@ async fn session(state: Arc<ServerState>, mut shutdown: watch::Receiver<bool>, m
 
 fn handle(state: &ServerState, m: ControllerMessage) -> Option<ServerMessage> {
     match m {
+        ControllerMessage::TimeRequest { .. }
+            if !state.answer_time.load(std::sync::atomic::Ordering::SeqCst) =>
+        {
+            None
+        }
         ControllerMessage::TimeRequest { nonce } => {
             let mut n = [0u8; 16];
             hex::decode_to_slice(&nonce, &mut n).unwrap();
@@ -443,7 +455,20 @@ impl Rig {
     }
 
     pub async fn with_options(core_options: CoreOptions) -> Self {
+        Self::build(core_options, true).await
+    }
+
+    /// A rig whose server never answers time requests.
+    pub async fn without_trusted_time() -> Self {
+        Self::build(CoreOptions::default(), false).await
+    }
+
+    async fn build(core_options: CoreOptions, answer_time: bool) -> Self {
         let server = TestServer::start().await;
+        server
+            .state
+            .answer_time
+            .store(answer_time, std::sync::atomic::Ordering::SeqCst);
         let hub = Arc::new(
             RadioHub::bind("127.0.0.1:0", HubConfig::default())
                 .await
@@ -474,6 +499,7 @@ impl Rig {
         opts.positions = HashMap::from([
             (LOCK_A, Position { x: 0.0, y: 0.0 }),
             (LOCK_B, Position { x: 30.0, y: 0.0 }),
+            (LOCK_C, Position { x: 60.0, y: 0.0 }),
         ]);
         let mut ch = ChannelOptions::for_server(&self.server.url()).unwrap();
         ch.backoff_min = Duration::from_millis(50);
