@@ -46,6 +46,7 @@ async fn start(dir: &std::path::Path, args: &[String]) -> (AppState, String) {
     let db = keyway_server::db::connect(&url).await.unwrap();
     let settings = Settings {
         unlocks_per_window: u32::MAX,
+        requests_per_second: u32::MAX,
         ..Settings::default()
     };
     let state = AppState::new(db, settings);

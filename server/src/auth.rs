@@ -150,6 +150,14 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthorized());
         }
         let hash = sha256_hex(token);
+        // Per-caller request budget, keyed by the secret's hash (never the secret).
+        if !state.throttle.take(
+            &format!("req:{}", &hash[..32]),
+            state.settings.requests_per_second,
+            Duration::from_secs(1),
+        ) {
+            return Err(ApiError::rate_limited());
+        }
         if token.starts_with("kwk_") {
             let row: Option<(String, String, String)> = sqlx::query_as(
                 "SELECT id, org_id, role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",

@@ -54,6 +54,9 @@ pub enum Command {
         /// Cloud unlocks allowed per user per 10 seconds.
         #[arg(long, env = "KEYWAY_UNLOCKS_PER_WINDOW", default_value_t = 100)]
         unlocks_per_window: u32,
+        /// Authenticated requests per caller per second.
+        #[arg(long, env = "KEYWAY_REQUESTS_PER_SECOND", default_value_t = 200)]
+        requests_per_second: u32,
     },
     /// Create an organization and its owner account.
     CreateOrg {
@@ -105,10 +108,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             unlock_timeout_ms,
             unlocks_per_window,
+            requests_per_second,
         } => {
             let mut settings = Settings {
                 unlock_timeout: Duration::from_millis(unlock_timeout_ms),
                 unlocks_per_window,
+                requests_per_second,
                 ..base
             };
             settings.public_url = public_url.unwrap_or_else(|| format!("http://{listen}"));

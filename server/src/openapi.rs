@@ -880,7 +880,8 @@ pub fn document() -> Value {
             "content": {"application/json": {"schema": r("Error")}}});
         let mut codes = vec!["400", "404", "413"];
         if *auth {
-            codes.extend(["401", "403"]);
+            // Every authenticated call counts against the caller's request budget.
+            codes.extend(["401", "403", "429"]);
         }
         if path.ends_with("/unlock") {
             codes.extend(["409", "429"]);

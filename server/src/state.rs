@@ -28,6 +28,8 @@ pub struct Settings {
     pub login_failures_per_ip: u32,
     /// Cloud unlocks per user per 10 s window.
     pub unlocks_per_window: u32,
+    /// Authenticated requests per caller (session or API key) per second.
+    pub requests_per_second: u32,
     pub max_body_bytes: usize,
     /// Silence after which a controller session is dropped (three missed heartbeats).
     pub controller_silence: Duration,
@@ -48,6 +50,7 @@ impl Default for Settings {
             login_failures_per_account: 5,
             login_failures_per_ip: 50,
             unlocks_per_window: 100,
+            requests_per_second: 200,
             max_body_bytes: 64 * 1024,
             controller_silence: Duration::from_secs(keyway_channel::HEARTBEAT_SECS * 3),
             key_encryption_key: None,

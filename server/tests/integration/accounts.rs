@@ -203,3 +203,30 @@ async fn one_login_across_organizations() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn per_caller_request_rate_limit() {
+    let settings = keyway_server::Settings {
+        requests_per_second: 3,
+        ..test_settings()
+    };
+    let srv = TestServer::sqlite(settings).await;
+    let dir_org = keyway_server::seed::create_org_with_owner(
+        &srv.state,
+        "acme",
+        "o@acme.test",
+        "owner-password",
+    )
+    .await
+    .unwrap();
+    let token = srv.login("o@acme.test", "owner-password").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(srv.get(&format!("/orgs/{dir_org}"), &token).await.0);
+    }
+    // Within one second at most three pass; the rest are 429 (a window boundary may let a
+    // few more through, never all six).
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let (s, v) = srv.get(&format!("/orgs/{dir_org}"), &token).await;
+    assert!(s == 429 && code(&v) == "rate_limited" || s == 200);
+}

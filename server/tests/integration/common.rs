@@ -42,6 +42,7 @@ pub fn test_settings() -> Settings {
         webhook_max_attempts: 3,
         webhook_disable_after: 100,
         login_failures_per_ip: 1000,
+        requests_per_second: 100_000,
         ..Settings::default()
     }
 }
