@@ -192,9 +192,13 @@ impl PeripheralLink for BluezLink {
     }
 
     fn att_mtu(&self) -> usize {
-        let mtu = self.writer.as_ref().map_or(self.reader.mtu(), |w| w.mtu());
-        // bluer reports the usable payload; keep at least the protocol minimum.
-        (mtu + 3).max(keyway_protocol::gatt::MIN_ATT_MTU)
+        // bluer's notifier MTU is already the usable value length (ATT MTU − 5); the write
+        // side reports the raw ATT MTU.
+        let att_mtu = match &self.writer {
+            Some(w) => w.mtu() + 3,
+            None => self.reader.mtu(),
+        };
+        att_mtu.max(keyway_protocol::gatt::MIN_ATT_MTU)
     }
 
     fn lock(&self) -> Option<Id> {
