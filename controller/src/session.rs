@@ -69,7 +69,7 @@ pub async fn serve_link(core: Arc<Core>, mut link: Box<dyn PeripheralLink>, defa
                 }
             },
             Step::AwaitAuth { lock, action } => {
-                let rssi = link.rssi();
+                let rssi = door_rssi(link.as_ref());
                 match core.ble_auth(&mut responder, lock, action, &message, rssi) {
                     Ok(verdict) => {
                         let _ = send(&mut link, &verdict.result_frame).await;
@@ -89,6 +89,14 @@ pub async fn serve_link(core: Arc<Core>, mut link: Box<dyn PeripheralLink>, defa
         }
     }
     link.close();
+}
+
+/// The door's own reading of the phone: the median of three samples, so one lucky
+/// shadowing peak does not pass a walk-up threshold.
+fn door_rssi(link: &dyn PeripheralLink) -> Option<i16> {
+    let mut samples: Vec<i16> = (0..3).filter_map(|_| link.rssi()).collect();
+    samples.sort_unstable();
+    samples.get(samples.len() / 2).copied()
 }
 
 fn method_of(action: Action) -> Method {
