@@ -29,20 +29,45 @@ pub struct DirectoryCache {
     pub fetched_at_ms: u64,
 }
 
-/// One page of at most 500 (the server's largest page) places and doors; an organization with
-/// more doors than that needs paging here.
+/// The server's largest page.
+pub const PAGE: usize = 500;
+/// Safety stop for a misbehaving server (50,000 items).
+const MAX_PAGES: usize = 100;
+
+/// Fetches every page of a list endpoint (`?limit=&offset=` with `total`).
+async fn fetch_all<T>(
+    ctx: &crux_core::command::CommandContext<super::Effect, Event>,
+    base: &str,
+    token: &str,
+    path: &str,
+) -> ApiResult<Vec<T>>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut items = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let offset = items.len();
+        let page = ApiCall::new("GET", base, &format!("{path}?limit={PAGE}&offset={offset}"))
+            .token(token)
+            .send::<List<T>>()
+            .into_future(ctx.clone())
+            .await?;
+        let n = page.items.len();
+        items.extend(page.items);
+        if n == 0 || n < PAGE || items.len() as u64 >= page.total {
+            break;
+        }
+    }
+    Ok(items)
+}
+
 pub fn fetch(base: &str, token: &str, org: &str) -> Cmd {
-    let places = ApiCall::new("GET", base, &format!("/orgs/{org}/places?limit=500")).token(token);
-    let locks = ApiCall::new("GET", base, &format!("/orgs/{org}/locks?limit=500")).token(token);
-    let org = org.to_owned();
+    let (base, token, org) = (base.to_owned(), token.to_owned(), org.to_owned());
     Command::new(|ctx| async move {
         let result = async {
-            let places = places
-                .send::<List<Place>>()
-                .into_future(ctx.clone())
-                .await?;
-            let locks = locks.send::<List<Lock>>().into_future(ctx.clone()).await?;
-            Ok::<_, ApiError>((places.items, locks.items))
+            let places = fetch_all(&ctx, &base, &token, &format!("/orgs/{org}/places")).await?;
+            let locks = fetch_all(&ctx, &base, &token, &format!("/orgs/{org}/locks")).await?;
+            Ok::<_, ApiError>((places, locks))
         }
         .await;
         ctx.send_event(Event::DirectoryFetched { org, result });
@@ -156,6 +181,45 @@ mod tests {
         let v = app.view(&model);
         assert!(!v.stale);
         assert_eq!(v.places[0].locks[0].name, "Front door");
+    }
+
+    #[test]
+    fn pages_through_long_lists() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        let mut cmd = refresh(&app, &mut model);
+        take_http_matching(&mut cmd, "/places")
+            .resolve(ok_json(
+                200,
+                list_json(vec![serde_json::to_value(place()).unwrap()]),
+            ))
+            .unwrap();
+        let page: Vec<serde_json::Value> = (0..PAGE)
+            .map(|i| {
+                let mut l = lock();
+                l.id = format!("lock-{i}");
+                serde_json::to_value(l).unwrap()
+            })
+            .collect();
+        let mut first = take_http_matching(&mut cmd, "/locks");
+        assert!(first.operation.url.ends_with("?limit=500&offset=0"));
+        first
+            .resolve(ok_json(
+                200,
+                serde_json::json!({"items": page, "total": PAGE + 1, "limit": PAGE, "offset": 0}),
+            ))
+            .unwrap();
+        let mut second = take_http_matching(&mut cmd, "/locks");
+        assert!(second.operation.url.ends_with("?limit=500&offset=500"));
+        second
+            .resolve(ok_json(200, serde_json::json!({"items": [serde_json::to_value(lock()).unwrap()], "total": PAGE + 1, "limit": PAGE, "offset": PAGE})))
+            .unwrap();
+        let ev = cmd
+            .events()
+            .find(|e| matches!(e, Event::DirectoryFetched { .. }))
+            .unwrap();
+        let _ = app.update(ev, &mut model);
+        assert_eq!(model.directory.locks.len(), PAGE + 1);
     }
 
     #[test]
