@@ -81,12 +81,16 @@ impl CommandRelay for PgRelay {
                     .await;
             }
             // Not ours: only worth publishing when some instance says it is online.
-            let online: Option<(i64,)> =
-                sqlx::query_as("SELECT online FROM controllers WHERE id = $1")
-                    .bind(&controller)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|_| RelayError::Offline)?;
+            // An instance that died leaves `online` set; the heartbeat time tells.
+            let fresh_since = crate::util::now_s() - 3 * keyway_channel::HEARTBEAT_SECS as i64 - 5;
+            let online: Option<(i64,)> = sqlx::query_as(
+                "SELECT online FROM controllers WHERE id = $1 AND last_seen_at > $2",
+            )
+            .bind(&controller)
+            .bind(fresh_since)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|_| RelayError::Offline)?;
             if online.is_none_or(|(o,)| o == 0) {
                 return Err(RelayError::Offline);
             }
