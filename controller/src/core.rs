@@ -137,6 +137,14 @@ fn policy(l: &LockConfig) -> LockPolicy {
     }
 }
 
+/// Caches the server re-sends are dropped, not fatal, when unreadable.
+fn cache_or_warn<T>(r: std::io::Result<Option<T>>, what: &str) -> Option<T> {
+    r.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cached {what} unreadable; waiting for the server");
+        None
+    })
+}
+
 /// Event timestamps: trusted time when the door has it, else its own clock.
 fn event_time(inner: &Inner) -> u64 {
     inner
@@ -192,12 +200,12 @@ impl Core {
         {
             let mut inner = core.inner.lock().unwrap();
             core.replay_log(&mut inner)?;
-            if let Some(cached) = core.store.load_config()? {
+            if let Some(cached) = cache_or_warn(core.store.load_config(), "configuration") {
                 inner.config = Some(cached);
                 core.rebuild(&mut inner);
             }
-            inner.clock = core.store.load_clock()?;
-            if let Some(rev) = core.store.load_revocations()? {
+            inner.clock = cache_or_warn(core.store.load_clock(), "trusted time");
+            if let Some(rev) = cache_or_warn(core.store.load_revocations(), "revocation list") {
                 // Re-verify: the cache is local, but a list must always chain to an org key.
                 match core.verify_revocations(&inner, &rev.list) {
                     Ok(list) => {

@@ -122,9 +122,12 @@ impl EventLog {
                 "event log repaired after an interrupted write"
             );
         }
+        let file = open_append(&path)?;
+        // Make a newly created log's directory entry durable before the first append.
+        fsutil::sync_dir(dir)?;
         let mut log = Self {
             dir: dir.to_path_buf(),
-            file: open_append(&path)?,
+            file,
             pending,
             acked,
             last_seq,

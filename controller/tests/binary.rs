@@ -149,7 +149,8 @@ async fn provision_run_unlock_and_status_with_the_binary() {
     let mut text = String::new();
     for _ in 0..40 {
         text = status(dir.path()).await;
-        if text.contains("Online") && text.contains("0 pending") {
+        // Written after the upload was acknowledged, not a stale snapshot from before it.
+        if text.contains("Online") && text.contains("0 pending") && !text.contains("last seq 0") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -51,8 +51,9 @@ async fn ble_unlock_is_granted_logged_and_uploaded() {
     .await;
     // The status file is written by the running process.
     let dir = rig.data_dir().to_path_buf();
-    eventually("status file with doors", 5, || {
-        keyway_controller::status::render(&dir).is_ok_and(|t| t.contains("Front door"))
+    eventually("status file after the upload", 5, || {
+        keyway_controller::status::render(&dir)
+            .is_ok_and(|t| t.contains("Front door") && t.contains("last seq 1, acked 1"))
     })
     .await;
     let text = keyway_controller::status::render(&dir).unwrap();
