@@ -164,14 +164,14 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> ApiResult<us
                 .bind(&hook_id)
                 .fetch_optional(state.pool())
                 .await?;
-        let Some((url, secret, enabled)) = hook.filter(|h| h.2 != 0) else {
+        // A disabled or deleted webhook's pending deliveries are cancelled, not sent.
+        let Some((url, secret, _)) = hook.filter(|(_, _, enabled)| *enabled != 0) else {
             sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled' WHERE id = $1")
                 .bind(&id)
                 .execute(state.pool())
                 .await?;
             continue;
         };
-        let _ = enabled;
         let ts = now / 1000;
         let signature = sign(&secret, &id, ts, &payload).unwrap_or_default();
         let outcome = client
