@@ -67,6 +67,24 @@
 //! Messages on a link are `keyway_protocol` handshake frames fragmented with
 //! `keyway_protocol::gatt` (the door does the same for notifications).
 //!
+//! ## Phone side (Rust API)
+//! ```no_run
+//! # async fn demo(hub: std::net::SocketAddr, door: &str) -> Result<(), keyway_sim_radio::SimError> {
+//! use keyway_sim_radio::SimPhone;
+//! let phone = SimPhone::connect(hub, "alice").await?;
+//! phone.run_script(&[(0, 10.0, 0.0), (5_000, 0.5, 0.0)]).await?; // walk to the door
+//! let mut adverts = phone.adverts(); // tokio broadcast of AdvertSeen {door, advertisement, rssi, ..}
+//! let seen = phone.next_advert(Some(door), std::time::Duration::from_secs(2)).await?;
+//! let mut link = phone.connect_door(&seen.door).await?;
+//! link.write(&[0xC0, 0x00, 0x01, 0x01]).await?; // one GATT fragment
+//! let _fragment = link.next_notification().await; // None once the link is down
+//! link.close().await;
+//! # drop(adverts); Ok(()) }
+//! ```
+//! [`exchange::unlock`] runs a whole `keyway_protocol::handshake::Initiator` exchange over a
+//! [`Link`] (fragmenting with `keyway_protocol::gatt`); [`exchange::send_message`] and
+//! [`exchange::recv_message`] move single protocol messages.
+//!
 //! ## Door side (in-process Rust API)
 //! [`RadioHub::bind`] → [`RadioHub::add_door`] with a [`DoorSpec`] → [`DoorRadio`]: its
 //! [`DoorControl`] changes the advertised payload, tx power, position; [`DoorRadio::accept`]
