@@ -388,9 +388,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sh.rt.send(Event::Unlock { lock: id.clone() });
             let v = sh
                 .wait("the door", |v| {
-                    v.unlock.as_ref().is_some_and(|u| {
-                        u.lock == id && (u.state == "granted" || u.state == "denied")
-                    })
+                    v.unlock
+                        .as_ref()
+                        .is_some_and(|u| u.lock == id && finished(&u.state))
                 })
                 .await?;
             let u = v.unlock.context("no unlock result")?;
@@ -400,7 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Some(keyway_shared::app::Route::Cloud) => " through the cloud",
                     None => "",
                 };
-                if u.state == "granted" {
+                if u.state != "denied" {
                     format!("{}: {}{route}", u.lock_name, u.message)
                 } else {
                     format!(
@@ -479,6 +479,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether an unlock attempt has ended (granted, denied, or sent without a verdict).
+fn finished(state: &str) -> bool {
+    matches!(state, "granted" | "denied" | "unconfirmed")
+}
+
 fn parse_script(s: &str) -> anyhow::Result<Vec<(u64, f64, f64)>> {
     s.split(';')
         .filter(|p| !p.trim().is_empty())
@@ -509,7 +514,7 @@ async fn walk_live(sh: &Shell, duration_s: Option<u64>) -> anyhow::Result<()> {
             last_decision = v.last_walk_up.clone();
         }
         if let Some(u) = &v.unlock
-            && (u.state == "granted" || u.state == "denied")
+            && finished(&u.state)
         {
             let line = format!("{}: {}", u.lock_name, u.message);
             if line != last_line {

@@ -37,8 +37,12 @@ pub enum RouteOutcome {
     },
     /// The door or the server refused, with the shared reason.
     Denied(Reason),
-    /// The route did not complete (radio, connection, network, local key).
+    /// The route did not complete (radio, connection, network, local key) before the
+    /// command was sent: nothing can have happened at the door.
     Failed(String),
+    /// The command reached the door but no verdict came back (link lost after AUTH): the
+    /// door may have opened. Never retried on another route (at-most-once actuation).
+    Unconfirmed(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,10 @@ pub enum UnlockStatus {
     Denied {
         route: Option<Route>,
         reason: Reason,
+    },
+    /// Sent, but the door never confirmed; it may or may not have opened.
+    Unconfirmed {
+        route: Route,
     },
 }
 
@@ -285,6 +293,7 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
         && ble_plan(model, &attempt.lock, attempt.now_ms).is_ok();
     let status = match (route, outcome) {
         (_, RouteOutcome::Granted { duplicate }) => UnlockStatus::Granted { route, duplicate },
+        (_, RouteOutcome::Unconfirmed(_)) => UnlockStatus::Unconfirmed { route },
         (Route::Ble, RouteOutcome::Denied(r)) if ble_denial_worth_cloud(r) && can_cloud => {
             return run_route(model, Route::Cloud);
         }
@@ -423,7 +432,11 @@ async fn handshake(
         let auth = initiator
             .auth_frame(&plan.credential, &signature)
             .map_err(rejected)?;
-        let result = exchange(ctx, connection, auth).await?;
+        let result = match exchange(ctx, connection, auth).await {
+            Ok(r) => r,
+            Err(RouteOutcome::Failed(why)) => return Err(RouteOutcome::Unconfirmed(why)),
+            Err(other) => return Err(other),
+        };
         let body = initiator.on_result(&result).map_err(rejected)?;
         Ok(if body.granted {
             RouteOutcome::Granted {
@@ -611,6 +624,35 @@ mod tests {
         let v = app.view(&m).unlock.unwrap();
         assert_eq!(v.state, "denied");
         assert_eq!(v.reason.as_deref(), Some("door_offline"));
+    }
+
+    #[test]
+    fn lost_link_after_auth_is_unconfirmed_and_not_retried() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        door.answer(&mut cmd); // connect
+        door.answer(&mut cmd); // HELLO -> CHALLENGE
+        door.answer(&mut cmd); // sign
+        let auth = take_ble(&mut cmd);
+        assert!(matches!(auth.operation, BleOperation::Exchange { .. }));
+        let (_, mut handle) = auth.split();
+        handle
+            .resolve(BleOutput::Error {
+                message: "link lost".into(),
+            })
+            .unwrap();
+        let mut next = finish_with(&app, &mut m, &mut cmd);
+        assert!(
+            next.iter_mut()
+                .all(|c| !c.effects().any(|e| matches!(e, Effect::Http(_))))
+        );
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(v.state, "unconfirmed");
+        assert_eq!(v.route, Some(Route::Ble));
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct UnlockView {
     pub lock: String,
     pub lock_name: String,
     pub walk_up: bool,
-    /// `checking`, `in_progress`, `granted` or `denied`.
+    /// `checking`, `in_progress`, `granted`, `denied` or `unconfirmed` (sent, no verdict).
     pub state: String,
     pub route: Option<Route>,
     /// Shared reason code when denied (`access_expired`, `too_far`, ...).
@@ -166,6 +166,12 @@ pub fn view(model: &Model) -> ViewModel {
                 } else {
                     "door opened".to_owned()
                 },
+            ),
+            UnlockStatus::Unconfirmed { route } => (
+                "unconfirmed",
+                Some(*route),
+                None,
+                "the door did not confirm; check whether it opened".to_owned(),
             ),
             UnlockStatus::Denied { route, reason } => (
                 "denied",
