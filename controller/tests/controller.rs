@@ -662,3 +662,40 @@ async fn clock_signature_version_walk_up_and_stale_nonce_denials() {
         );
     }
 }
+
+#[tokio::test]
+async fn random_fragment_storms_do_not_take_the_door_down() {
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let mut noise = keyway_sim_radio::Noise::new(0xF022);
+    for round in 0..30 {
+        let link = phone.connect_door(&LOCK_A.to_string()).await.unwrap();
+        for _ in 0..(1 + noise.next_u64() % 6) {
+            let len = (noise.next_u64() % 182) as usize;
+            let mut frag: Vec<u8> = (0..len).map(|_| noise.next_u64() as u8).collect();
+            // Bias some rounds towards plausible headers so the reassembler gets deeper.
+            if round % 3 == 0 && !frag.is_empty() {
+                frag[0] = 0x80 | 0x40;
+            }
+            if link.write(&frag).await.is_err() {
+                break;
+            }
+        }
+        link.close().await;
+    }
+    // The hub socket itself gets garbage too.
+    for _ in 0..20 {
+        let line: String = (0..(noise.next_u64() % 200))
+            .map(|_| char::from(32 + (noise.next_u64() % 95) as u8))
+            .collect();
+        phone.send_line(line).await.unwrap();
+    }
+    let (_, cred) = rig.credential(|_| {});
+    let r = rig
+        .unlock(&phone, LOCK_A, &cred, random_id())
+        .await
+        .unwrap();
+    assert!(r.granted, "{r:?}");
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 1);
+}
