@@ -334,9 +334,14 @@ fn method_code(m: Method) -> &'static str {
     }
 }
 
-fn kind_code(k: DoorEventKind) -> &'static str {
-    match k {
-        DoorEventKind::UnlockAttempt => "door.unlock_attempt",
+/// Audit type of an uploaded door event. Every attempt appears once as `unlock.attempt`:
+/// BLE and walk-up attempts are decided by the door, so its record is the attempt; a cloud
+/// attempt was already recorded by the server when it decided, so the door's record of
+/// executing the command is `door.command_executed`.
+fn kind_code(ev: &DoorEvent) -> &'static str {
+    match ev.kind {
+        DoorEventKind::UnlockAttempt if ev.method == Some(Method::Cloud) => "door.command_executed",
+        DoorEventKind::UnlockAttempt => "unlock.attempt",
         DoorEventKind::DoorOpened => "door.opened",
         DoorEventKind::DoorClosed => "door.closed",
         DoorEventKind::DoorHeldOpen => "door.held_open",
@@ -363,7 +368,7 @@ async fn store_events(
             state,
             NewEvent {
                 org_id: org_id.to_owned(),
-                kind: kind_code(ev.kind).into(),
+                kind: kind_code(ev).into(),
                 at_ms: Some(i64::try_from(ev.at_ms).unwrap_or(i64::MAX)),
                 actor_id: ev.holder.map(|h| h.id.to_uuid_string()),
                 actor_kind: ev.holder.map(|h| {

@@ -117,7 +117,7 @@ async fn config_time_events_and_status() {
         ctl.wait(|s| s.acks.contains(&3)).await;
         let (_, events) = srv
             .get(
-                &format!("/orgs/{}/events?type=door.unlock_attempt", org.id),
+                &format!("/orgs/{}/events?type=unlock.attempt", org.id),
                 &org.manager,
             )
             .await;
