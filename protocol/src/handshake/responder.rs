@@ -82,7 +82,8 @@ pub struct DoorMemory {
 }
 
 impl DoorMemory {
-    fn executed(&self, credential: Id, command: Id) -> Option<u64> {
+    /// The event sequence of an earlier grant of this (credential, command), if any.
+    pub fn executed(&self, credential: Id, command: Id) -> Option<u64> {
         self.commands
             .iter()
             .find(|(c, k, _)| *c == credential && *k == command)
