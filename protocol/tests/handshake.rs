@@ -268,16 +268,8 @@ fn credential_bound_to_another_device_key() {
     let (thief, _) = SigningKey::generate(&w.rng).unwrap();
     let cred = w.sign(&w.credential());
     // The thief holds the credential bytes but signs the transcript with its own key.
-    let (mut phone, hello) = Initiator::start(&w.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w.door, &w.config, &w.rng, w.mono_ms)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(&cred, &thief.sign(&w.rng, &req.message).unwrap())
-        .unwrap();
-    let d = door.on_auth(&auth, &w.input(), &w.memory).unwrap();
+    let mut x = w.until_auth(&cred, &thief);
+    let d = x.door.on_auth(&x.auth, &w.input(), &w.memory).unwrap();
     assert_eq!(d.outcome, Err(Reason::BadDeviceSignature));
     assert!(!d.actuate());
 }
@@ -348,37 +340,24 @@ fn lockdown_refuses_everyone() {
 fn stale_door_nonce() {
     let w = World::new();
     let cred = w.sign(&w.credential());
-    let (mut phone, hello) = Initiator::start(&w.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w.door, &w.config, &w.rng, 1_000)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(&cred, &w.device_key.sign(&w.rng, &req.message).unwrap())
-        .unwrap();
+    let mut x = w.until_auth(&cred, &w.device_key);
     let mut input = w.input();
-    input.mono_ms = 1_000 + w.config.nonce_validity_ms + 1;
-    let d = door.on_auth(&auth, &input, &w.memory).unwrap();
+    input.mono_ms = w.mono_ms + w.config.nonce_validity_ms + 1;
+    let d = x.door.on_auth(&x.auth, &input, &w.memory).unwrap();
     assert_eq!(d.outcome, Err(Reason::StaleNonce));
     // The phone still learns why, authenticated.
-    let body = phone.on_result(&door.result_frame(&d, 1).unwrap()).unwrap();
+    let body = x
+        .phone
+        .on_result(&x.door.result_frame(&d, 1).unwrap())
+        .unwrap();
     assert_eq!(body.reason, Some(Reason::StaleNonce));
 }
 
 /// Drives a handshake to the AUTH frame and returns everything needed to replay it.
 fn recorded_exchange(w: &World) -> (Vec<u8>, Vec<u8>) {
     let cred = w.sign(&w.credential());
-    let (mut phone, hello) = Initiator::start(&w.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w.door, &w.config, &w.rng, w.mono_ms)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(&cred, &w.device_key.sign(&w.rng, &req.message).unwrap())
-        .unwrap();
-    (hello, auth)
+    let x = w.until_auth(&cred, &w.device_key);
+    (x.hello, x.auth)
 }
 
 #[test]
@@ -399,42 +378,23 @@ fn recorded_exchange_replays_to_nothing() {
 fn reused_or_skipped_counter() {
     let w = World::new();
     let cred = w.sign(&w.credential());
-    let (mut phone, hello) = Initiator::start(&w.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w.door, &w.config, &w.rng, w.mono_ms)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(&cred, &w.device_key.sign(&w.rng, &req.message).unwrap())
-        .unwrap();
-    let mut sealed = Sealed::decode(&auth, frames::AUTH).unwrap();
+    let mut x = w.until_auth(&cred, &w.device_key);
+    let mut sealed = Sealed::decode(&x.auth, frames::AUTH).unwrap();
     sealed.counter = 1;
     assert_eq!(
-        door.on_auth(&sealed.encode(), &w.input(), &w.memory),
+        x.door.on_auth(&sealed.encode(), &w.input(), &w.memory),
         Err(HandshakeError::Rejected(Reason::ReplayedFrame))
     );
 
     // Door side accepted AUTH; a RESULT replayed with a reused counter is refused by the phone.
     let w2 = World::new();
-    let (mut phone, hello) = Initiator::start(&w2.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w2.door, &w2.config, &w2.rng, w2.mono_ms)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w2.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(
-            &w2.sign(&w2.credential()),
-            &w2.device_key.sign(&w2.rng, &req.message).unwrap(),
-        )
-        .unwrap();
-    let d = door.on_auth(&auth, &w2.input(), &w2.memory).unwrap();
-    let result = door.result_frame(&d, 1).unwrap();
+    let mut x = w2.until_auth(&w2.sign(&w2.credential()), &w2.device_key);
+    let d = x.door.on_auth(&x.auth, &w2.input(), &w2.memory).unwrap();
+    let result = x.door.result_frame(&d, 1).unwrap();
     let mut sealed = Sealed::decode(&result, frames::RESULT).unwrap();
     sealed.counter = 5;
     assert_eq!(
-        phone.on_result(&sealed.encode()),
+        x.phone.on_result(&sealed.encode()),
         Err(HandshakeError::Rejected(Reason::ReplayedFrame))
     );
 }
@@ -470,25 +430,11 @@ fn tampered_transcript_fields_break_the_session() {
     );
 
     // The AUTH ciphertext changed in transit.
-    let (_, auth) = recorded_exchange(&w);
-    let mut s = Sealed::decode(&auth, frames::AUTH).unwrap();
-    s.ciphertext[3] ^= 0x80;
-    let (mut phone, hello) = Initiator::start(&w.rng, LOCK, Action::Unlock).unwrap();
-    let mut door = Responder::new();
-    let ch = door
-        .on_hello(&hello, &w.door, &w.config, &w.rng, w.mono_ms)
-        .unwrap();
-    let req = phone.on_challenge(&ch, &w.phone_trust, NOW, CMD).unwrap();
-    let auth = phone
-        .auth_frame(
-            &w.sign(&w.credential()),
-            &w.device_key.sign(&w.rng, &req.message).unwrap(),
-        )
-        .unwrap();
-    let mut s = Sealed::decode(&auth, frames::AUTH).unwrap();
+    let mut x = w.until_auth(&w.sign(&w.credential()), &w.device_key);
+    let mut s = Sealed::decode(&x.auth, frames::AUTH).unwrap();
     s.ciphertext[0] ^= 0x01;
     assert_eq!(
-        door.on_auth(&s.encode(), &w.input(), &w.memory),
+        x.door.on_auth(&s.encode(), &w.input(), &w.memory),
         Err(HandshakeError::Rejected(Reason::DecryptFailed))
     );
 }

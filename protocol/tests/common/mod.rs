@@ -109,6 +109,26 @@ impl World {
         }
     }
 
+    /// Runs HELLO and CHALLENGE and seals AUTH for `credential`, signed by `signer`.
+    pub fn until_auth(&self, credential: &[u8], signer: &SigningKey) -> UpToAuth {
+        let (mut phone, hello) = Initiator::start(&self.rng, LOCK, Action::Unlock).unwrap();
+        let mut door = Responder::new();
+        let challenge = door
+            .on_hello(&hello, &self.door, &self.config, &self.rng, self.mono_ms)
+            .unwrap();
+        let req = phone
+            .on_challenge(&challenge, &self.phone_trust, NOW, Id([0x77; 16]))
+            .unwrap();
+        let signature = signer.sign(&self.rng, &req.message).unwrap();
+        let auth = phone.auth_frame(credential, &signature).unwrap();
+        UpToAuth {
+            phone,
+            door,
+            hello,
+            auth,
+        }
+    }
+
     /// Runs a full exchange and, when granted, records it like a controller would.
     pub fn unlock(&mut self, lock: Id, action: Action, credential: &[u8], command: Id) -> Outcome {
         let (mut phone, hello) = Initiator::start(&self.rng, lock, action).unwrap();
@@ -137,6 +157,14 @@ impl World {
         let body = phone.on_result(&result).unwrap();
         Outcome::Verdict(decision, body)
     }
+}
+
+/// Both ends of a handshake stopped just before the door reads AUTH.
+pub struct UpToAuth {
+    pub phone: Initiator,
+    pub door: Responder,
+    pub hello: Vec<u8>,
+    pub auth: Vec<u8>,
 }
 
 #[derive(Debug)]
