@@ -96,7 +96,11 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum InviteAction {
     /// Redeem an invite code or link (no password needed).
-    Accept { code: String },
+    Accept {
+        /// Older base64url codes may start with `-`, so hyphen-led values are taken as the code.
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
 }
 
 fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {

@@ -39,6 +39,43 @@ pub fn new_secret(rng: &SystemRandom, prefix: &str) -> String {
     )
 }
 
+/// Crockford base32: no I, L, O or U, so a code read aloud or typed from paper survives.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A visitor invite code: 128 random bits as 26 Crockford base32 characters. Unlike base64url it
+/// never starts with `-` (which command lines read as a flag) and has no look-alike characters.
+pub fn new_invite_code(rng: &SystemRandom) -> String {
+    let bytes = random_bytes::<16>(rng);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    let mut out = String::with_capacity(26);
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(CROCKFORD[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(CROCKFORD[((acc << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+/// The canonical form of a typed invite code: case, spaces and dashes ignored, and the
+/// look-alikes O/I/L read as 0/1, as Crockford base32 prescribes.
+pub fn normalize_invite_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect()
+}
+
 /// SHA-256 hex of a secret; secrets are stored only in this form.
 pub fn sha256_hex(secret: &str) -> String {
     hex::encode(ring::digest::digest(
@@ -78,4 +115,23 @@ pub fn distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 /// values ("incorrect binary data format"). Text parameters have one type either way.
 pub fn f64_text(v: Option<f64>) -> Option<String> {
     v.filter(|x| x.is_finite()).map(|x| x.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_codes_are_canonical_base32_and_survive_retyping() {
+        let rng = SystemRandom::new();
+        for _ in 0..200 {
+            let code = new_invite_code(&rng);
+            assert_eq!(code.len(), 26);
+            assert!(code.bytes().all(|b| CROCKFORD.contains(&b)), "{code}");
+            assert_eq!(normalize_invite_code(&code), code);
+            let typed = format!(" {}-{} ", &code[..13], &code[13..]).to_lowercase();
+            assert_eq!(normalize_invite_code(&typed), code);
+        }
+        assert_eq!(normalize_invite_code("o1l-I"), "0111");
+    }
 }

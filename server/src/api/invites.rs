@@ -6,8 +6,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyway_protocol::Reason;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,7 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{NewEvent, record};
 use crate::extract::{ApiJson, ApiQuery, Page, list};
 use crate::state::AppState;
-use crate::util::{new_id, now_s, parse_id, random_bytes, sha256_hex};
+use crate::util::{new_id, new_invite_code, normalize_invite_code, now_s, parse_id, sha256_hex};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,7 +156,7 @@ pub async fn create_invite(
         return Err(ApiError::invalid("max_unlocks must be 1..100000"));
     }
     let id = new_id(&state.rng);
-    let code = URL_SAFE_NO_PAD.encode(random_bytes::<18>(&state.rng));
+    let code = new_invite_code(&state.rng);
     sqlx::query(
         "INSERT INTO invites (id, org_id, name, email, phone, code_hash, group_id, lock_ids, \
          valid_from, valid_until, daily_start_minute, daily_end_minute, max_unlocks, created_by, \
@@ -306,8 +304,11 @@ pub async fn redeem(
         return Err(ApiError::not_found("invite"));
     }
     let row: Option<(String, String, String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT id, org_id, name, valid_until, redeemed_at, revoked_at FROM invites WHERE code_hash = $1",
+        "SELECT id, org_id, name, valid_until, redeemed_at, revoked_at FROM invites \
+         WHERE code_hash = $1 OR code_hash = $2",
     )
+    .bind(sha256_hex(&normalize_invite_code(&req.code)))
+    // Codes issued before invite codes were base32 are matched exactly as given.
     .bind(sha256_hex(req.code.trim()))
     .fetch_optional(state.pool())
     .await?;

@@ -64,7 +64,11 @@ async fn invite_window_limit_and_revocation() {
             "valid_until": now + 3600, "max_unlocks": 1}),
         )
         .await;
-        let (_, g2) = redeem(&srv, &inv2["code"]).await;
+        // Typed from paper: lower case, grouped with a dash and a space.
+        let c2 = inv2["code"].as_str().unwrap().to_lowercase();
+        let retyped = format!("{}-{} {}", &c2[..9], &c2[9..18], &c2[18..]);
+        let (s, g2) = redeem(&srv, &json!(retyped)).await;
+        assert_eq!(s, 201, "{retyped}: {g2}");
         let guest2 = g2["token"].as_str().unwrap().to_owned();
         ctl.set_answer(Answer::Deny(keyway_protocol::Reason::Lockdown));
         assert_eq!(srv.unlock(&org.lab, &guest2, json!({}), None).await.0, 403);
