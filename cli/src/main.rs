@@ -6,8 +6,8 @@ mod replay;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use keyway_shared::app::Event;
 use keyway_shared::app::view::{LockView, ViewModel};
+use keyway_shared::app::{Event, Location};
 use keyway_shared::runtime::sim::SimTransport;
 use keyway_shared::runtime::{BleTransport, NoRadio, Runtime, RuntimeConfig, render_counter};
 use keyway_shared::walkup::WalkUpParams;
@@ -65,6 +65,9 @@ enum Command {
         /// How long to listen for the door before choosing a route.
         #[arg(long, default_value_t = 2000)]
         scan_ms: u64,
+        /// Where you are, `LAT,LON` in degrees, for doors that only open inside a geofence.
+        #[arg(long, value_parser = parse_lat_lon, allow_hyphen_values = true)]
+        at: Option<(f64, f64)>,
     },
     /// Walk-up: run the engine live against the radio, or replay a trace.
     Walk {
@@ -91,6 +94,25 @@ enum Command {
     },
     /// Who is signed in, and the held offline credential.
     Status,
+}
+
+/// `LAT,LON` in degrees.
+fn parse_lat_lon(s: &str) -> Result<(f64, f64), String> {
+    let (lat, lon) = s
+        .split_once(',')
+        .ok_or_else(|| "expected LAT,LON, e.g. 52.52,13.405".to_owned())?;
+    let lat: f64 = lat
+        .trim()
+        .parse()
+        .map_err(|_| format!("latitude {lat:?} is not a number"))?;
+    let lon: f64 = lon
+        .trim()
+        .parse()
+        .map_err(|_| format!("longitude {lon:?} is not a number"))?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err("latitude must be within ±90 and longitude within ±180".into());
+    }
+    Ok((lat, lon))
 }
 
 #[derive(Subcommand, Debug)]
@@ -374,9 +396,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             );
         }
-        Command::Unlock { lock, scan_ms } => {
+        Command::Unlock { lock, scan_ms, at } => {
             let v = sh.signed_in().await?;
             let id = find_lock(&v, &lock)?.id.clone();
+            if let Some((latitude, longitude)) = at {
+                sh.rt.send(Event::SetLocation(Location {
+                    latitude,
+                    longitude,
+                    fix_ms: keyway_shared::runtime::ble::now_ms(),
+                }));
+            }
             if cli.radio != "none" {
                 sh.rt.send(Event::StartScan);
                 if !sh.json {

@@ -146,6 +146,36 @@ async fn journey_1_staff_tap_unlock_over_ble_and_through_the_cloud() {
             (lab[0]["method"].as_str(), lab[0]["success"].as_bool()),
             (Some("cloud"), Some(true))
         );
+
+        // A geofenced door opens through the cloud only with a position inside the fence
+        // (the demo place is at 52.52, 13.405).
+        let (s, v) = w
+            .admin
+            .call(
+                reqwest::Method::PUT,
+                &format!("/locks/{}", seed.lab),
+                Some(json!({"geofence_radius_m": 200.0})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{v}");
+        for (at, expect) in [
+            (None, Some("outside_geofence")),
+            (Some("48.137,11.575"), Some("outside_geofence")),
+            (Some("52.5205,13.4052"), None),
+        ] {
+            let mut args = vec!["unlock", "Lab"];
+            args.extend(at.iter().flat_map(|a| ["--at", *a]));
+            let (_, v, err) = blocking(|| phone.run(&args));
+            match expect {
+                Some(reason) => assert_eq!(
+                    (v["state"].as_str(), v["reason"].as_str()),
+                    (Some("denied"), Some(reason)),
+                    "{at:?}: {v} {err}"
+                ),
+                None => assert_granted(&v, "cloud"),
+            }
+        }
         eprintln!("journey 1 passed on {db:?}");
     }
 }

@@ -47,6 +47,14 @@ pub enum Effect {
     Signing(SigningOperation),
 }
 
+/// A position fix (WGS84 degrees) and the unix time it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub fix_ms: u64,
+}
+
 /// Inputs to the core. The variants a shell may send serialize as snake_case JSON
 /// (`{"login": {"email": "..", "password": ".."}}`, `"logout"`); the rest are answers from
 /// effects and never cross the FFI.
@@ -81,6 +89,9 @@ pub enum Event {
     },
     StartScan,
     StopScan,
+    /// The device's position from the platform's location service. Sent with cloud unlocks
+    /// while fresh, for doors that only open inside a geofence.
+    SetLocation(Location),
 
     // ---- effect answers (internal) ----
     #[serde(skip)]
@@ -159,6 +170,8 @@ pub struct Model {
     pub scanning: bool,
     /// When an advertisement last caused a render (unix ms).
     pub scan_rendered_ms: u64,
+    /// Last position the shell reported.
+    pub location: Option<Location>,
     pub(crate) refresh_timer: Option<crux_time::TimerHandle>,
 }
 
@@ -177,6 +190,7 @@ impl Default for Model {
             heard: HashMap::new(),
             clock_ms: 0,
             walk_up_locks: BTreeSet::new(),
+            location: None,
             engine: WalkUpEngine::new(WalkUpParams::default()),
             last_walk_up: None,
             unlock: None,
@@ -250,6 +264,10 @@ impl crux_core::App for Keyway {
             Event::RedeemInvite { code } => invites::redeem(model, code),
             Event::StartScan => walkup::start_scan(model),
             Event::StopScan => walkup::stop_scan(model),
+            Event::SetLocation(fix) => {
+                model.location = Some(fix);
+                Command::done()
+            }
             Event::Restored(r) => session::restored(model, *r),
             Event::LoggedIn { result, via_invite } => session::logged_in(model, result, via_invite),
             Event::CacheLoaded { org, cache } => places::cache_loaded(model, org, cache),

@@ -150,6 +150,15 @@ pub fn ble_plan(model: &Model, lock: &str, now_ms: u64) -> Result<BlePlan, Reaso
     })
 }
 
+/// A position older than this says nothing about where the phone is now.
+const LOCATION_FRESH_MS: u64 = 120_000;
+
+fn fresh_location(model: &Model, now_ms: u64) -> Option<super::Location> {
+    model.location.filter(|fix| {
+        fix.fix_ms <= now_ms + 5_000 && now_ms.saturating_sub(fix.fix_ms) <= LOCATION_FRESH_MS
+    })
+}
+
 fn proximity_proof(model: &Model, lock: &str, now_ms: u64) -> Option<u32> {
     let l = model.lock(lock)?;
     model
@@ -213,6 +222,10 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
             let mut body = serde_json::json!({});
             if let Some(code) = proof {
                 body["proximity_proof"] = code.into();
+            }
+            if let Some(fix) = fresh_location(model, attempt.now_ms) {
+                body["latitude"] = fix.latitude.into();
+                body["longitude"] = fix.longitude.into();
             }
             ApiCall::new(
                 "POST",
@@ -456,7 +469,7 @@ mod tests {
     use super::*;
     use crate::app::testkit::*;
     use crate::app::walkup::Heard;
-    use crate::app::{Effect, Keyway, places::Directory};
+    use crate::app::{Effect, Keyway, Location, places::Directory};
     use crux_core::App;
     use crux_http::protocol::HttpResult;
 
@@ -565,6 +578,32 @@ mod tests {
         finish_with(&app, &mut m, &mut cmd);
         let v = app.view(&m).unlock.unwrap();
         assert_eq!((v.state.as_str(), v.route), ("granted", Some(Route::Cloud)));
+    }
+
+    #[test]
+    fn cloud_unlock_carries_a_fresh_location_only() {
+        let app = Keyway;
+        let body_for = |fix_ms: u64| {
+            let mut m = model_with_lock();
+            let fix = Location {
+                latitude: 52.52,
+                longitude: 13.405,
+                fix_ms,
+            };
+            let _ = app.update(Event::SetLocation(fix), &mut m);
+            let mut cmd = tap_at(&app, &mut m, NOW_S);
+            let req = take_http(&mut cmd);
+            serde_json::from_slice::<serde_json::Value>(&req.operation.body).unwrap()
+        };
+        let fresh = body_for(NOW_S * 1000 - 30_000);
+        assert_eq!(
+            (fresh["latitude"].as_f64(), fresh["longitude"].as_f64()),
+            (Some(52.52), Some(13.405))
+        );
+        let stale = body_for(NOW_S * 1000 - 10 * 60_000);
+        assert!(stale.get("latitude").is_none(), "{stale}");
+        let future = body_for(NOW_S * 1000 + 60 * 60_000);
+        assert!(future.get("latitude").is_none(), "{future}");
     }
 
     #[test]
