@@ -6,8 +6,8 @@
 //! ```
 //! `unlock` drives cloud unlocks over HTTP through a real controller WebSocket on loopback and
 //! prints throughput and p50/p99 latency; `connections` holds many authenticated controller
-//! connections and prints the process's resident memory (server and clients together, so an
-//! upper bound for the server). Brief section 5 has the targets.
+//! connections (clients in a child process) and prints the server's resident memory. Brief
+//! section 5 has the targets.
 
 use futures::{SinkExt, StreamExt};
 use keyway_channel::{CommandResult, ControllerMessage, ServerMessage};
@@ -135,7 +135,7 @@ async fn unlock_bench(args: &[String]) {
         true,
     ));
     wait_online(&state, 1).await;
-    let http = reqwest::Client::new();
+    let http = keyway_server::util::http_client().build().unwrap();
     let login: serde_json::Value = http
         .post(format!("{base}/api/v1/logins"))
         .json(&serde_json::json!({"email": "bob@acme.test", "password": "bob-demo-password"}))
@@ -198,6 +198,20 @@ async fn unlock_bench(args: &[String]) {
     );
 }
 
+fn rss_kib_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Holds `--count` controller connections on one server and prints the server's resident
+/// memory. The controllers run in a child process (`load clients`), so the figure is the
+/// server's alone and each process stays under the open-file limit.
 async fn connections_bench(args: &[String]) {
     let count = arg(args, "--count", 1000);
     let dir = tempfile::tempdir().unwrap();
@@ -205,8 +219,7 @@ async fn connections_bench(args: &[String]) {
     let org = keyway_server::orgkeys::create_org(&state, "load")
         .await
         .unwrap();
-    let (key, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
-    let key = Arc::new(key);
+    let (key, pkcs8) = SigningKey::generate(&SystemRandom::new()).unwrap();
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
         let (id, _) =
@@ -221,33 +234,61 @@ async fn connections_bench(args: &[String]) {
         .execute(state.pool())
         .await
         .unwrap();
+    // The plan for the child: the shared controller key, then one controller id per line.
+    let plan = dir.path().join("clients.txt");
+    std::fs::write(&plan, format!("{}\n{}\n", hex::encode(&pkcs8), ids.join("\n"))).unwrap();
     let before = rss_kib();
     let ws_url = format!("{}/api/v1/controllers/connect", base.replace("http", "ws"));
     let started = Instant::now();
-    for chunk in ids.chunks(200) {
-        for id in chunk {
-            tokio::spawn(controller(
-                ws_url.clone(),
-                Id::parse(id).unwrap(),
-                key.clone(),
-                false,
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["clients", "--url", &ws_url, "--plan"])
+        .arg(&plan)
+        .spawn()
+        .unwrap();
     wait_online(&state, count).await;
+    let elapsed = started.elapsed();
+    // Let buffers settle before reading memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = rss_kib();
     println!(
-        "{count} controllers connected in {:.2?}; RSS {} MiB (was {} MiB before; includes the \
-         client side of every connection) [{}]",
-        started.elapsed(),
-        rss_kib() / 1024,
+        "{count} controllers connected in {elapsed:.2?}; server RSS {} MiB (was {} MiB before \
+         connecting, {:.1} KiB per connection; target: 10,000 within 1 GiB); the client \
+         process held {} MiB [{}]",
+        server / 1024,
         before / 1024,
+        server.saturating_sub(before) as f64 / count.max(1) as f64,
+        rss_kib_of(child.id()) / 1024,
         if cfg!(debug_assertions) {
             "debug build"
         } else {
             "release build"
         },
     );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The child side of `connections`: connects every controller in the plan and idles.
+async fn clients(args: &[String]) {
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+            .unwrap_or_else(|| panic!("clients needs {name}"))
+    };
+    let (url, plan) = (value("--url"), value("--plan"));
+    let plan = std::fs::read_to_string(plan).unwrap();
+    let mut lines = plan.lines();
+    let pkcs8 = hex::decode(lines.next().unwrap()).unwrap();
+    let key = Arc::new(SigningKey::from_pkcs8(&pkcs8, &SystemRandom::new()).unwrap());
+    let ids: Vec<Id> = lines.map(|l| Id::parse(l).unwrap()).collect();
+    for chunk in ids.chunks(200) {
+        for id in chunk {
+            tokio::spawn(controller(url.clone(), *id, key.clone(), false));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::future::pending::<()>().await;
 }
 
 #[tokio::main]
@@ -256,6 +297,7 @@ async fn main() {
     match args.get(1).map(String::as_str) {
         Some("unlock") => unlock_bench(&args).await,
         Some("connections") => connections_bench(&args).await,
+        Some("clients") => clients(&args).await,
         _ => eprintln!(
             "usage: load unlock [--requests N --concurrency C] | connections [--count N] [--database-url URL]"
         ),

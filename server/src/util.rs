@@ -76,6 +76,14 @@ pub fn normalize_invite_code(code: &str) -> String {
         .collect()
 }
 
+/// A reqwest client builder with ring installed as the TLS crypto provider (reqwest is built
+/// without one; building a client before a provider is installed panics).
+pub fn http_client() -> reqwest::ClientBuilder {
+    // Err only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// SHA-256 hex of a secret; secrets are stored only in this form.
 pub fn sha256_hex(secret: &str) -> String {
     hex::encode(ring::digest::digest(

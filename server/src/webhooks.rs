@@ -81,7 +81,7 @@ pub async fn enqueue(
 
 /// Runs forever: delivers due outbox rows.
 pub async fn worker(state: AppState) {
-    let client = match reqwest::Client::builder()
+    let client = match crate::util::http_client()
         .timeout(Duration::from_secs(10))
         .build()
     {

@@ -1,16 +1,17 @@
 //! The uniffi edge: a small object API for Kotlin, Swift and Python shells. Crux types stay
-//! behind it; events and the view model cross as JSON, errors as [`KeywayError`], and no
+//! behind it; events cross as JSON, the view model as typed records (or JSON), errors as [`KeywayError`], and no
 //! panic crosses the boundary (each call runs under `catch_unwind`).
 //!
 //! ```text
 //! core = KeywayCore(CoreConfig(api_base, data_dir), observer)        # observer.on_render()
 //! core.send_event('{"login": {"email": "..", "password": ".."}}')
-//! view = json.loads(core.view_json())
+//! view = core.view()                    # typed records; core.view_json() gives the same as JSON
 //! ```
 //! Shells with their own BLE stack or secure-hardware key use
 //! [`KeywayCore::with_platform`] and feed advertisements with [`KeywayCore::ble_advert`].
 
 use crate::app::Event;
+use crate::app::view::ViewModel;
 use crate::effects::HeardAdvert;
 use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
 use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
@@ -239,7 +240,12 @@ impl KeywayCore {
         })
     }
 
-    /// The current view model as JSON (see `ViewModel` in the Rust docs).
+    /// The current view model as typed records (what Kotlin and Swift screens render).
+    pub fn view(&self) -> Result<ViewModel, KeywayError> {
+        guarded(|| Ok(self.runtime.view()))
+    }
+
+    /// The current view model as JSON, the same fields as [`KeywayCore::view`].
     pub fn view_json(&self) -> Result<String, KeywayError> {
         guarded(|| {
             serde_json::to_string(&self.runtime.view()).map_err(|e| KeywayError::Internal {

@@ -394,6 +394,8 @@ pub struct Api {
 
 impl Api {
     pub async fn login(server: &Server, email: &str, password: &str) -> Result<Api> {
+        // reqwest is built without a TLS crypto provider; ring is the workspace's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
         let res = http
             .post(format!("{}/api/v1/logins", server.url))

@@ -92,7 +92,7 @@ async fn cli_seed_create_org_and_serve() {
 
     let data_dir = dir.path().to_str().unwrap().to_owned();
     let (_child, base) = spawn_serve(&["--demo", "--data-dir", &data_dir]).await;
-    let http = reqwest::Client::new();
+    let http = keyway_server::util::http_client().build().unwrap();
     let health = http.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     for (email, password) in [

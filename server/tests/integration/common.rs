@@ -112,7 +112,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{}", running.addr),
             state,
-            http: reqwest::Client::new(),
+            http: keyway_server::util::http_client().build().unwrap(),
             backend,
             _dir: dir,
             handle: Some(running.handle),
@@ -124,7 +124,7 @@ impl TestServer {
         TestServer {
             base: base.trim_end_matches('/').to_owned(),
             state: like.state.clone(),
-            http: reqwest::Client::new(),
+            http: keyway_server::util::http_client().build().unwrap(),
             backend: like.backend,
             _dir: None,
             handle: None,

@@ -22,7 +22,7 @@ pub const HEARD_FRESH_MS: u64 = 10_000;
 /// A proximity code this old is still worth sending (the server accepts adjacent 30 s steps).
 pub const PROOF_FRESH_MS: u64 = 30_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Ble,

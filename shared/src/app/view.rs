@@ -5,7 +5,7 @@ use super::Model;
 use super::unlock::{HEARD_FRESH_MS, Route, UnlockStatus};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
 pub struct ViewModel {
     /// Stored state has been loaded; before this, `signed_in` is not yet known.
     pub ready: bool,
@@ -27,7 +27,7 @@ pub struct ViewModel {
     pub last_walk_up: Option<super::walkup::WalkUpNote>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct OrgView {
     pub id: String,
     pub name: String,
@@ -35,14 +35,14 @@ pub struct OrgView {
     pub selected: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
 pub struct PlaceView {
     pub id: String,
     pub name: String,
     pub locks: Vec<LockView>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
 pub struct LockView {
     pub id: String,
     pub name: String,
@@ -55,7 +55,7 @@ pub struct LockView {
     pub rssi: Option<i16>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct UnlockView {
     pub lock: String,
     pub lock_name: String,
@@ -68,14 +68,14 @@ pub struct UnlockView {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct InviteView {
     pub busy: bool,
     pub error: Option<String>,
     pub accepted: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
 pub struct CredentialView {
     pub org: String,
     pub not_after: u64,

@@ -24,7 +24,7 @@ pub struct Heard {
 }
 
 /// The last walk-up decision and what became of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
 pub struct WalkUpNote {
     pub lock: String,
     pub t_ms: u64,

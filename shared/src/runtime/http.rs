@@ -1,4 +1,4 @@
-//! HTTP effects through reqwest with rustls.
+//! HTTP effects through reqwest with rustls (on ring).
 
 use crux_http::HttpError;
 use crux_http::protocol::{HttpHeader, HttpRequest, HttpResponse, HttpResult};
@@ -9,10 +9,18 @@ pub struct HttpClient {
     client: reqwest::Client,
 }
 
+/// A reqwest client builder with ring installed as the TLS crypto provider (reqwest is built
+/// without one; building a client before a provider is installed panics).
+pub fn http_client() -> reqwest::ClientBuilder {
+    // Err only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl HttpClient {
     pub fn new() -> Result<Self, reqwest::Error> {
         Ok(Self {
-            client: reqwest::Client::builder()
+            client: http_client()
                 .timeout(Duration::from_secs(15))
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,

@@ -83,6 +83,14 @@ class BindingsTest(unittest.TestCase):
         view = wait_for(core, obs, lambda v: v["auth_error"] is not None)
         self.assertEqual(view["auth_error"], "no network connection")
         self.assertGreater(obs.renders, 0)
+        # The typed view carries the same state as the JSON one.
+        typed = core.view()
+        self.assertIsInstance(typed, k.ViewModel)
+        self.assertEqual(typed.auth_error, "no network connection")
+        self.assertFalse(typed.signed_in)
+        self.assertEqual(typed.places, [])
+        self.assertIsNone(typed.unlock)
+        self.assertFalse(typed.invite.busy)
 
     def test_platform_constructor_and_adverts(self):
         obs = Observer()
