@@ -236,7 +236,11 @@ async fn connections_bench(args: &[String]) {
         .unwrap();
     // The plan for the child: the shared controller key, then one controller id per line.
     let plan = dir.path().join("clients.txt");
-    std::fs::write(&plan, format!("{}\n{}\n", hex::encode(&pkcs8), ids.join("\n"))).unwrap();
+    std::fs::write(
+        &plan,
+        format!("{}\n{}\n", hex::encode(&pkcs8), ids.join("\n")),
+    )
+    .unwrap();
     let before = rss_kib();
     let ws_url = format!("{}/api/v1/controllers/connect", base.replace("http", "ws"));
     let started = Instant::now();
