@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p keyway-server --release --example load -- unlock --requests 20000 --concurrency 64
+//! cargo run -p keyway-server --release --example load -- unlock --requests 20000 --concurrency 32 --rate 1000
 //! cargo run -p keyway-server --release --example load -- connections --count 10000
 //! ```
 //! `unlock` drives cloud unlocks over HTTP through a real controller WebSocket on loopback and
@@ -149,14 +150,25 @@ async fn unlock_bench(args: &[String]) {
     let url = format!("{base}/api/v1/locks/{}/unlock", seed.front_door);
     let started = Instant::now();
     let per_worker = requests / concurrency.max(1);
+    // Open loop at `--rate` requests/s when given: request k of worker w is due at
+    // (k * concurrency + w) / rate, and latency counts from when it was due, so a slow answer
+    // delays nothing it should not (no coordinated omission). Without it: closed loop, flat out.
+    let rate = arg(args, "--rate", 0);
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for w in 0..concurrency {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per_worker);
             let mut failures = 0usize;
-            for _ in 0..per_worker {
-                let t = Instant::now();
+            for k in 0..per_worker {
+                let t = if rate > 0 {
+                    let due = started
+                        + Duration::from_secs_f64((k * concurrency + w) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    due
+                } else {
+                    Instant::now()
+                };
                 let ok = http
                     .post(&url)
                     .bearer_auth(&token)
@@ -182,11 +194,16 @@ async fn unlock_bench(args: &[String]) {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "cloud unlocks: {} in {:.2?} = {:.0}/s (concurrency {concurrency}, failures {failures}), \
+        "cloud unlocks: {} in {:.2?} = {:.0}/s (concurrency {concurrency}, {}, failures {failures}), \
          p50 {:.2?}, p99 {:.2?}, max {:.2?} [{}]",
         all.len(),
         elapsed,
         all.len() as f64 / elapsed.as_secs_f64(),
+        if rate > 0 {
+            format!("open loop at {rate}/s")
+        } else {
+            "closed loop".to_owned()
+        },
         pct(0.50),
         pct(0.99),
         all[all.len() - 1],
@@ -303,7 +320,7 @@ async fn main() {
         Some("connections") => connections_bench(&args).await,
         Some("clients") => clients(&args).await,
         _ => eprintln!(
-            "usage: load unlock [--requests N --concurrency C] | connections [--count N] [--database-url URL]"
+            "usage: load unlock [--requests N --concurrency C --rate R] | connections [--count N] [--database-url URL]"
         ),
     }
 }
