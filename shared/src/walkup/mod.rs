@@ -9,14 +9,19 @@
 //!    `d = 10^((tx_power - rssi) / (10 n))`, where `tx_power` is the advertised RSSI at 1 m;
 //! 3. arms only after the phone was seen far away (beyond `arm_distance_m`): a phone that
 //!    first hears the door while already standing next to it (someone leaving) never unlocks;
-//! 4. fires once when the estimate falls within `unlock_distance_m` for `dwell_ms` while the
-//!    signal is not falling (never while moving away), then disarms until the phone has gone
-//!    beyond `arm_distance_m` again and `cooldown_ms` has passed (hysteresis: one unlock per
+//! 4. once the estimate is within `gate_distance_m` and the signal is not falling (never while
+//!    moving away), runs the [`arrival`] test on the raw readings of the last `fit_ms`, which
+//!    tells an arrival from a pass-by by the shape of the signal rather than its level (the
+//!    level shifts by a few dB with how the phone is carried);
+//! 5. fires once when that evidence reaches `min_evidence`, then disarms until the phone has
+//!    gone beyond `arm_distance_m` again and `cooldown_ms` has passed (one unlock per
 //!    approach).
 //!
 //! Proximity is not proof of presence: a relay defeats any RSSI logic. The door applies its own
 //! RSSI check on walk-up requests, and a secure-ranging hook (UWB / Channel Sounding) would slot
 //! in where the distance estimate is made.
+
+pub mod arrival;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -34,10 +39,15 @@ pub struct WalkUpParams {
     pub quantile: f64,
     /// EWMA weight of the newest median, per reading.
     pub ewma_alpha: f64,
-    /// Unlock when the smoothed distance is at most this.
-    pub unlock_distance_m: f64,
-    /// How long the estimate must stay inside `unlock_distance_m` before unlocking.
-    pub dwell_ms: u64,
+    /// The arrival test runs only while the smoothed distance estimate is within this (it
+    /// reads long for a phone in a pocket or bag, so this is wider than the 1 m target).
+    pub gate_distance_m: f64,
+    /// Raw readings the arrival test fits.
+    pub fit_ms: u64,
+    /// Per-reading RSSI noise the arrival test assumes, dB (one standard deviation).
+    pub noise_db: f64,
+    /// Log-likelihood ratio of arrival over pass-by (nats) needed to unlock.
+    pub min_evidence: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -58,8 +68,10 @@ impl Default for WalkUpParams {
             min_samples: 4,
             quantile: 0.5,
             ewma_alpha: 0.35,
-            unlock_distance_m: 1.0,
-            dwell_ms: 100,
+            gate_distance_m: 1.6,
+            fit_ms: 3_000,
+            noise_db: 4.5,
+            min_evidence: 5.25,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -90,12 +102,14 @@ pub struct LockProximity {
 
 #[derive(Debug, Default)]
 struct Track {
+    /// Readings for the median (`window_ms`).
     window: VecDeque<(u64, i16)>,
+    /// Readings for the arrival test (`fit_ms`).
+    recent: VecDeque<(u64, i16)>,
     smoothed: Option<f64>,
     /// (t_ms, smoothed) history for the trend check.
     history: VecDeque<(u64, f64)>,
     armed: bool,
-    inside_since: Option<u64>,
     last_unlock: Option<u64>,
     last_seen: u64,
     tx_power: i8,
@@ -170,14 +184,8 @@ impl WalkUpEngine {
         }
         track.last_seen = t_ms;
         track.tx_power = tx_power;
-        track.window.push_back((t_ms, rssi));
-        while let Some(&(t, _)) = track.window.front() {
-            if t_ms.saturating_sub(t) > p.window_ms {
-                track.window.pop_front();
-            } else {
-                break;
-            }
-        }
+        push_within(&mut track.window, (t_ms, rssi), p.window_ms);
+        push_within(&mut track.recent, (t_ms, rssi), p.fit_ms);
         if track.window.len() < p.min_samples {
             return None;
         }
@@ -198,23 +206,29 @@ impl WalkUpEngine {
         if distance > p.arm_distance_m && cooled {
             track.armed = true;
         }
-        if distance > p.unlock_distance_m {
-            track.inside_since = None;
+        if !track.armed || distance > p.gate_distance_m {
             return None;
         }
-        let since = *track.inside_since.get_or_insert(t_ms);
-        let falling = trend_fall(&track.history, t_ms, p.trend_ms) > p.max_fall_db;
-        if track.armed && !falling && t_ms.saturating_sub(since) >= p.dwell_ms {
-            track.armed = false;
-            track.last_unlock = Some(t_ms);
-            track.inside_since = None;
-            return Some(WalkUpDecision {
-                t_ms,
-                lock: lock.to_owned(),
-                distance_m: distance,
-            });
+        if trend_fall(&track.history, t_ms, p.trend_ms) > p.max_fall_db {
+            return None;
         }
-        None
+        let evidence = arrival::evidence(
+            &track.recent,
+            t_ms,
+            tx_power,
+            p.path_loss_exponent,
+            p.noise_db,
+        )?;
+        if evidence < p.min_evidence {
+            return None;
+        }
+        track.armed = false;
+        track.last_unlock = Some(t_ms);
+        Some(WalkUpDecision {
+            t_ms,
+            lock: lock.to_owned(),
+            distance_m: distance,
+        })
     }
 
     /// Current estimates for enabled locks, nearest first.
@@ -235,6 +249,18 @@ impl WalkUpEngine {
             .collect();
         out.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
         out
+    }
+}
+
+/// Appends a reading and drops those older than `keep_ms` before it.
+fn push_within(readings: &mut VecDeque<(u64, i16)>, reading: (u64, i16), keep_ms: u64) {
+    readings.push_back(reading);
+    while let Some(&(t, _)) = readings.front() {
+        if reading.0.saturating_sub(t) > keep_ms {
+            readings.pop_front();
+        } else {
+            break;
+        }
     }
 }
 
