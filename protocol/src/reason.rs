@@ -113,6 +113,8 @@ reasons! {
     NoNetwork = 67, "no_network", "no network connection";
     /// Requests arrive faster than allowed.
     RateLimited = 68, "rate_limited", "too many attempts; wait a moment";
+    /// The phone heard the door but the Bluetooth exchange failed (and no cloud route applied).
+    DoorUnreachable = 69, "door_unreachable", "could not reach the door over Bluetooth; move closer and try again";
 }
 
 // Serialized as the machine code so JSON APIs and logs share one spelling.

@@ -336,7 +336,7 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
             reason: if attempt.tried.contains(&Route::Cloud) {
                 Reason::NoNetwork
             } else {
-                Reason::DoorOffline
+                Reason::DoorUnreachable
             },
         },
     };

@@ -66,6 +66,8 @@ pub fn set_walk_up(model: &mut Model, lock: String, enabled: bool) -> Cmd {
 pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
     let advert = match item {
         ScanItem::Advert(a) => a,
+        // A scan the user stopped can still report its end: not worth a notice.
+        ScanItem::Failed { .. } if !model.scanning => return Command::done(),
         ScanItem::Failed { message } => {
             model.scanning = false;
             model.directory.notice = Some(format!("Bluetooth scan stopped: {message}"));
@@ -210,6 +212,47 @@ mod tests {
     }
 
     #[test]
+    fn walk_up_that_cannot_reach_the_door_says_so() {
+        let app = Keyway;
+        let mut m = model();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: LOCK.into(),
+                enabled: true,
+            },
+            &mut m,
+        );
+        let t0 = NOW_S * 1000;
+        // Walk up, keeping the command that connects to the door; the door never answers.
+        let mut connecting = None;
+        for i in 0..130u64 {
+            let d = (10.0 - 0.12 * i as f64).max(0.4);
+            let rssi = (-59.0 - 20.0 * d.log10()).round() as i16;
+            let mut cmd = app.update(advert(rssi, t0 + i * 100, FLAG_WALK_UP), &mut m);
+            if m.unlock.is_some() {
+                connecting = Some(cmd);
+                break;
+            }
+            let _ = cmd.effects().count();
+        }
+        let mut cmd = connecting.unwrap();
+        take_ble(&mut cmd)
+            .resolve(crate::effects::BleOutput::Error {
+                message: "connection timed out".into(),
+            })
+            .unwrap();
+        drain(&app, &mut m, &mut cmd);
+        let u = app.view(&m).unlock.unwrap();
+        assert_eq!(u.state, "denied");
+        assert_eq!(u.reason.as_deref(), Some("door_unreachable"));
+        assert_eq!(
+            u.message,
+            keyway_protocol::Reason::DoorUnreachable.message()
+        );
+    }
+
+    #[test]
     fn not_opted_in_or_door_without_walk_up_never_unlocks() {
         let app = Keyway;
         let mut m = model();
@@ -283,6 +326,16 @@ mod tests {
             cmd.effects()
                 .any(|e| matches!(e, Effect::Scan(r) if r.operation == ScanOperation::Stop))
         );
+        // The stopped scan reporting its end is not news.
+        let before = app.view(&m).notice;
+        let mut cmd = app.update(
+            Event::Scanned(ScanItem::Failed {
+                message: "scan ended".into(),
+            }),
+            &mut m,
+        );
+        assert!(cmd.effects().next().is_none());
+        assert_eq!(app.view(&m).notice, before);
         // Garbage payloads are ignored.
         let mut cmd = app.update(
             Event::Scanned(ScanItem::Advert(HeardAdvert {

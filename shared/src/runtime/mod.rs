@@ -98,7 +98,12 @@ impl Runtime {
             inner: Arc::new(Inner {
                 api_base: config.api_base.clone(),
                 core: Core::new(),
-                http: http::HttpClient::new().map_err(std::io::Error::other)?,
+                http: http::HttpClient::new().map_err(|e| {
+                    // In practice: no system root certificates for TLS (rustls-platform-verifier).
+                    std::io::Error::other(format!(
+                        "cannot set up HTTPS (are the system CA certificates installed?): {e:?}"
+                    ))
+                })?,
                 kv: FileStore::new(config.data_dir.join("kv"))?,
                 ble,
                 signer,
