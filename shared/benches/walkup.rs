@@ -7,7 +7,8 @@
 //! `held-out` families (other speeds, noise, path-loss exponent, geometry) were not.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-shared cargo bench -p keyway-shared --bench walkup`
-//! (`-- --traces N` to change the count per family, `-- --tune` for the parameter sweep).
+//! (`-- --traces N` to change the count per family, `-- --tune` for the parameter sweep,
+//! `-- --shadowing 2` to make 2 dB of the noise correlated in time).
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
@@ -174,18 +175,34 @@ fn leave(rng: &mut Rng) -> Trace {
     })
 }
 
+/// Part of each family's noise that is correlated in time (`--shadowing DB`): body and
+/// furniture shadowing changes over about half a second, not per advertisement. 0 (default)
+/// makes every reading's noise independent; the total σ stays the family's either way.
+static SHADOWING_DB: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+const SHADOWING_TAU_MS: f64 = 500.0;
+
 /// Runs one trace; returns the unlock times.
 fn run(trace: &Trace, radio: Radio, params: WalkUpParams, rng: &mut Rng) -> Vec<u64> {
     let mut e = WalkUpEngine::new(params);
     e.set_enabled("door", true);
     let mut out = vec![];
+    let slow_sigma = SHADOWING_DB.get().copied().unwrap_or(0.0).min(radio.sigma);
+    let fast_sigma = (radio.sigma.powi(2) - slow_sigma.powi(2)).sqrt();
+    let (mut slow, mut last_t) = (0.0, 0);
     for &(t, d) in &trace.samples {
+        if slow_sigma > 0.0 {
+            // AR(1) keeps the slow part's variance at slow_sigma² whatever the reading gaps.
+            let rho = (-((t - last_t) as f64) / SHADOWING_TAU_MS).exp();
+            slow = rho * slow + (1.0 - rho * rho).sqrt() * slow_sigma * rng.normal();
+            last_t = t;
+        }
         if rng.uniform() < 0.1 {
             continue; // missed advertisement
         }
         let rssi = TX as f64 - 10.0 * radio.n * d.max(0.05).log10()
             + radio.offset_db
-            + radio.sigma * rng.normal();
+            + slow
+            + fast_sigma * rng.normal();
         if rssi < -100.0 {
             continue;
         }
@@ -494,7 +511,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn report(params: WalkUpParams, n: usize) -> bool {
     println!("walk-up engine: {params:?}");
-    println!("{n} traces per family; radio: 10 Hz adverts ±30 ms jitter, 10% loss\n");
+    println!(
+        "{n} traces per family; radio: 10 Hz adverts ±30 ms jitter, 10% loss; {:.1} dB of each family's σ correlated over {SHADOWING_TAU_MS} ms\n",
+        SHADOWING_DB.get().copied().unwrap_or(0.0)
+    );
     println!(
         "{:<32} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "family", "set", "unlocked", "in 1.5 s", "p50 ms", "p99 ms", "double"
@@ -722,6 +742,9 @@ fn main() {
             .and_then(|v| v.parse::<f64>().ok())
     };
     let mut params = WalkUpParams::default();
+    if let Some(v) = arg("--shadowing") {
+        SHADOWING_DB.set(v).expect("set once");
+    }
     if let Some(v) = arg("--evidence") {
         params.min_evidence = v;
     }
