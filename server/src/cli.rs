@@ -57,6 +57,10 @@ pub enum Command {
         /// Authenticated requests per caller per second.
         #[arg(long, env = "KEYWAY_REQUESTS_PER_SECOND", default_value_t = 200)]
         requests_per_second: u32,
+        /// Let webhooks reach loopback and private-network addresses (development only:
+        /// otherwise an admin could make the server call its own network).
+        #[arg(long, env = "KEYWAY_WEBHOOK_ALLOW_PRIVATE")]
+        webhook_allow_private: bool,
     },
     /// Create an organization and its owner account.
     CreateOrg {
@@ -109,11 +113,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             unlock_timeout_ms,
             unlocks_per_window,
             requests_per_second,
+            webhook_allow_private,
         } => {
             let mut settings = Settings {
                 unlock_timeout: Duration::from_millis(unlock_timeout_ms),
                 unlocks_per_window,
                 requests_per_second,
+                webhook_allow_private,
                 ..base
             };
             settings.public_url = public_url.unwrap_or_else(|| format!("http://{listen}"));

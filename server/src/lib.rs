@@ -29,6 +29,7 @@ pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod extract;

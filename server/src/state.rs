@@ -35,6 +35,9 @@ pub struct Settings {
     pub controller_silence: Duration,
     /// Encrypts organization signing keys at rest (AES-256-GCM) when set.
     pub key_encryption_key: Option<[u8; 32]>,
+    /// Let webhooks reach loopback and private addresses (development and tests only; see
+    /// `egress`).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             controller_silence: Duration::from_secs(keyway_channel::HEARTBEAT_SECS * 3),
             key_encryption_key: None,
+            webhook_allow_private: false,
         }
     }
 }

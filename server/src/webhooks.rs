@@ -81,10 +81,14 @@ pub async fn enqueue(
 
 /// Runs forever: delivers due outbox rows.
 pub async fn worker(state: AppState) {
-    let client = match crate::util::http_client()
+    // Redirects would lead around the address policy, and receivers should not need them.
+    let mut builder = crate::util::http_client()
         .timeout(Duration::from_secs(10))
-        .build()
-    {
+        .redirect(reqwest::redirect::Policy::none());
+    if !state.settings.webhook_allow_private {
+        builder = builder.dns_resolver(crate::egress::PublicOnlyResolver);
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook client");
@@ -113,6 +117,18 @@ pub async fn worker(state: AppState) {
             }
         }
     }
+}
+
+/// Whether a connect error came from [`crate::egress::PublicOnlyResolver`] refusing the name.
+fn is_refused_by_resolver(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<crate::egress::NotPublic>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Drops rows that only grow: old idempotency records, long-expired sessions, old deliveries.
@@ -174,20 +190,40 @@ async fn deliver_due(state: &AppState, client: &reqwest::Client) -> ApiResult<us
         };
         let ts = now / 1000;
         let signature = sign(&secret, &id, ts, &payload).unwrap_or_default();
-        let outcome = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(payload)
-            .send()
-            .await;
+        // Literal addresses skip the resolver: check them here (rows may predate the policy).
+        let refused = if state.settings.webhook_allow_private {
+            None
+        } else {
+            reqwest::Url::parse(&url)
+                .map_err(|_| "url is not a URL".to_owned())
+                .and_then(|u| crate::egress::check_webhook_host(&u))
+                .err()
+        };
+        let outcome = match refused {
+            Some(why) => Err(why),
+            None => client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", signature)
+                .body(payload)
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        "timed out".to_owned()
+                    } else if e.is_connect() && is_refused_by_resolver(&e) {
+                        "url must point to a public address (its name resolves to none)".to_owned()
+                    } else {
+                        "connection failed".to_owned()
+                    }
+                }),
+        };
         let error = match outcome {
             Ok(resp) if resp.status().is_success() => None,
             Ok(resp) => Some(format!("receiver answered {}", resp.status().as_u16())),
-            Err(e) if e.is_timeout() => Some("timed out".to_owned()),
-            Err(_) => Some("connection failed".to_owned()),
+            Err(why) => Some(why),
         };
         let now = now_ms();
         match error {

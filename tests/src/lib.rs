@@ -152,6 +152,8 @@ impl Server {
             listen,
             "--unlock-timeout-ms",
             "3000",
+            // Journey 5's webhook receiver listens on loopback.
+            "--webhook-allow-private",
         ]);
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(dir.join("server.log"))?));

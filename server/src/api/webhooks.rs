@@ -56,6 +56,9 @@ pub async fn create(
     if !matches!(url.scheme(), "http" | "https") || req.url.len() > 2000 {
         return Err(ApiError::invalid("url must be http(s)"));
     }
+    if !state.settings.webhook_allow_private {
+        crate::egress::check_webhook_host(&url).map_err(ApiError::invalid)?;
+    }
     if req.event_types.is_empty()
         || req.event_types.len() > 50
         || req

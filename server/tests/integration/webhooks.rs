@@ -274,3 +274,93 @@ async fn standardwebhooks_package_verifies_deliveries() {
     );
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn webhook_urls_must_be_public_addresses() {
+    // Without `webhook_allow_private`, an admin cannot point the server at its own network.
+    let settings = keyway_server::Settings {
+        webhook_allow_private: false,
+        ..test_settings()
+    };
+    on_all_backends(settings, |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let path = format!("/orgs/{}/webhooks", org.id);
+        for url in [
+            "http://127.0.0.1:9/x",
+            "http://[::1]:8080/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.5/hook",
+            "http://localhost:8080/admin",
+            "http://[::ffff:192.168.1.1]/",
+        ] {
+            let (s, body) = srv
+                .post(&path, &org.admin, json!({"url": url, "event_types": ["*"]}))
+                .await;
+            assert_eq!(s, 400, "{url}: {body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("public address"),
+                "{url}: {body}"
+            );
+        }
+        let (s, body) = srv
+            .post(
+                &path,
+                &org.admin,
+                json!({"url": "https://hooks.example.com/keyway", "event_types": ["*"]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stored_private_webhook_is_not_called() {
+    // A row that predates the policy (or was written around the API) is refused at delivery.
+    let rx = Arc::new(Mutex::new(Receiver::default()));
+    let hook_url = start_receiver(rx.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = keyway_server::db::connect(&keyway_server::db::sqlite_url(dir.path()))
+        .await
+        .unwrap();
+    let settings = keyway_server::Settings {
+        webhook_allow_private: false,
+        ..test_settings()
+    };
+    let state = keyway_server::AppState::new(db, settings);
+    let org = keyway_server::orgkeys::create_org(&state, "acme")
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, 'whsec_AAAA', '[\"*\"]', 0)")
+        .bind(&org)
+        .bind(&hook_url)
+        .execute(state.pool())
+        .await
+        .unwrap();
+    keyway_server::events::record(
+        &state,
+        keyway_server::events::NewEvent {
+            org_id: org,
+            kind: "test.event".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let pool = state.pool().clone();
+    let running = keyway_server::serve(state, "127.0.0.1:0").await.unwrap();
+    eventually(|| async {
+        let (err,): (Option<String>,) =
+            sqlx::query_as("SELECT last_error FROM webhook_deliveries WHERE webhook_id = 'w1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        err.is_some_and(|e| e.contains("public address"))
+    })
+    .await;
+    assert_eq!(rx.lock().unwrap().calls, 0, "the receiver was never called");
+    running.handle.abort();
+}
