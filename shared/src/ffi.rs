@@ -8,7 +8,8 @@
 //! view = core.view()                    # typed records; core.view_json() gives the same as JSON
 //! ```
 //! Shells with their own BLE stack or secure-hardware key use
-//! [`KeywayCore::with_platform`] and feed advertisements with [`KeywayCore::ble_advert`].
+//! [`KeywayCore::with_platform`] and feed advertisements with [`KeywayCore::ble_advert`];
+//! [`gatt_layout`], [`gatt_fragment`] and [`GattReassembler`] keep the GATT framing in Rust.
 
 use crate::app::Event;
 use crate::app::view::ViewModel;
@@ -32,6 +33,14 @@ pub enum KeywayError {
     Platform { message: String },
     #[error("internal error: {message}")]
     Internal { message: String },
+}
+
+/// A foreign implementation (BLE, key) that throws something other than `KeywayError`
+/// becomes `Platform` instead of a panic on the Rust side.
+impl From<uniffi::UnexpectedUniFFICallbackError> for KeywayError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        KeywayError::Platform { message: e.reason }
+    }
 }
 
 fn guarded<T>(f: impl FnOnce() -> Result<T, KeywayError>) -> Result<T, KeywayError> {
@@ -66,7 +75,9 @@ pub trait BleShell: Send + Sync {
     fn start_scan(&self) -> Result<(), KeywayError>;
     fn stop_scan(&self);
     fn connect(&self, peer: String) -> Result<u64, KeywayError>;
-    /// Writes one protocol message (fragment with the GATT framing) and returns the reply.
+    /// Writes one protocol message to the door's control point and returns its reply message.
+    /// The shell splits the message with [`gatt_fragment`] and joins the door's notifications
+    /// with a [`GattReassembler`], so the GATT framing stays in Rust.
     fn exchange(&self, connection: u64, message: Vec<u8>) -> Result<Vec<u8>, KeywayError>;
     fn disconnect(&self, connection: u64);
 }
@@ -217,8 +228,14 @@ impl KeywayCore {
                 render,
                 tokio.handle().clone(),
             )
-            .map_err(|e| KeywayError::Storage {
-                message: e.to_string(),
+            .map_err(|e| match e.kind() {
+                // The file store fails with a specific kind; `Other` is the HTTPS set-up.
+                std::io::ErrorKind::Other => KeywayError::Platform {
+                    message: e.to_string(),
+                },
+                _ => KeywayError::Storage {
+                    message: e.to_string(),
+                },
             })?;
             Ok(Arc::new(Self {
                 runtime,
@@ -287,6 +304,65 @@ pub fn decode_advert(payload: Vec<u8>) -> Result<AdvertInfo, KeywayError> {
         proximity_code: a.proximity_code,
         walk_up: a.walk_up(),
     })
+}
+
+/// The Keyway GATT service a shell's BLE stack talks to.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct GattLayout {
+    /// Service UUID; adverts carry their payload as service data under it.
+    pub service_uuid: String,
+    /// Phone → door fragments (write without response).
+    pub control_point_uuid: String,
+    /// Door → phone fragments (notify).
+    pub response_uuid: String,
+}
+
+#[uniffi::export]
+pub fn gatt_layout() -> GattLayout {
+    use keyway_protocol::gatt;
+    GattLayout {
+        service_uuid: gatt::SERVICE_UUID.into(),
+        control_point_uuid: gatt::CONTROL_POINT_UUID.into(),
+        response_uuid: gatt::RESPONSE_UUID.into(),
+    }
+}
+
+/// Splits a protocol message into the ATT payloads to write for the link's ATT MTU.
+#[uniffi::export]
+pub fn gatt_fragment(message: Vec<u8>, att_mtu: u32) -> Result<Vec<Vec<u8>>, KeywayError> {
+    guarded(|| {
+        keyway_protocol::gatt::fragment(&message, att_mtu as usize).map_err(|e| {
+            KeywayError::InvalidEvent {
+                message: e.to_string(),
+            }
+        })
+    })
+}
+
+/// Joins the door's notifications into one reply message (one per exchange).
+#[derive(Debug, Default, uniffi::Object)]
+pub struct GattReassembler(Mutex<keyway_protocol::gatt::Reassembler>);
+
+#[uniffi::export]
+impl GattReassembler {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Feeds one notification; returns the message when its last fragment arrives. A bad
+    /// fragment is an error and drops the partial message.
+    pub fn push(&self, fragment: Vec<u8>) -> Result<Option<Vec<u8>>, KeywayError> {
+        guarded(|| {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(&fragment)
+                .map_err(|e| KeywayError::InvalidEvent {
+                    message: e.to_string(),
+                })
+        })
+    }
 }
 
 #[derive(Debug, Clone, uniffi::Record)]

@@ -1,0 +1,105 @@
+import Foundation
+import KeywayShared
+import XCTest
+
+@testable import KeywayKit
+
+/// The real Rust core through the generated bindings, with no server: port 9 on loopback
+/// refuses connections.
+let offline = "http://127.0.0.1:9"
+
+final class OfflineCoreTests: XCTestCase {
+    func testFreeFunctions() throws {
+        XCTAssertFalse(coreVersion().isEmpty)
+        let info = try decodeAdvert(payload: Data([1, 0xA1, 0xB2, 0xC3, 0xD4, 0xC5, 0xAB, 0xCD, 0xEF, 1]))
+        XCTAssertEqual(info, AdvertInfo(shortId: "a1b2c3d4", txPower: -59, proximityCode: 0xABCDEF, walkUp: true))
+        XCTAssertEqual(try decodeAdvert(payload: advertPayload(shortId: "01020304", walkUp: false)).walkUp, false)
+        XCTAssertThrowsError(try decodeAdvert(payload: Data([1, 2]))) { error in
+            guard case KeywayError.InvalidEvent = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// Every event the shell can send is one the core accepts: the Swift encoding matches
+    /// the Rust enum. Garbage is refused with `InvalidEvent`, not a crash.
+    func testEveryShellEventIsAcceptedByTheCore() throws {
+        let core = try KeywayCore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path), observer: NoObserver())
+        let events: [CoreEvent] = [
+            .start(apiBase: offline), .login(email: "ada@example.com", password: "p\"w\\ ü"), .logout,
+            .selectOrg(id: "org"), .refresh, .unlock(lock: "lock"), .dismissUnlock,
+            .setWalkUp(lock: "lock", enabled: true), .redeemInvite(code: "https://x.test/invite#ABC"),
+            .startScan, .stopScan, .setLocation(latitude: 52.52, longitude: 13.405, fixMs: 1_700_000_000_000),
+        ]
+        for event in events {
+            XCTAssertNoThrow(try core.sendEvent(eventJson: event.json), event.json)
+        }
+        XCTAssertEqual(CoreEvent.logout.json, #""logout""#)
+        XCTAssertEqual(CoreEvent.setWalkUp(lock: "L", enabled: false).json, #"{"set_walk_up":{"enabled":false,"lock":"L"}}"#)
+        for bad in ["{not json", #"{"no_such_event":{}}"#, #"{"unlock":{}}"#] {
+            XCTAssertThrowsError(try core.sendEvent(eventJson: bad), bad) { error in
+                guard case KeywayError.InvalidEvent = error else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
+    func testStoreShowsSignedOutThenTheLoginErrorFromTheCore() async throws {
+        try await onMain {
+            let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path))
+            let ready = try await waitUntil(store, "ready") { $0.ready }
+            XCTAssertFalse(ready.signedIn)
+            XCTAssertNil(ready.unlock)
+            XCTAssertEqual(ready.places, [])
+
+            store.login(email: "ada@example.com", password: "pw")
+            XCTAssertNil(store.shellError)
+            let failed = try await waitUntil(store, "login error") { $0.authError != nil }
+            XCTAssertEqual(failed.authError, "no network connection")
+            XCTAssertFalse(failed.signedIn)
+            XCTAssertFalse(failed.authBusy)
+            XCTAssertGreaterThan(store.refreshes, 1, "the render observer republished the view")
+            // The typed view and the JSON view are the same state.
+            let json = try JSONSerialization.jsonObject(with: Data(store.core.viewJson().utf8)) as? [String: Any]
+            XCTAssertEqual(json?["auth_error"] as? String, "no network connection")
+        }
+    }
+
+    /// Without a Bluetooth shell the core says so in the view.
+    func testScanWithoutRadioGivesANotice() async throws {
+        try await onMain {
+            let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path))
+            try await waitUntil(store, "ready") { $0.ready }
+            store.setScanning(true)
+            let view = try await waitUntil(store, "notice") { $0.notice != nil }
+            XCTAssertTrue(view.notice?.contains("Bluetooth") ?? false, view.notice ?? "")
+            XCTAssertFalse(view.scanning)
+        }
+    }
+
+    /// An event the core refuses (here a NaN position) surfaces as `shellError`, not a crash.
+    func testRejectedEventIsAShellError() async throws {
+        try await onMain {
+            let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path))
+            store.setLocation(latitude: .nan, longitude: 13.4)
+            XCTAssertNotNil(store.shellError)
+            store.setLocation(latitude: 52.52, longitude: 13.405)
+            XCTAssertNil(store.shellError)
+        }
+    }
+
+    func testDisplayHelpers() {
+        XCTAssertEqual(UnlockPhase("in_progress"), .inProgress)
+        XCTAssertEqual(UnlockPhase("new_state"), .other("new_state"))
+        let granted = UnlockView(lock: "l", lockName: "Front door", walkUp: false, state: "granted", route: .cloud, reason: nil, message: "door opened")
+        XCTAssertTrue(granted.isFinished)
+        XCTAssertEqual(granted.routeLabel, "cloud")
+        var lock = LockView(id: "l", name: "Front door", online: true, lockdown: false, walkUpAllowed: true, walkUpEnabled: false, nearby: true, rssi: -61)
+        XCTAssertEqual(lock.statusLine, "nearby, -61 dBm")
+        lock.online = false
+        lock.nearby = false
+        XCTAssertEqual(lock.statusLine, "controller offline")
+        XCTAssertEqual(KeywayError.Platform(message: "Bluetooth is off").message, "Bluetooth is off")
+    }
+}
+
+final class NoObserver: CoreObserver, @unchecked Sendable {
+    func onRender() {}
+}
