@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use keyway_shared::app::view::{LockView, ViewModel};
 use keyway_shared::app::{Event, Location};
+use keyway_shared::runtime::btle::BtleplugTransport;
 use keyway_shared::runtime::sim::SimTransport;
 use keyway_shared::runtime::{BleTransport, NoRadio, Runtime, RuntimeConfig, render_counter};
 use keyway_shared::walkup::WalkUpParams;
@@ -32,7 +33,8 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
-    /// BLE radio: `none`, `ble` (btleplug) or `sim:HOST:PORT` (simulated radio hub).
+    /// BLE radio: `none`, `ble` (btleplug, first adapter), `ble:ADAPTER` (e.g. `ble:hci1`) or
+    /// `sim:HOST:PORT` (simulated radio hub).
     #[arg(long, env = "KEYWAY_RADIO", global = true, default_value = "none")]
     radio: String,
     #[command(subcommand)]
@@ -204,30 +206,66 @@ fn find_lock<'a>(v: &'a ViewModel, key: &str) -> anyhow::Result<&'a LockView> {
     }
 }
 
-/// The chosen radio, and the simulated one again when it is that (to move the phone).
-async fn radio(spec: &str) -> anyhow::Result<(Arc<dyn BleTransport>, Option<Arc<SimTransport>>)> {
-    Ok(match spec {
-        "none" | "" => (Arc::new(NoRadio), None),
-        "ble" => (
-            Arc::new(
-                keyway_shared::runtime::btle::BtleplugTransport::new()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("Bluetooth: {e}"))?,
-            ),
-            None,
-        ),
-        other => match other.strip_prefix("sim:") {
-            Some(addr) => {
-                let sim = Arc::new(
-                    SimTransport::connect(addr, "keyway-cli")
-                        .await
-                        .map_err(|e| anyhow::anyhow!("simulated radio at {addr}: {e}"))?,
-                );
-                (sim.clone(), Some(sim))
+/// The chosen radio: the transport the core drives, and the concrete one again where the
+/// shell needs it (moving the simulated phone; closing Bluetooth links before exiting).
+struct Radio {
+    ble: Arc<dyn BleTransport>,
+    sim: Option<Arc<SimTransport>>,
+    btle: Option<Arc<BtleplugTransport>>,
+}
+
+impl Radio {
+    async fn open(spec: &str) -> anyhow::Result<Radio> {
+        Ok(match spec {
+            "none" | "" => Radio {
+                ble: Arc::new(NoRadio),
+                sim: None,
+                btle: None,
+            },
+            "ble" => Self::btleplug(None).await?,
+            other if other.starts_with("ble:") => {
+                Self::btleplug(other.strip_prefix("ble:")).await?
             }
-            None => bail!("unknown radio {other:?}: use none, ble or sim:HOST:PORT"),
-        },
-    })
+            other => match other.strip_prefix("sim:") {
+                Some(addr) => {
+                    let sim = Arc::new(
+                        SimTransport::connect(addr, "keyway-cli")
+                            .await
+                            .map_err(|e| anyhow::anyhow!("simulated radio at {addr}: {e}"))?,
+                    );
+                    Radio {
+                        ble: sim.clone(),
+                        sim: Some(sim),
+                        btle: None,
+                    }
+                }
+                None => {
+                    bail!("unknown radio {other:?}: use none, ble, ble:ADAPTER or sim:HOST:PORT")
+                }
+            },
+        })
+    }
+
+    /// btleplug on `adapter` (`None`: the first one).
+    async fn btleplug(adapter: Option<&str>) -> anyhow::Result<Radio> {
+        let t = Arc::new(
+            BtleplugTransport::new(adapter)
+                .await
+                .map_err(|e| anyhow::anyhow!("Bluetooth: {e}"))?,
+        );
+        Ok(Radio {
+            ble: t.clone(),
+            sim: None,
+            btle: Some(t),
+        })
+    }
+
+    /// Ends open links before the process does (the core closes them in the background).
+    async fn close(&self) {
+        if let Some(t) = &self.btle {
+            t.close().await;
+        }
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -255,14 +293,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let dir = data_dir(&cli)?;
     let api_base = server(&cli, &dir)?;
-    let (ble, sim) = radio(&cli.radio).await?;
+    let radio = Radio::open(&cli.radio).await?;
     let (observer, renders) = render_counter();
     let rt = Runtime::new(
         RuntimeConfig {
             api_base,
             data_dir: dir,
         },
-        ble,
+        radio.ble.clone(),
         None,
         observer,
     )
@@ -427,6 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await?;
             let u = v.unlock.context("no unlock result")?;
+            radio.close().await;
             sh.print(&serde_json::to_value(&u)?, || {
                 let route = match u.route {
                     Some(keyway_shared::app::Route::Ble) => " over Bluetooth",
@@ -464,7 +503,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(script) = sim_script {
                 let points = parse_script(&script)?;
-                let sim = sim
+                let sim = radio
+                    .sim
                     .as_ref()
                     .context("--sim-script needs --radio sim:HOST:PORT")?;
                 sim.run_script(&points)
@@ -473,6 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             sh.rt.send(Event::StartScan);
             walk_live(&sh, duration_s).await?;
+            radio.close().await;
         }
         Command::Invite {
             action: InviteAction::Accept { code },

@@ -35,7 +35,10 @@ pub async fn serve_link(core: Arc<Core>, mut link: Box<dyn PeripheralLink>, defa
     loop {
         let write = match tokio::time::timeout_at(deadline, link.next_write()).await {
             Ok(Some(w)) => w,
-            Ok(None) => break,
+            Ok(None) => {
+                tracing::debug!(%peer, "link closed");
+                break;
+            }
             Err(_) => {
                 tracing::debug!(%peer, "link idle too long; dropping");
                 break;
@@ -58,6 +61,7 @@ pub async fn serve_link(core: Arc<Core>, mut link: Box<dyn PeripheralLink>, defa
             Step::AwaitHello => match hello(&core, &mut responder, &message, lock_hint) {
                 Ok((challenge, lock, action)) => {
                     if send(&mut link, &challenge).await.is_err() {
+                        tracing::debug!(%peer, "link lost while sending CHALLENGE");
                         break;
                     }
                     step = Step::AwaitAuth { lock, action };

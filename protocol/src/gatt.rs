@@ -54,6 +54,14 @@ impl FragmentError {
     }
 }
 
+/// A fragment's sequence number and whether it ends its message, from its header (`None` for
+/// an empty payload). For transports that can hand over writes out of order: they restore the
+/// sender's order with it before reassembly.
+pub fn fragment_seq(fragment: &[u8]) -> Option<(u8, bool)> {
+    let &header = fragment.first()?;
+    Some((header & SEQ_MASK, header & LAST != 0))
+}
+
 /// Splits `message` into ATT payloads for the given ATT MTU.
 pub fn fragment(message: &[u8], att_mtu: usize) -> Result<Vec<Vec<u8>>, FragmentError> {
     if att_mtu < MIN_ATT_MTU {
@@ -171,6 +179,16 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragment_seq_reads_sequence_and_last() {
+        let frags = fragment(&[5u8; 60], MIN_ATT_MTU).unwrap();
+        let seqs: Vec<_> = frags.iter().map(|f| fragment_seq(f).unwrap()).collect();
+        let n = frags.len() as u8;
+        let want: Vec<_> = (0..n).map(|i| (i, i == n - 1)).collect();
+        assert_eq!(seqs, want);
+        assert_eq!(fragment_seq(&[]), None);
+    }
 
     #[test]
     fn service_uuid_bytes_match_text() {

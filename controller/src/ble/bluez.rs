@@ -8,33 +8,45 @@
 //! a peripheral no RSSI for an incoming connection, so [`PeripheralLink::rssi`] is `None` and
 //! walk-up requests are refused with `too_far` on this transport (tap-to-unlock works).
 //!
-//! To test end to end later: run the controller with `--radio bluez --adapter hci0` inside
-//! the VM recipe of the brief (two `btvirt` controllers), and a btleplug central on hci1.
+//! `scripts/ble-vm-test` runs this end to end against a real BlueZ in a VM: the controller
+//! with `--radio bluez:hci0`, the `keyway` CLI (btleplug) as the phone on `ble:hci1`, over two
+//! `btvirt` controllers.
 
 use super::{
     AbortOnDrop, Advertiser, LinkClosed, LockRadio, PeripheralLink, ServedLock, Transport,
     TransportError,
 };
 use bluer::adv::{Advertisement, AdvertisementHandle};
+use bluer::gatt::CharacteristicWriter;
 use bluer::gatt::local::{
-    Application, ApplicationHandle, Characteristic, CharacteristicControlEvent,
-    CharacteristicNotify, CharacteristicNotifyMethod, CharacteristicWrite,
-    CharacteristicWriteMethod, Service, characteristic_control,
+    Application, ApplicationHandle, Characteristic, CharacteristicControl,
+    CharacteristicControlEvent, CharacteristicNotify, CharacteristicNotifyMethod,
+    CharacteristicWrite, CharacteristicWriteMethod, Service, characteristic_control,
 };
-use bluer::gatt::{CharacteristicReader, CharacteristicWriter};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use keyway_protocol::Id;
-use keyway_protocol::gatt::{CONTROL_POINT_UUID, RESPONSE_UUID, SERVICE_UUID};
+use keyway_protocol::gatt::{self, CONTROL_POINT_UUID, RESPONSE_UUID, SERVICE_UUID};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 pub struct BluezTransport {
     adapter: bluer::Adapter,
     // Kept alive for as long as the transport: dropping it ends the D-Bus session.
     _session: bluer::Session,
-    gatt: tokio::sync::Mutex<Option<(ApplicationHandle, AbortOnDrop)>>,
+    gatt: tokio::sync::Mutex<Option<Gatt>>,
+}
+
+/// Phone links, in arrival order, for whichever served lock takes the next one.
+type LinkStream = Arc<tokio::sync::Mutex<mpsc::Receiver<Box<dyn PeripheralLink>>>>;
+
+/// The registered GATT application and the links it produces.
+struct Gatt {
+    _app: ApplicationHandle,
+    _router: AbortOnDrop,
+    links: LinkStream,
 }
 
 impl std::fmt::Debug for BluezTransport {
@@ -83,15 +95,13 @@ impl BluezTransport {
         })
     }
 
-    /// Registers the GATT application once; returns the connection stream the first time.
-    async fn ensure_gatt(
-        &self,
-    ) -> Result<Option<mpsc::Receiver<Box<dyn PeripheralLink>>>, TransportError> {
+    /// Registers the GATT application the first time; returns its link stream.
+    async fn links(&self) -> Result<LinkStream, TransportError> {
         let mut gatt = self.gatt.lock().await;
-        if gatt.is_some() {
-            return Ok(None);
+        if let Some(g) = gatt.as_ref() {
+            return Ok(g.links.clone());
         }
-        let (control_point, control_point_handle) = characteristic_control();
+        let (writes_tx, writes) = mpsc::unbounded_channel();
         let (response, response_handle) = characteristic_control();
         let app = Application {
             services: vec![Service {
@@ -102,10 +112,17 @@ impl BluezTransport {
                         uuid: uuid(CONTROL_POINT_UUID),
                         write: Some(CharacteristicWrite {
                             write_without_response: true,
-                            method: CharacteristicWriteMethod::Io,
+                            // One D-Bus call per write, not AcquireWrite's socket: BlueZ 5.66
+                            // (Debian 12) keeps pointers to the writes that arrive while the
+                            // socket is being acquired and sends whatever its buffer holds
+                            // later, so a HELLO's first fragments were lost; and its one
+                            // socket per characteristic is shared by all phones.
+                            method: CharacteristicWriteMethod::Fun(Box::new(move |value, req| {
+                                let _ = writes_tx.send((req.device_address, value));
+                                Box::pin(async { Ok(()) })
+                            })),
                             ..Default::default()
                         }),
-                        control_handle: control_point_handle,
                         ..Default::default()
                     },
                     Characteristic {
@@ -129,54 +146,136 @@ impl BluezTransport {
             .await
             .map_err(|e| TransportError::Failed(format!("registering the GATT service: {e}")))?;
         let (tx, rx) = mpsc::channel::<Box<dyn PeripheralLink>>(16);
-        let task = tokio::spawn(pair_links(control_point, response, tx));
-        *gatt = Some((handle, AbortOnDrop(task)));
-        Ok(Some(rx))
+        let task = tokio::spawn(route_links(writes, response, tx));
+        let links: LinkStream = Arc::new(tokio::sync::Mutex::new(rx));
+        *gatt = Some(Gatt {
+            _app: handle,
+            _router: AbortOnDrop(task),
+            links: links.clone(),
+        });
+        Ok(links)
     }
 }
 
-/// Matches each phone's notification session with its writes (by device address).
-async fn pair_links(
-    mut control_point: bluer::gatt::local::CharacteristicControl,
-    mut response: bluer::gatt::local::CharacteristicControl,
+/// Routes each phone's writes to its link (by device address), starting a link at a phone's
+/// first write and giving it the phone's notification session.
+async fn route_links(
+    mut writes: mpsc::UnboundedReceiver<(bluer::Address, Vec<u8>)>,
+    mut response: CharacteristicControl,
     tx: mpsc::Sender<Box<dyn PeripheralLink>>,
 ) {
-    let notifiers: Arc<Mutex<HashMap<bluer::Address, CharacteristicWriter>>> = Default::default();
+    let mut notifiers: HashMap<bluer::Address, CharacteristicWriter> = HashMap::new();
+    let mut links: HashMap<bluer::Address, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
     loop {
         tokio::select! {
             ev = response.next() => match ev {
                 Some(CharacteristicControlEvent::Notify(writer)) => {
-                    notifiers.lock().unwrap().insert(writer.device_address(), writer);
+                    notifiers.retain(|_, w| !w.is_closed().unwrap_or(true));
+                    notifiers.insert(writer.device_address(), writer);
                 }
                 Some(_) => {}
                 None => break,
             },
-            ev = control_point.next() => match ev {
-                Some(CharacteristicControlEvent::Write(req)) => {
-                    let addr = req.device_address();
-                    let Ok(reader) = req.accept() else { continue };
-                    let writer = notifiers.lock().unwrap().remove(&addr);
-                    let link = BluezLink { reader, writer, addr };
-                    if tx.send(Box::new(link)).await.is_err() {
-                        break;
-                    }
+            write = writes.recv() => {
+                let Some((addr, value)) = write else { break };
+                let value = match links.get(&addr) {
+                    Some(link) => match link.send(value) {
+                        Ok(()) => continue,
+                        Err(mpsc::error::SendError(value)) => value,
+                    },
+                    None => value,
+                };
+                // No live link for this phone: its first write starts one.
+                links.retain(|_, link| !link.is_closed());
+                let (link_tx, link_rx) = mpsc::unbounded_channel();
+                let _ = link_tx.send(value);
+                links.insert(addr, link_tx);
+                let link = BluezLink {
+                    writes: link_rx,
+                    order: FragmentOrder::default(),
+                    writer: notifiers.remove(&addr),
+                    addr,
+                };
+                if tx.send(Box::new(link)).await.is_err() {
+                    break;
                 }
-                Some(_) => {}
-                None => break,
-            },
+            }
         }
     }
 }
 
+/// How long a link waits for a missing fragment before handing over what it holds.
+const REORDER_WAIT: Duration = Duration::from_millis(500);
+
+/// Restores the phone's write order. bluer serves every D-Bus write on a task of its own, so
+/// writes that BlueZ delivered in order can reach the link out of order; the fragment
+/// header's sequence number (0 at each message's first fragment) puts them back in order.
+#[derive(Default)]
+struct FragmentOrder {
+    next: u8,
+    held: Vec<Vec<u8>>,
+}
+
+impl FragmentOrder {
+    /// The next fragment in sequence, if it has arrived.
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let i = self
+            .held
+            .iter()
+            .position(|f| gatt::fragment_seq(f).is_some_and(|(seq, _)| seq == self.next))?;
+        Some(self.take(i))
+    }
+
+    /// Gives up on a gap: the oldest held fragment, for the reassembler to judge.
+    fn pop_oldest(&mut self) -> Option<Vec<u8>> {
+        (!self.held.is_empty()).then(|| self.take(0))
+    }
+
+    fn take(&mut self, i: usize) -> Vec<u8> {
+        let f = self.held.remove(i);
+        self.next = match gatt::fragment_seq(&f) {
+            Some((seq, false)) => (seq + 1) & 0x3F,
+            _ => 0, // a message's last fragment (or garbage): the next message starts at 0
+        };
+        f
+    }
+}
+
 struct BluezLink {
-    reader: CharacteristicReader,
+    writes: mpsc::UnboundedReceiver<Vec<u8>>,
+    order: FragmentOrder,
     writer: Option<CharacteristicWriter>,
     addr: bluer::Address,
 }
 
 impl PeripheralLink for BluezLink {
     fn next_write(&mut self) -> BoxFuture<'_, Option<Vec<u8>>> {
-        async move { self.reader.recv().await.ok() }.boxed()
+        async move {
+            loop {
+                if let Some(f) = self.order.pop() {
+                    return Some(f);
+                }
+                let holding = !self.order.held.is_empty();
+                let gone = async {
+                    match &self.writer {
+                        Some(w) => w.closed().await.unwrap_or(()),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    write = self.writes.recv() => self.order.held.push(write?),
+                    // The phone's notification session ended: it disconnected or gave up.
+                    () = gone => {
+                        tracing::debug!(peer = %self.addr, "notification session closed");
+                        return None;
+                    }
+                    () = tokio::time::sleep(REORDER_WAIT), if holding => {
+                        return self.order.pop_oldest();
+                    }
+                }
+            }
+        }
+        .boxed()
     }
 
     fn notify<'a>(&'a mut self, fragment: &'a [u8]) -> BoxFuture<'a, Result<(), LinkClosed>> {
@@ -192,13 +291,9 @@ impl PeripheralLink for BluezLink {
     }
 
     fn att_mtu(&self) -> usize {
-        // bluer's notifier MTU is already the usable value length (ATT MTU − 5); the write
-        // side reports the raw ATT MTU.
-        let att_mtu = match &self.writer {
-            Some(w) => w.mtu() + 3,
-            None => self.reader.mtu(),
-        };
-        att_mtu.max(keyway_protocol::gatt::MIN_ATT_MTU)
+        // bluer's notifier MTU is already the usable value length (ATT MTU − 5).
+        let att_mtu = self.writer.as_ref().map_or(0, |w| w.mtu() + 3);
+        att_mtu.max(gatt::MIN_ATT_MTU)
     }
 
     fn lock(&self) -> Option<Id> {
@@ -240,6 +335,30 @@ fn advertisement(name: &str, payload: &[u8]) -> Advertisement {
     }
 }
 
+/// Registers the advertisement again with a new payload, retrying until BlueZ accepts it.
+/// bluer unregisters a dropped advertisement in the background, so the old one may still hold
+/// its slot for a moment ("Maximum advertisements reached"); giving up would leave the door
+/// silent until the next rotation.
+async fn readvertise(adapter: &bluer::Adapter, name: &str, payload: &[u8]) -> AdvertisementHandle {
+    let mut delay = Duration::from_millis(20);
+    let mut failures = 0u32;
+    loop {
+        match adapter.advertise(advertisement(name, payload)).await {
+            Ok(handle) => return handle,
+            Err(e) => {
+                failures += 1;
+                if failures == 10 {
+                    tracing::warn!(error = %e, "re-advertising keeps failing; still retrying");
+                } else {
+                    tracing::debug!(error = %e, failures, "re-advertising failed; retrying");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 impl Transport for BluezTransport {
     fn name(&self) -> &'static str {
         "bluez"
@@ -247,10 +366,19 @@ impl Transport for BluezTransport {
 
     fn serve_lock(&self, radio: LockRadio) -> BoxFuture<'_, Result<ServedLock, TransportError>> {
         async move {
-            let connections = match self.ensure_gatt().await? {
-                Some(rx) => rx,
-                None => mpsc::channel(1).1, // links arrive through the first lock's stream
-            };
+            // Links carry no lock (the phone names it in HELLO), so each served lock takes
+            // the next one when it can: dropping a lock (removed, or served again with new
+            // settings) loses no link and leaves the others answering.
+            let links = self.links().await?;
+            let (link_tx, connections) = mpsc::channel(1);
+            let forward = tokio::spawn(async move {
+                while let Ok(permit) = link_tx.reserve().await {
+                    let Some(link) = links.lock().await.recv().await else {
+                        break;
+                    };
+                    permit.send(link);
+                }
+            });
             let (payload_tx, mut payload_rx) = watch::channel(radio.advertisement.clone());
             let adapter = self.adapter.clone();
             let first: AdvertisementHandle = adapter
@@ -263,18 +391,58 @@ impl Transport for BluezTransport {
                 while payload_rx.changed().await.is_ok() {
                     let payload = payload_rx.borrow_and_update().clone();
                     drop(handle.take());
-                    match adapter.advertise(advertisement(&name, &payload)).await {
-                        Ok(h) => handle = Some(h),
-                        Err(e) => tracing::warn!(error = %e, "re-advertising failed"),
-                    }
+                    handle = Some(readvertise(&adapter, &name, &payload).await);
                 }
             });
             Ok(ServedLock {
                 connections,
                 advertiser: Box::new(BluezAdvertiser(payload_tx)),
-                guard: Box::new(AbortOnDrop(task)),
+                guard: Box::new((AbortOnDrop(task), AbortOnDrop(forward))),
             })
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FragmentOrder;
+    use keyway_protocol::gatt::{self, Reassembler};
+
+    fn deliver(order: &mut FragmentOrder, r: &mut Reassembler, got: &mut Vec<Vec<u8>>) {
+        while let Some(f) = order.pop() {
+            if let Some(m) = r.push(&f).unwrap() {
+                got.push(m);
+            }
+        }
+    }
+
+    #[test]
+    fn fragment_order_restores_the_phone_s_write_order() {
+        let hello: Vec<u8> = (0..84).collect();
+        let auth: Vec<u8> = (0..200).rev().collect();
+        let (mut order, mut r, mut got) = (FragmentOrder::default(), Reassembler::new(), vec![]);
+        for msg in [&hello, &auth] {
+            let mut frags = gatt::fragment(msg, gatt::MIN_ATT_MTU).unwrap();
+            let n = frags.len();
+            frags.swap(0, 1);
+            frags.swap(n - 2, n - 1);
+            for f in frags {
+                order.held.push(f);
+                deliver(&mut order, &mut r, &mut got);
+            }
+        }
+        assert_eq!(got, vec![hello, auth]);
+        assert!(order.held.is_empty());
+    }
+
+    #[test]
+    fn a_gap_is_handed_over_for_the_reassembler_to_refuse() {
+        let frags = gatt::fragment(&[7u8; 60], gatt::MIN_ATT_MTU).unwrap();
+        let mut order = FragmentOrder::default();
+        order.held.push(frags[1].clone()); // the first fragment never arrives
+        assert_eq!(order.pop(), None);
+        let f = order.pop_oldest().unwrap();
+        assert!(Reassembler::new().push(&f).is_err());
     }
 }

@@ -3,9 +3,9 @@
 //! notifications on the response characteristic out (see `keyway_protocol::gatt`).
 //!
 //! Two implementations: [`sim`] (the simulated radio hub, RSSI modelled) and [`bluez`]
-//! (a real adapter through BlueZ; RSSI unavailable, so walk-up is refused there). A VM test
-//! with virtual HCI controllers only has to pick `Radio::Bluez` on hci0 and run a central on
-//! hci1: nothing above this trait changes.
+//! (a real adapter through BlueZ; RSSI unavailable, so walk-up is refused there).
+//! `scripts/ble-vm-test` runs the BlueZ one against a real BlueZ stack in a VM (two virtual
+//! controllers, the `keyway` CLI as the phone on the other one).
 
 pub mod bluez;
 pub mod sim;
