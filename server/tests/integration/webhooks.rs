@@ -181,28 +181,9 @@ async fn pending_deliveries_survive_a_restart() {
     {
         let db = keyway_server::db::connect(&url).await.unwrap();
         let state = keyway_server::AppState::new(db, test_settings());
-        let org = keyway_server::orgkeys::create_org(&state, "acme")
-            .await
-            .unwrap();
         let secret = keyway_server::webhooks::new_secret(&ring::rand::SystemRandom::new());
         rx.lock().unwrap().secret = secret.clone();
-        sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, $3, '[\"*\"]', 0)")
-            .bind(&org)
-            .bind(&hook_url)
-            .bind(&secret)
-            .execute(state.pool())
-            .await
-            .unwrap();
-        keyway_server::events::record(
-            &state,
-            keyway_server::events::NewEvent {
-                org_id: org,
-                kind: "test.event".into(),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        store_hook_and_event(&state, &hook_url, &secret).await;
         // No worker ran in this "process".
         assert_eq!(rx.lock().unwrap().calls, 0);
     }
@@ -331,25 +312,7 @@ async fn stored_private_webhook_is_not_called() {
         ..test_settings()
     };
     let state = keyway_server::AppState::new(db, settings);
-    let org = keyway_server::orgkeys::create_org(&state, "acme")
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, 'whsec_AAAA', '[\"*\"]', 0)")
-        .bind(&org)
-        .bind(&hook_url)
-        .execute(state.pool())
-        .await
-        .unwrap();
-    keyway_server::events::record(
-        &state,
-        keyway_server::events::NewEvent {
-            org_id: org,
-            kind: "test.event".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    store_hook_and_event(&state, &hook_url, "whsec_AAAA").await;
     let pool = state.pool().clone();
     let running = keyway_server::serve(state, "127.0.0.1:0").await.unwrap();
     eventually(|| async {
@@ -363,4 +326,29 @@ async fn stored_private_webhook_is_not_called() {
     .await;
     assert_eq!(rx.lock().unwrap().calls, 0, "the receiver was never called");
     running.handle.abort();
+}
+
+/// Writes webhook `w1` (all event types) for a new organization straight into the database,
+/// as an older server or another process would have, and records one event for it.
+async fn store_hook_and_event(state: &keyway_server::AppState, url: &str, secret: &str) {
+    let org = keyway_server::orgkeys::create_org(state, "acme")
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, $3, '[\"*\"]', 0)")
+        .bind(&org)
+        .bind(url)
+        .bind(secret)
+        .execute(state.pool())
+        .await
+        .unwrap();
+    keyway_server::events::record(
+        state,
+        keyway_server::events::NewEvent {
+            org_id: org,
+            kind: "test.event".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
 }

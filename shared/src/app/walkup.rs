@@ -173,15 +173,19 @@ mod tests {
         }))
     }
 
+    /// Noise-free RSSI of reading `i` (10 per second) on a walk from 10 m to 0.4 m at 1.2 m/s.
+    fn approach_rssi(i: u64) -> i16 {
+        let d = (10.0 - 0.12 * i as f64).max(0.4);
+        (-59.0 - 20.0 * d.log10()).round() as i16
+    }
+
     /// Walks from 10 m to 0.4 m at 1.2 m/s then stands, noise-free; returns the commands
     /// that asked for a BLE connection.
     fn approach(app: &Keyway, m: &mut Model, flags: u8) -> usize {
         let t0 = NOW_S * 1000;
         let mut connects = 0;
         for i in 0..130u64 {
-            let d = (10.0 - 0.12 * i as f64).max(0.4);
-            let rssi = (-59.0 - 20.0 * d.log10()).round() as i16;
-            let mut cmd = app.update(advert(rssi, t0 + i * 100, flags), m);
+            let mut cmd = app.update(advert(approach_rssi(i), t0 + i * 100, flags), m);
             connects += cmd
                 .effects()
                 .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
@@ -227,9 +231,7 @@ mod tests {
         // Walk up, keeping the command that connects to the door; the door never answers.
         let mut connecting = None;
         for i in 0..130u64 {
-            let d = (10.0 - 0.12 * i as f64).max(0.4);
-            let rssi = (-59.0 - 20.0 * d.log10()).round() as i16;
-            let mut cmd = app.update(advert(rssi, t0 + i * 100, FLAG_WALK_UP), &mut m);
+            let mut cmd = app.update(advert(approach_rssi(i), t0 + i * 100, FLAG_WALK_UP), &mut m);
             if m.unlock.is_some() {
                 connecting = Some(cmd);
                 break;
