@@ -8,6 +8,7 @@ use keyway_protocol::Id;
 use keyway_sim_radio::{HubConfig, Position};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,8 +53,10 @@ enum Command {
         /// Shadowing noise of the simulated radio, dB.
         #[arg(long, default_value_t = 4.0)]
         shadowing_db: f64,
-        /// Advertising interval of the simulated radio, ms.
-        #[arg(long, default_value_t = 100)]
+        /// Advertising interval, ms (20 or more). Short, because phones find the door sooner
+        /// and walk-up hears it ~30 times a second. BlueZ before 5.70 applies it only when
+        /// bluetoothd runs with --experimental; otherwise the kernel default (1.28 s) is used.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(20..))]
         advertising_interval_ms: u64,
         /// Connection interval of the simulated radio, ms (0: no link timing model).
         #[arg(long, default_value_t = 0)]
@@ -161,10 +164,14 @@ async fn run() -> anyhow::Result<()> {
                     hub,
                 }
             } else if radio == "bluez" {
-                Radio::Bluez { adapter: None }
+                Radio::Bluez {
+                    adapter: None,
+                    advertising_interval: Duration::from_millis(advertising_interval_ms),
+                }
             } else if let Some(adapter) = radio.strip_prefix("bluez:") {
                 Radio::Bluez {
                     adapter: Some(adapter.to_string()),
+                    advertising_interval: Duration::from_millis(advertising_interval_ms),
                 }
             } else if radio == "none" {
                 Radio::None

@@ -26,7 +26,10 @@ pub enum Radio {
     /// Use an already running hub (tests restart the controller against the same air).
     SimHub(Arc<RadioHub>),
     /// BlueZ on this adapter (default adapter when `None`).
-    Bluez { adapter: Option<String> },
+    Bluez {
+        adapter: Option<String>,
+        advertising_interval: std::time::Duration,
+    },
     /// No BLE (cloud commands only).
     None,
 }
@@ -100,8 +103,13 @@ impl Controller {
                 ))),
                 Some(hub),
             ),
-            Radio::Bluez { adapter } => (
-                Some(Arc::new(BluezTransport::new(adapter.as_deref()).await?)),
+            Radio::Bluez {
+                adapter,
+                advertising_interval,
+            } => (
+                Some(Arc::new(
+                    BluezTransport::new(adapter.as_deref(), advertising_interval).await?,
+                )),
                 None,
             ),
             Radio::None => (None, None),

@@ -39,7 +39,8 @@ impl Default for HubConfig {
         Self {
             model: PathLoss::default(),
             seed: 0x6b65_7977_6179,
-            advertising_interval_ms: 100,
+            // As the controller advertises by default.
+            advertising_interval_ms: 30,
             att_mtu: 185,
             connect_min_rssi: -95,
             phone_tx_power_at_1m: -59.0,

@@ -37,6 +37,7 @@ pub struct BluezTransport {
     // Kept alive for as long as the transport: dropping it ends the D-Bus session.
     _session: bluer::Session,
     gatt: tokio::sync::Mutex<Option<Gatt>>,
+    advertising_interval: Duration,
 }
 
 /// Phone links, in arrival order, for whichever served lock takes the next one.
@@ -63,7 +64,10 @@ fn uuid(s: &str) -> bluer::Uuid {
 
 impl BluezTransport {
     /// Connects to bluetoothd and powers the adapter (`None`: the default adapter).
-    pub async fn new(adapter: Option<&str>) -> Result<Self, TransportError> {
+    pub async fn new(
+        adapter: Option<&str>,
+        advertising_interval: Duration,
+    ) -> Result<Self, TransportError> {
         let session = bluer::Session::new().await.map_err(|e| {
             TransportError::Unavailable(format!(
                 "BlueZ is not reachable ({e}). The bluez radio needs a running bluetoothd on the \
@@ -92,6 +96,7 @@ impl BluezTransport {
             adapter,
             _session: session,
             gatt: tokio::sync::Mutex::new(None),
+            advertising_interval,
         })
     }
 
@@ -323,7 +328,7 @@ impl Advertiser for BluezAdvertiser {
     }
 }
 
-fn advertisement(name: &str, payload: &[u8]) -> Advertisement {
+fn advertisement(name: &str, payload: &[u8], interval: Duration) -> Advertisement {
     Advertisement {
         advertisement_type: bluer::adv::Type::Peripheral,
         service_data: BTreeMap::from([(uuid(SERVICE_UUID), payload.to_vec())]),
@@ -331,6 +336,8 @@ fn advertisement(name: &str, payload: &[u8]) -> Advertisement {
         // The service data fills the 31-byte legacy advertisement; BlueZ puts the name in
         // the scan response.
         local_name: Some(name.chars().take(20).collect()),
+        min_interval: Some(interval),
+        max_interval: Some(interval + Duration::from_millis(10)),
         ..Default::default()
     }
 }
@@ -339,11 +346,19 @@ fn advertisement(name: &str, payload: &[u8]) -> Advertisement {
 /// bluer unregisters a dropped advertisement in the background, so the old one may still hold
 /// its slot for a moment ("Maximum advertisements reached"); giving up would leave the door
 /// silent until the next rotation.
-async fn readvertise(adapter: &bluer::Adapter, name: &str, payload: &[u8]) -> AdvertisementHandle {
+async fn readvertise(
+    adapter: &bluer::Adapter,
+    name: &str,
+    payload: &[u8],
+    interval: Duration,
+) -> AdvertisementHandle {
     let mut delay = Duration::from_millis(20);
     let mut failures = 0u32;
     loop {
-        match adapter.advertise(advertisement(name, payload)).await {
+        match adapter
+            .advertise(advertisement(name, payload, interval))
+            .await
+        {
             Ok(handle) => return handle,
             Err(e) => {
                 failures += 1;
@@ -381,8 +396,9 @@ impl Transport for BluezTransport {
             });
             let (payload_tx, mut payload_rx) = watch::channel(radio.advertisement.clone());
             let adapter = self.adapter.clone();
+            let interval = self.advertising_interval;
             let first: AdvertisementHandle = adapter
-                .advertise(advertisement(&radio.name, &radio.advertisement))
+                .advertise(advertisement(&radio.name, &radio.advertisement, interval))
                 .await
                 .map_err(|e| TransportError::Failed(format!("starting advertising: {e}")))?;
             let name = radio.name.clone();
@@ -391,7 +407,7 @@ impl Transport for BluezTransport {
                 while payload_rx.changed().await.is_ok() {
                     let payload = payload_rx.borrow_and_update().clone();
                     drop(handle.take());
-                    handle = Some(readvertise(&adapter, &name, &payload).await);
+                    handle = Some(readvertise(&adapter, &name, &payload, interval).await);
                 }
             });
             Ok(ServedLock {

@@ -37,7 +37,8 @@ pub struct WalkUpParams {
     /// Which quantile of the window's readings to smooth (0.5 = median; lower is more
     /// conservative: most readings must be strong).
     pub quantile: f64,
-    /// EWMA weight of the newest median, per reading.
+    /// EWMA weight of the newest median, per 100 ms (scaled to the reading gap, so smoothing
+    /// does not depend on how often the door advertises).
     pub ewma_alpha: f64,
     /// The arrival test runs only while the smoothed distance estimate is within this (it
     /// reads long for a phone in a pocket or bag, so this is wider than the 1 m target).
@@ -46,6 +47,11 @@ pub struct WalkUpParams {
     pub fit_ms: u64,
     /// Per-reading RSSI noise the arrival test assumes, dB (one standard deviation).
     pub noise_db: f64,
+    /// The part of `noise_db` that is correlated over several 100 ms bins (body shadowing),
+    /// which averaging many readings does not remove, dB.
+    pub correlated_noise_db: f64,
+    /// Over how long that part stays correlated (exponential decay), ms.
+    pub correlation_ms: u64,
     /// Log-likelihood ratio of arrival over pass-by (nats) needed to unlock.
     pub min_evidence: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
@@ -69,9 +75,11 @@ impl Default for WalkUpParams {
             quantile: 0.5,
             ewma_alpha: 0.35,
             gate_distance_m: 1.6,
-            fit_ms: 3_000,
+            fit_ms: 4_000,
             noise_db: 4.5,
-            min_evidence: 5.25,
+            correlated_noise_db: 2.0,
+            correlation_ms: 500,
+            min_evidence: 5.0,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -110,6 +118,9 @@ struct Track {
     /// (t_ms, smoothed) history for the trend check.
     history: VecDeque<(u64, f64)>,
     armed: bool,
+    /// When the arrival test last ran: at most twice per [`arrival::BIN_MS`], whatever the
+    /// advertising rate.
+    last_test: Option<u64>,
     last_unlock: Option<u64>,
     last_seen: u64,
     tx_power: i8,
@@ -190,9 +201,13 @@ impl WalkUpEngine {
             return None;
         }
         let median = quantile(track.window.iter().map(|&(_, r)| r as f64), p.quantile);
-        let smoothed = match track.smoothed {
-            None => median,
-            Some(prev) => prev + p.ewma_alpha * (median - prev),
+        let smoothed = match (track.smoothed, track.history.back()) {
+            (Some(prev), Some(&(prev_t, _))) => {
+                let gap = t_ms.saturating_sub(prev_t) as f64 / 100.0;
+                let alpha = 1.0 - (1.0 - p.ewma_alpha).powf(gap);
+                prev + alpha * (median - prev)
+            }
+            _ => median,
         };
         track.smoothed = Some(smoothed);
         track.history.push_back((t_ms, smoothed));
@@ -212,13 +227,20 @@ impl WalkUpEngine {
         if trend_fall(&track.history, t_ms, p.trend_ms) > p.max_fall_db {
             return None;
         }
-        let evidence = arrival::evidence(
-            &track.recent,
-            t_ms,
-            tx_power,
-            p.path_loss_exponent,
-            p.noise_db,
-        )?;
+        if track
+            .last_test
+            .is_some_and(|last| t_ms.saturating_sub(last) < arrival::BIN_MS / 2)
+        {
+            return None;
+        }
+        track.last_test = Some(t_ms);
+        let noise = arrival::Noise {
+            per_reading_db: p.noise_db,
+            correlated_db: p.correlated_noise_db,
+            correlation_ms: p.correlation_ms as f64,
+        };
+        let evidence =
+            arrival::evidence(&track.recent, t_ms, tx_power, p.path_loss_exponent, noise)?;
         if evidence < p.min_evidence {
             return None;
         }
