@@ -54,8 +54,8 @@ enum Command {
         #[arg(long, default_value_t = 4.0)]
         shadowing_db: f64,
         /// Advertising interval, ms (20 or more). Short, because phones find the door sooner
-        /// and walk-up hears it ~30 times a second. BlueZ before 5.70 applies it only when
-        /// bluetoothd runs with --experimental; otherwise the kernel default (1.28 s) is used.
+        /// and walk-up hears it ~20-30 times a second. BlueZ takes it as the advertisement's
+        /// MinInterval/MaxInterval (5.56 or later).
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(20..))]
         advertising_interval_ms: u64,
         /// Connection interval of the simulated radio, ms (0: no link timing model).
