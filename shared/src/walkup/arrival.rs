@@ -2,7 +2,7 @@
 //! someone passing by at 2 m or more?
 //!
 //! A fixed RSSI threshold cannot answer that within 1.5 s, because how the phone is carried
-//! shifts every reading by an unknown few dB (a pocket or bag −3…−5 dB, a phone held up +2…+3
+//! shifts every reading by an unknown few dB (a pocket or bag −3…−6 dB, a phone held up +2…+4
 //! dB): a pocketed phone at 0.7 m reads like a hand-held phone passing at 2 m. The *shape* of the
 //! last few seconds does not shift with the offset: an arrival is a steep rise (the distance
 //! falls from metres to below one) that then holds, a pass-by is a gentle bump that peaks and
@@ -14,13 +14,14 @@
 //! marginal likelihoods under Gaussian noise: `ln p(readings | arrival) − ln p(readings |
 //! pass-by)`, each averaged over its grid (a uniform prior). A positive value favours arrival.
 //!
-//! Readings are first averaged in [`BIN_MS`] bins, each weighted by the inverse of its noise
-//! variance `(σ² − σc²)/k + σc²` for `k` readings: averaging removes the fast, per-advert part of
-//! the noise (multipath differs per channel and per packet) but not the correlated part `σc`
-//! (body shadowing, which changes over about half a second). Without that floor a phone that
-//! hears a fast-advertising door 30 times a second would count every reading as independent
-//! evidence and over-trust a shadowing dip; with it the evidence does not depend on the
-//! advertising rate, and the cost stays at about 30 bins per test.
+//! Readings are first averaged in [`BIN_MS`] bins and fitted by generalised least squares. The
+//! noise has a fast part, independent per reading (multipath differs per channel and packet),
+//! which averaging a bin of `k` readings divides by `k`, and a correlated part `σc` (body
+//! shadowing, which changes over about half a second), which it does not and which neighbouring
+//! bins share (`σc²·exp(−Δt/τ)`). Treating readings as independent would let a phone that hears
+//! a fast-advertising door 30 times a second count every reading as new evidence and over-trust
+//! a slow shadowing swell; this way the evidence hardly depends on the advertising rate, and the
+//! cost stays at about 40 bins per test.
 
 use std::collections::VecDeque;
 

@@ -331,6 +331,18 @@ mod tests {
     /// Feeds a straight walk from `from` to `to` metres at 1.2 m/s, 10 readings/s, then
     /// `hold_ms` standing at `to`. Returns decisions.
     fn walk(e: &mut WalkUpEngine, t0: u64, from: f64, to: f64, hold_ms: u64) -> Vec<u64> {
+        walk_every(100, e, t0, from, to, hold_ms)
+    }
+
+    /// [`walk`] with a reading every `gap_ms`.
+    fn walk_every(
+        gap_ms: u64,
+        e: &mut WalkUpEngine,
+        t0: u64,
+        from: f64,
+        to: f64,
+        hold_ms: u64,
+    ) -> Vec<u64> {
         let mut out = vec![];
         let dur = ((from - to).abs() / 1.2 * 1000.0) as u64;
         let mut t = t0;
@@ -340,7 +352,7 @@ mod tests {
             if let Some(dec) = e.observe("front", t, at(d), TX) {
                 out.push(dec.t_ms);
             }
-            t += 100;
+            t += gap_ms;
         }
         out
     }
@@ -353,6 +365,21 @@ mod tests {
     }
 
     #[test]
+    fn a_door_heard_thirty_times_a_second_unlocks_once_in_time() {
+        for gap_ms in [33, 100] {
+            let mut e = engine();
+            let hits = walk_every(gap_ms, &mut e, 1_000, 10.0, 0.5, 5_000);
+            assert_eq!(hits.len(), 1, "every {gap_ms} ms: {hits:?}");
+            // 1 m is reached 7.5 s into the walk.
+            let late = hits[0] as i64 - 8_500;
+            assert!(
+                late <= 1_500,
+                "every {gap_ms} ms: {late} ms after reaching 1 m"
+            );
+        }
+    }
+
+    #[test]
     fn leaving_never_unlocks() {
         let mut e = engine();
         assert!(walk(&mut e, 1_000, 0.5, 10.0, 2_000).is_empty());
@@ -360,17 +387,19 @@ mod tests {
 
     #[test]
     fn walk_past_at_three_metres_does_not_unlock() {
-        let mut e = engine();
-        let mut t = 0;
-        let mut hits = 0;
-        for x in -100..=100 {
-            let d = ((x as f64 / 10.0).powi(2) + 9.0).sqrt();
-            if e.observe("front", t, at(d), TX).is_some() {
-                hits += 1;
-            }
-            t += 100;
+        for gap_ms in [33, 100] {
+            let mut e = engine();
+            let hits = (0..=20_000u64)
+                .step_by(gap_ms)
+                .filter(|&t| {
+                    // 1 m/s from 10 m before the door to 10 m after, 3 m out.
+                    let x = t as f64 / 1000.0 - 10.0;
+                    let d = (x * x + 9.0).sqrt();
+                    e.observe("front", t, at(d), TX).is_some()
+                })
+                .count();
+            assert_eq!(hits, 0, "every {gap_ms} ms");
         }
-        assert_eq!(hits, 0);
     }
 
     #[test]
