@@ -28,7 +28,8 @@ pub enum Radio {
     /// BlueZ on this adapter (default adapter when `None`).
     Bluez {
         adapter: Option<String>,
-        advertising_interval: std::time::Duration,
+        /// `None`: BlueZ's default.
+        advertising_interval: Option<std::time::Duration>,
     },
     /// No BLE (cloud commands only).
     None,

@@ -5,7 +5,7 @@
 //! Radio model: log-distance path loss `rssi = tx − 10·n·log10(d) + offset + noise`, where the
 //! offset is how the phone is carried and the noise has an independent per-reading part and a
 //! part correlated over 500 ms (body shadowing). The door advertises every 30 ms (the
-//! controller's default) plus BLE's 0–10 ms random delay and the phone misses 30% of them.
+//! simulated radio's default) plus BLE's 0–10 ms random delay and the phone misses 30% of them.
 //! Families marked `tune` and `seen` were looked at to pick the engine defaults; `held-out`
 //! families were written before and run only after the defaults were frozen.
 //!
@@ -187,7 +187,7 @@ fn leave(rng: &mut Rng) -> Trace {
 /// stays the family's either way; 0 makes every reading's noise independent.
 static SHADOWING_DB: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 const SHADOWING_TAU_MS: f64 = 500.0;
-/// The door's advertising interval (`--advert-ms`, default 30 as the controller advertises).
+/// The door's advertising interval (`--advert-ms`, default 30 as the simulated radio advertises).
 static ADVERT_MS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 /// Share of advertisements the phone misses (`--loss`, default 0.3: scan windows, channel
 /// collisions, the phone's own radio duties).

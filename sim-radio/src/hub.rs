@@ -39,7 +39,8 @@ impl Default for HubConfig {
         Self {
             model: PathLoss::default(),
             seed: 0x6b65_7977_6179,
-            // As the controller advertises by default.
+            // Short, as a mains-powered door can afford: phones find it sooner and walk-up hears
+            // it ~20-30 times a second.
             advertising_interval_ms: 30,
             att_mtu: 185,
             connect_min_rssi: -95,

@@ -37,7 +37,8 @@ pub struct BluezTransport {
     // Kept alive for as long as the transport: dropping it ends the D-Bus session.
     _session: bluer::Session,
     gatt: tokio::sync::Mutex<Option<Gatt>>,
-    advertising_interval: Duration,
+    /// `None`: BlueZ's default.
+    advertising_interval: Option<Duration>,
 }
 
 /// Phone links, in arrival order, for whichever served lock takes the next one.
@@ -66,7 +67,7 @@ impl BluezTransport {
     /// Connects to bluetoothd and powers the adapter (`None`: the default adapter).
     pub async fn new(
         adapter: Option<&str>,
-        advertising_interval: Duration,
+        advertising_interval: Option<Duration>,
     ) -> Result<Self, TransportError> {
         let session = bluer::Session::new().await.map_err(|e| {
             TransportError::Unavailable(format!(
@@ -328,7 +329,7 @@ impl Advertiser for BluezAdvertiser {
     }
 }
 
-fn advertisement(name: &str, payload: &[u8], interval: Duration) -> Advertisement {
+fn advertisement(name: &str, payload: &[u8], interval: Option<Duration>) -> Advertisement {
     Advertisement {
         advertisement_type: bluer::adv::Type::Peripheral,
         service_data: BTreeMap::from([(uuid(SERVICE_UUID), payload.to_vec())]),
@@ -336,8 +337,8 @@ fn advertisement(name: &str, payload: &[u8], interval: Duration) -> Advertisemen
         // The service data fills the 31-byte legacy advertisement; BlueZ puts the name in
         // the scan response.
         local_name: Some(name.chars().take(20).collect()),
-        min_interval: Some(interval),
-        max_interval: Some(interval + Duration::from_millis(10)),
+        min_interval: interval,
+        max_interval: interval.map(|i| i + Duration::from_millis(10)),
         ..Default::default()
     }
 }
@@ -350,7 +351,7 @@ async fn readvertise(
     adapter: &bluer::Adapter,
     name: &str,
     payload: &[u8],
-    interval: Duration,
+    interval: Option<Duration>,
 ) -> AdvertisementHandle {
     let mut delay = Duration::from_millis(20);
     let mut failures = 0u32;
