@@ -302,8 +302,9 @@ fn families() -> Vec<Family> {
         offset_db: 2.0,
     };
     // Round 1 tuned on the first four; round 2 (quantile, distance) also looked at the next
-    // seven. Round 3 (the arrival test) was tuned looking at all fifteen, so only the
-    // `round3_holdout` families below were untouched when its defaults were frozen.
+    // seven. Round 3 (the arrival test) was tuned looking at all fifteen, round 4 (binned GLS)
+    // at these and the round-3 families, so only the `round4_holdout` families were untouched
+    // when its defaults were frozen.
     let mut families = vec![
         Family {
             name: "approach, stop at door",

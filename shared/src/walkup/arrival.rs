@@ -304,21 +304,11 @@ mod tests {
     fn a_faster_advertising_door_does_not_multiply_the_evidence() {
         // Three times the readings of the same walk: the per-reading noise averages out, the
         // correlated part does not, so the evidence grows by far less than three times.
-        let slow = evidence(
-            &readings_every(100, -3.0, arrived_at_9s),
-            10_000,
-            TX,
-            2.0,
-            NOISE,
-        );
-        let fast = evidence(
-            &readings_every(33, -3.0, arrived_at_9s),
-            10_000,
-            TX,
-            2.0,
-            NOISE,
-        );
-        let (slow, fast) = (slow.unwrap(), fast.unwrap());
+        let with_gap = |gap_ms| {
+            let walk = readings_every(gap_ms, -3.0, arrived_at_9s);
+            evidence(&walk, 10_000, TX, 2.0, NOISE).unwrap()
+        };
+        let (slow, fast) = (with_gap(100), with_gap(33));
         assert!(fast > slow, "more readings say more: {slow} then {fast}");
         assert!(
             fast < 2.0 * slow,

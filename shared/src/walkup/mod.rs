@@ -10,7 +10,7 @@
 //! 3. arms only after the phone was seen far away (beyond `arm_distance_m`): a phone that
 //!    first hears the door while already standing next to it (someone leaving) never unlocks;
 //! 4. once the estimate is within `gate_distance_m` and the signal is not falling (never while
-//!    moving away), runs the [`arrival`] test on the raw readings of the last `fit_ms`, which
+//!    moving away), runs the [`arrival`] test on the readings of the last `fit_ms`, which
 //!    tells an arrival from a pass-by by the shape of the signal rather than its level (the
 //!    level shifts by a few dB with how the phone is carried);
 //! 5. fires once when that evidence reaches `min_evidence`, then disarms until the phone has
