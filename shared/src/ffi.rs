@@ -16,6 +16,8 @@ use crate::app::view::ViewModel;
 use crate::effects::HeardAdvert;
 use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
 use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
+use crate::walkup::Motion;
+use crate::walkup::motion::MotionDetector;
 use futures::future::BoxFuture;
 use keyway_protocol::keys::{DeviceSigner, der_signature_to_fixed};
 use keyway_protocol::{CryptoError, PublicKey, Signature};
@@ -170,6 +172,7 @@ impl BleTransport for ForeignBle {
 pub struct KeywayCore {
     runtime: Runtime,
     adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
+    motion: Mutex<MotionDetector>,
     // Dropped last: the runtime's tasks live here.
     _tokio: tokio::runtime::Runtime,
 }
@@ -240,6 +243,7 @@ impl KeywayCore {
             Ok(Arc::new(Self {
                 runtime,
                 adverts,
+                motion: Mutex::default(),
                 _tokio: tokio,
             }))
         })
@@ -285,6 +289,30 @@ impl KeywayCore {
                 rssi,
                 at_ms: now_ms(),
             });
+        }
+    }
+}
+
+#[uniffi::export]
+impl KeywayCore {
+    /// One accelerometer sample in m/s² (gravity included, any axes), 50–100 a second while
+    /// walk-up is scanning. The core tells walking from standing (see `walkup::motion`) and
+    /// sends the walk-up engine only the changes.
+    pub fn accelerometer(&self, x: f64, y: f64, z: f64) {
+        self.motion_changed(|d| d.push(now_ms(), x, y, z));
+    }
+
+    /// The shell stopped the accelerometer: the engine goes back to RSSI alone.
+    pub fn accelerometer_stopped(&self) {
+        self.motion_changed(MotionDetector::stop);
+    }
+}
+
+impl KeywayCore {
+    fn motion_changed(&self, f: impl FnOnce(&mut MotionDetector) -> Option<Motion>) {
+        let changed = f(&mut self.motion.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(motion) = changed {
+            self.runtime.send(Event::SetMotion(motion));
         }
     }
 }

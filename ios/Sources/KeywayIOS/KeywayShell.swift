@@ -3,7 +3,7 @@ import KeywayKit
 import KeywayShared
 
 /// Wires the core to this phone: CoreBluetooth for BLE, the Secure Enclave for the device
-/// key, Application Support for the core's files.
+/// key, CoreMotion's accelerometer for walk-up, Application Support for the core's files.
 @MainActor
 public enum KeywayShell {
     public static func makeStore(apiBase: String) throws -> KeywayStore {
@@ -15,6 +15,7 @@ public enum KeywayShell {
         return try KeywayStore(
             config: CoreConfig(apiBase: apiBase, dataDir: dir.path),
             ble: BleBridge(radio: CoreBluetoothRadio()),
-            key: DeviceKeyShell(key))
+            key: DeviceKeyShell(key),
+            motion: CoreMotionSource())
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KeywayShared
 
 /// What the user (or the platform) asks of the core: the shell events of the Rust
 /// `app::Event`, typed so screens cannot misspell them. `json` is what crosses the FFI
@@ -22,6 +23,9 @@ public enum CoreEvent: Equatable, Sendable {
     case stopScan
     /// A position fix from the platform's location service (for geofenced doors).
     case setLocation(latitude: Double, longitude: Double, fixMs: UInt64)
+    /// The wearer walks or stands, from a platform activity API (raw accelerometer samples go
+    /// to `KeywayCore.accelerometer` instead, through `KeywayStore`'s `MotionSource`).
+    case setMotion(Motion)
 
     public var json: String {
         switch self {
@@ -42,6 +46,14 @@ public enum CoreEvent: Equatable, Sendable {
             return Self.encode(
                 "set_location",
                 ["latitude": .double(latitude), "longitude": .double(longitude), "fix_ms": .uint(fixMs)])
+        case .setMotion(let motion):
+            let name: String
+            switch motion {
+            case .unknown: name = "unknown"
+            case .walking: name = "walking"
+            case .still: name = "still"
+            }
+            return "{\"set_motion\":\"\(name)\"}"
         }
     }
 

@@ -21,15 +21,20 @@ public final class KeywayStore {
 
     @ObservationIgnored public let core: KeywayCore
     @ObservationIgnored private let relay: RenderRelay
+    @ObservationIgnored private let motion: (any MotionSource)?
 
     /// Builds the core. `ble` and `key` are the platform's Bluetooth stack and device key
     /// (CoreBluetooth and the Secure Enclave on iOS); without them the core has no Bluetooth
-    /// (cloud unlocks only) and keeps a software key in `config.dataDir`.
-    public init(config: CoreConfig, ble: BleBridge? = nil, key: (any KeyShell)? = nil) throws {
+    /// (cloud unlocks only) and keeps a software key in `config.dataDir`. `motion` feeds the
+    /// accelerometer while scanning, so walk-up knows whether the wearer walks or stands.
+    public init(
+        config: CoreConfig, ble: BleBridge? = nil, key: (any KeyShell)? = nil, motion: (any MotionSource)? = nil
+    ) throws {
         let relay = RenderRelay()
         let core = try KeywayCore.withPlatform(config: config, observer: relay, ble: ble, key: key)
         self.core = core
         self.relay = relay
+        self.motion = motion
         self.view = try core.view()
         ble?.attach(core: core)
         relay.target = { [weak self] in
@@ -73,10 +78,27 @@ public final class KeywayStore {
     public func dismissUnlock() { send(.dismissUnlock) }
     public func setWalkUp(_ lock: LockView, enabled: Bool) { send(.setWalkUp(lock: lock.id, enabled: enabled)) }
     public func redeemInvite(_ code: String) { send(.redeemInvite(code: code)) }
-    public func setScanning(_ on: Bool) { send(on ? .startScan : .stopScan) }
+    public func setScanning(_ on: Bool) {
+        send(on ? .startScan : .stopScan)
+        guard let motion else { return }
+        if on {
+            motion.start { [core] x, y, z in core.accelerometer(x: x, y: y, z: z) }
+        } else {
+            motion.stop()
+            core.accelerometerStopped()
+        }
+    }
     public func setLocation(latitude: Double, longitude: Double, at date: Date = Date()) {
         send(.setLocation(latitude: latitude, longitude: longitude, fixMs: UInt64(date.timeIntervalSince1970 * 1000)))
     }
+}
+
+/// Where accelerometer samples come from (CoreMotion on a phone). `start` delivers samples in
+/// m/s², gravity included, about 50 a second, on any thread, until `stop`; the core does the
+/// classifying.
+public protocol MotionSource: AnyObject {
+    func start(_ sample: @escaping @Sendable (Double, Double, Double) -> Void)
+    func stop()
 }
 
 /// The core's render observer. Called on the core's threads; coalesces a burst of renders

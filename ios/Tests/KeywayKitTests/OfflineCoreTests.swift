@@ -28,11 +28,13 @@ final class OfflineCoreTests: XCTestCase {
             .selectOrg(id: "org"), .refresh, .unlock(lock: "lock"), .dismissUnlock,
             .setWalkUp(lock: "lock", enabled: true), .redeemInvite(code: "https://x.test/invite#ABC"),
             .startScan, .stopScan, .setLocation(latitude: 52.52, longitude: 13.405, fixMs: 1_700_000_000_000),
+            .setMotion(.still), .setMotion(.walking), .setMotion(.unknown),
         ]
         for event in events {
             XCTAssertNoThrow(try core.sendEvent(eventJson: event.json), event.json)
         }
         XCTAssertEqual(CoreEvent.logout.json, #""logout""#)
+        XCTAssertEqual(CoreEvent.setMotion(.still).json, #"{"set_motion":"still"}"#)
         XCTAssertEqual(CoreEvent.setWalkUp(lock: "L", enabled: false).json, #"{"set_walk_up":{"enabled":false,"lock":"L"}}"#)
         for bad in ["{not json", #"{"no_such_event":{}}"#, #"{"unlock":{}}"#] {
             XCTAssertThrowsError(try core.sendEvent(eventJson: bad), bad) { error in
@@ -74,6 +76,33 @@ final class OfflineCoreTests: XCTestCase {
         }
     }
 
+    /// The store runs the motion source while scanning; the core turns its samples into the
+    /// wearer's motion and forgets it when scanning stops.
+    func testAccelerometerSamplesBecomeTheWearersMotion() async throws {
+        try await onMain {
+            let motion = ScriptedMotion()
+            let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path), motion: motion)
+            try await waitUntil(store, "ready") { $0.ready }
+            XCTAssertEqual(store.view.motion, .unknown)
+            store.setScanning(true)
+            let sample = try XCTUnwrap(motion.sample, "scanning started the motion source")
+            // Two seconds of strides at 50 Hz: |a| swings ±3 m/s² around gravity at 1.9 Hz.
+            for i in 0..<100 {
+                sample(0.3, 0, 9.81 + 3 * sin(2 * Double.pi * 1.9 * Double(i) / 50))
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+            try await waitUntil(store, "walking") { $0.motion == .walking }
+            for i in 0..<50 {  // standing: the phone barely moves
+                sample(0.3, 0.02 * sin(Double(i)), 9.81)
+                try await Task.sleep(nanoseconds: 20_000_000)
+            }
+            try await waitUntil(store, "still") { $0.motion == .still }
+            store.setScanning(false)
+            XCTAssertTrue(motion.stopped)
+            try await waitUntil(store, "unknown") { $0.motion == .unknown }
+        }
+    }
+
     /// An event the core refuses (here a NaN position) surfaces as `shellError`, not a crash.
     func testRejectedEventIsAShellError() async throws {
         try await onMain {
@@ -98,6 +127,15 @@ final class OfflineCoreTests: XCTestCase {
         XCTAssertEqual(lock.statusLine, "controller offline")
         XCTAssertEqual(KeywayError.Platform(message: "Bluetooth is off").message, "Bluetooth is off")
     }
+}
+
+/// A motion source the test drives by hand.
+final class ScriptedMotion: MotionSource, @unchecked Sendable {
+    private(set) var sample: (@Sendable (Double, Double, Double) -> Void)?
+    private(set) var stopped = false
+
+    func start(_ sample: @escaping @Sendable (Double, Double, Double) -> Void) { self.sample = sample }
+    func stop() { stopped = true }
 }
 
 final class NoObserver: CoreObserver, @unchecked Sendable {

@@ -19,7 +19,7 @@ pub mod walkup;
 pub(crate) mod testkit;
 
 use crate::effects::{BleOperation, ScanItem, ScanOperation, SigningOperation};
-use crate::walkup::{WalkUpEngine, WalkUpParams};
+use crate::walkup::{Motion, WalkUpEngine, WalkUpParams};
 use crux_core::Command;
 use crux_core::macros::effect;
 use crux_core::render::{RenderOperation, render};
@@ -92,6 +92,10 @@ pub enum Event {
     /// The device's position from the platform's location service. Sent with cloud unlocks
     /// while fresh, for doors that only open inside a geofence.
     SetLocation(Location),
+    /// Whether the wearer walks or stands (`{"set_motion": "still"}`), from the platform's
+    /// motion sensors; the walk-up engine needs surer RSSI evidence while they walk. Shells
+    /// with only raw accelerometer samples use [`crate::ffi::KeywayCore::accelerometer`].
+    SetMotion(Motion),
 
     // ---- effect answers (internal) ----
     #[serde(skip)]
@@ -267,6 +271,10 @@ impl crux_core::App for Keyway {
             Event::SetLocation(fix) => {
                 model.location = Some(fix);
                 Command::done()
+            }
+            Event::SetMotion(motion) => {
+                model.engine.set_motion(motion);
+                render()
             }
             Event::Restored(r) => session::restored(model, *r),
             Event::LoggedIn { result, via_invite } => session::logged_in(model, result, via_invite),

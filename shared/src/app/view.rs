@@ -25,6 +25,8 @@ pub struct ViewModel {
     pub credential: Option<CredentialView>,
     pub scanning: bool,
     pub last_walk_up: Option<super::walkup::WalkUpNote>,
+    /// What the walk-up engine believes about the wearer's motion.
+    pub motion: crate::walkup::Motion,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
@@ -215,5 +217,6 @@ pub fn view(model: &Model) -> ViewModel {
         }),
         scanning: model.scanning,
         last_walk_up: model.last_walk_up.clone(),
+        motion: model.engine.motion(),
     }
 }

@@ -141,6 +141,7 @@ mod tests {
     use crate::app::testkit::*;
     use crate::app::{Effect, Keyway};
     use crate::effects::{BleOperation, HeardAdvert};
+    use crate::walkup::Motion;
     use crux_core::App;
     use keyway_protocol::advert::FLAG_WALK_UP;
 
@@ -301,6 +302,23 @@ mod tests {
             note.skipped.as_deref(),
             Some(keyway_protocol::Reason::NoAccess.message())
         );
+    }
+
+    #[test]
+    fn the_shells_motion_reaches_the_engine_and_the_view() {
+        let app = Keyway;
+        let mut m = model();
+        assert_eq!(app.view(&m).motion, Motion::Unknown);
+        for (json, motion) in [
+            (r#"{"set_motion":"walking"}"#, Motion::Walking),
+            (r#"{"set_motion":"still"}"#, Motion::Still),
+            (r#"{"set_motion":"unknown"}"#, Motion::Unknown),
+        ] {
+            let event: Event = serde_json::from_str(json).unwrap();
+            let _ = app.update(event, &mut m);
+            assert_eq!(app.view(&m).motion, motion, "{json}");
+        }
+        assert!(serde_json::from_str::<Event>(r#"{"set_motion":"running"}"#).is_err());
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! falls.
 //!
 //! So the test fits the raw readings of the last `fit_ms` under both hypotheses with the
-//! log-distance model, each over a grid of walking speeds and timings, with the carry offset
+//! log-distance model, each over a grid of walking speeds and timings (the alternative also
+//! holds walking up and stopping short, at 2–3 m), with the carry offset
 //! fitted in closed form (least squares, clamped to a plausible range), and compares their
 //! marginal likelihoods under Gaussian noise: `ln p(readings | arrival) − ln p(readings |
 //! pass-by)`, each averaged over its grid (a uniform prior). A positive value favours arrival.
@@ -31,6 +32,8 @@ const SPEEDS: [f64; 6] = [0.6, 0.8, 1.0, 1.25, 1.55, 1.9];
 const STOPS: [f64; 4] = [0.3, 0.5, 0.7, 0.9];
 /// Closest distance of a pass-by, metres (the target: no unlock at 2 m or more).
 const PASS_DISTANCES: [f64; 4] = [2.0, 2.5, 3.0, 4.0];
+/// Where someone who walked up but stopped short stands (waiting beside the door), metres.
+const SHORT_STOPS: [f64; 3] = [2.0, 2.5, 3.0];
 /// Grid step for the timing of the stop (arrival) or the closest point (pass-by), seconds.
 const TIME_STEP_S: f64 = 0.1;
 /// Carry offsets the fit may use, dB.
@@ -81,13 +84,22 @@ pub fn evidence(
             }
         }
     }
-    let mut pass_by = Vec::with_capacity(1300);
+    let mut pass_by = Vec::with_capacity(1700);
     for v in SPEEDS {
         for b in PASS_DISTANCES {
             let mut closest_at = -2.5;
             while closest_at <= 2.5 + 1e-9 {
                 pass_by.push(fit.sse(|t| (b * b + (v * (t - closest_at)).powi(2)).sqrt()));
                 closest_at += TIME_STEP_S;
+            }
+        }
+        // Not arriving either: walked up and stopped at 2 m or more (already standing now, and
+        // perhaps for the whole window).
+        for stop in SHORT_STOPS {
+            let mut stopped_at = -4.0;
+            while stopped_at <= 1e-9 {
+                pass_by.push(fit.sse(|t| stop + v * (stopped_at - t).max(0.0)));
+                stopped_at += TIME_STEP_S;
             }
         }
     }
@@ -274,12 +286,15 @@ mod tests {
 
     #[test]
     fn favours_arrival_whatever_the_carry_offset() {
-        // A clean arrival clears the engine's unlock threshold with the phone in a bag (−5 dB)
-        // as in the hand (+2 dB), though only just in the bag.
-        let threshold = crate::walkup::WalkUpParams::default().min_evidence;
+        // A clean arrival clears the threshold for a wearer who has stopped with the phone in
+        // a bag (−5 dB) as in the hand (+2 dB); without motion data, only out of the bag.
+        let p = crate::walkup::WalkUpParams::default();
         for offset in [-5.0, -3.0, 0.0, 2.0] {
             let e = evidence(&readings(offset, arrived_at_9s), 10_000, TX, 2.0, NOISE).unwrap();
-            assert!(e > threshold, "offset {offset}: {e}");
+            assert!(e > p.still_evidence, "offset {offset}: {e}");
+            if offset >= 0.0 {
+                assert!(e > p.min_evidence, "offset {offset}: {e}");
+            }
         }
     }
 
@@ -290,6 +305,15 @@ mod tests {
             let e = evidence(&readings(offset, past), 10_000, TX, 2.0, NOISE).unwrap();
             assert!(e < 0.0, "offset {offset}: {e}");
         }
+    }
+
+    #[test]
+    fn stopping_short_of_the_door_is_not_arrival() {
+        // Walked up and stopped at 2 m, phone held up: the level is a bag at the door's, the
+        // rise is not.
+        let stopped = |t: f64| 2.0 + 1.2 * (9.0 - t).max(0.0);
+        let e = evidence(&readings(3.0, stopped), 10_000, TX, 2.0, NOISE).unwrap();
+        assert!(e < 0.0, "{e}");
     }
 
     #[test]

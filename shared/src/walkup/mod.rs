@@ -22,6 +22,7 @@
 //! in where the distance estimate is made.
 
 pub mod arrival;
+pub mod motion;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -52,8 +53,14 @@ pub struct WalkUpParams {
     pub correlated_noise_db: f64,
     /// Over how long that part stays correlated (exponential decay), ms.
     pub correlation_ms: u64,
-    /// Log-likelihood ratio of arrival over pass-by (nats) needed to unlock.
+    /// Log-likelihood ratio of arrival over pass-by (nats) needed to unlock when the phone
+    /// reports no motion (a replayed trace, a shell without motion sensors).
     pub min_evidence: f64,
+    /// The same while the phone reports its wearer walking: someone walking at the door is
+    /// more often passing than arriving, so RSSI alone must be surer.
+    pub walking_evidence: f64,
+    /// The same once the wearer has stopped: passers-by keep walking, people at a door stop.
+    pub still_evidence: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -75,11 +82,13 @@ impl Default for WalkUpParams {
             quantile: 0.5,
             ewma_alpha: 0.35,
             gate_distance_m: 1.6,
-            fit_ms: 4_000,
+            fit_ms: 5_000,
             noise_db: 4.5,
             correlated_noise_db: 2.0,
             correlation_ms: 500,
             min_evidence: 5.0,
+            walking_evidence: 8.0,
+            still_evidence: 3.0,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -87,6 +96,20 @@ impl Default for WalkUpParams {
             lost_after_ms: 15_000,
         }
     }
+}
+
+/// What the phone's motion sensors say about its wearer (the shell's step detector or
+/// accelerometer); phone-wide, not per lock.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, uniffi::Enum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    /// No motion data (no sensor, no permission, or sensing paused).
+    #[default]
+    Unknown,
+    Walking,
+    Still,
 }
 
 /// An unlock decision.
@@ -132,6 +155,7 @@ pub struct WalkUpEngine {
     params: WalkUpParams,
     enabled: HashSet<String>,
     tracks: HashMap<String, Track>,
+    motion: Motion,
 }
 
 /// Distance for an RSSI under the log-distance model.
@@ -170,6 +194,16 @@ impl WalkUpEngine {
         self.enabled.contains(lock)
     }
 
+    /// The wearer's motion changed (shells report changes, and `Unknown` when they stop
+    /// sensing). Applies to readings from then on.
+    pub fn set_motion(&mut self, motion: Motion) {
+        self.motion = motion;
+    }
+
+    pub fn motion(&self) -> Motion {
+        self.motion
+    }
+
     /// Feeds one advertisement reading; returns a decision when this reading completes an
     /// approach. Readings must be in time order per lock.
     pub fn observe(
@@ -183,6 +217,11 @@ impl WalkUpEngine {
             return None;
         }
         let p = self.params;
+        let needed = match self.motion {
+            Motion::Unknown => p.min_evidence,
+            Motion::Walking => p.walking_evidence,
+            Motion::Still => p.still_evidence,
+        };
         let track = self.tracks.entry(lock.to_owned()).or_default();
         if track.last_seen != 0 && t_ms.saturating_sub(track.last_seen) > p.lost_after_ms {
             // Unheard for a while (out of range, or scanning paused): start over, unarmed, so a
@@ -241,7 +280,7 @@ impl WalkUpEngine {
         };
         let evidence =
             arrival::evidence(&track.recent, t_ms, tx_power, p.path_loss_exponent, noise)?;
-        if evidence < p.min_evidence {
+        if evidence < needed {
             return None;
         }
         track.armed = false;
@@ -413,6 +452,52 @@ mod tests {
         // Leave and come back: a second approach unlocks again.
         assert!(walk(&mut e, 60_000, 0.6, 8.0, 1_000).is_empty());
         assert_eq!(walk(&mut e, 70_000, 8.0, 0.5, 2_000).len(), 1);
+    }
+
+    #[test]
+    fn the_wearers_motion_picks_the_evidence_needed() {
+        // Walking asks for certainty no approach reaches; once they stand still the same
+        // readings at the door unlock, once.
+        let params = WalkUpParams {
+            walking_evidence: f64::INFINITY,
+            ..WalkUpParams::default()
+        };
+        let mut e = WalkUpEngine::new(params);
+        e.set_enabled("front", true);
+        e.set_motion(Motion::Walking);
+        assert!(walk(&mut e, 0, 10.0, 0.5, 0).is_empty(), "walking");
+        e.set_motion(Motion::Still);
+        assert_eq!(e.motion(), Motion::Still);
+        let hits = walk(&mut e, 8_000, 0.5, 0.5, 2_000);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert!(hits[0] <= 8_100, "at the first reading standing: {hits:?}");
+        // Without motion data the engine falls back to `min_evidence`.
+        let params = WalkUpParams {
+            min_evidence: f64::INFINITY,
+            ..WalkUpParams::default()
+        };
+        let mut e = WalkUpEngine::new(params);
+        e.set_enabled("front", true);
+        e.set_motion(Motion::Still);
+        e.set_motion(Motion::Unknown);
+        assert!(walk(&mut e, 0, 10.0, 0.5, 3_000).is_empty(), "unknown");
+    }
+
+    #[test]
+    fn walking_past_with_the_phone_held_up_does_not_unlock() {
+        // 2 m out at 1.5 m/s, phone held up (+4 dB), a reading every 33 ms: the level of a
+        // pocketed phone at the door, the shape of a pass-by.
+        let mut e = engine();
+        e.set_motion(Motion::Walking);
+        let hits = (0..=14_000u64)
+            .step_by(33)
+            .filter(|&t| {
+                let x = 1.5 * t as f64 / 1000.0 - 10.0;
+                let rssi = rssi_at((x * x + 4.0).sqrt(), TX, 2.0) + 4.0;
+                e.observe("front", t, rssi.round() as i16, TX).is_some()
+            })
+            .count();
+        assert_eq!(hits, 0);
     }
 
     #[test]

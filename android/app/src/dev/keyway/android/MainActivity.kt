@@ -38,6 +38,7 @@ class MainActivity : Activity() {
     private val main = Handler(Looper.getMainLooper())
     private var shell: KeywayShell? = null
     private var keyWarning: String? = null
+    private val motion by lazy { AndroidMotion(this) { shell } }
 
     private lateinit var status: TextView
     private lateinit var signIn: View
@@ -103,6 +104,7 @@ class MainActivity : Activity() {
         // Scan while the screen is up: taps at the door go over BLE and walk-up can decide.
         if (hasLocationPermission()) {
             send(ShellEvent.StartScan)
+            motion.start()
         } else {
             requestPermissions(arrayOf(Manifest.permission.ACCESS_FINE_LOCATION), REQUEST_LOCATION)
         }
@@ -110,6 +112,7 @@ class MainActivity : Activity() {
 
     override fun onPause() {
         send(ShellEvent.StopScan)
+        motion.stop()
         super.onPause()
     }
 
@@ -123,6 +126,7 @@ class MainActivity : Activity() {
         if (requestCode != REQUEST_LOCATION) return
         if (grantResults.any { it == PackageManager.PERMISSION_GRANTED }) {
             send(ShellEvent.StartScan)
+            motion.start()
         } else {
             notice.visibility = View.VISIBLE
             notice.text = getString(R.string.bluetooth_needs_permission)

@@ -38,6 +38,20 @@ class KeywayShell private constructor(
         }
     }
 
+    /**
+     * One accelerometer sample in m/s² (gravity included), 50–100 a second while scanning.
+     * The core decides walking or still from them (walk-up needs surer evidence while the
+     * wearer walks) and reports that in the view model's `motion`.
+     */
+    fun accelerometer(x: Double, y: Double, z: Double) {
+        core?.accelerometer(x, y, z)
+    }
+
+    /** The accelerometer stopped: walk-up goes back to Bluetooth signal alone. */
+    fun accelerometerStopped() {
+        core?.accelerometerStopped()
+    }
+
     /** The current view model (what [Screen.of] reads). */
     fun view(): ViewModel? = core?.view()
 

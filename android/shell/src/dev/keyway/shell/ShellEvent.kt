@@ -1,5 +1,7 @@
 package dev.keyway.shell
 
+import dev.keyway.core.Motion
+
 /**
  * What a user (or the platform) asks of the core, encoded as the core's JSON shell events
  * (`app::Event` in `shared/src/app/mod.rs`: `"logout"`, `{"unlock": {"lock": ".."}}`, ...).
@@ -55,6 +57,14 @@ sealed class ShellEvent {
     data class SetLocation(val latitude: Double, val longitude: Double, val fixMs: Long) : ShellEvent() {
         override fun json() =
             obj("set_location", "latitude" to latitude, "longitude" to longitude, "fix_ms" to fixMs)
+    }
+
+    /**
+     * The wearer walks or stands, from a platform activity API; shells with raw accelerometer
+     * samples use [KeywayShell.accelerometer] instead.
+     */
+    data class SetMotion(val motion: Motion) : ShellEvent() {
+        override fun json() = "{\"set_motion\":${quote(motion.name.lowercase())}}"
     }
 
     internal companion object {

@@ -6,6 +6,7 @@ import dev.keyway.core.CoreObserver
 import dev.keyway.core.GattReassembler
 import dev.keyway.core.KeywayCore
 import dev.keyway.core.KeywayException
+import dev.keyway.core.Motion
 import dev.keyway.core.coreVersion
 import dev.keyway.core.decodeAdvert
 import dev.keyway.core.gattFragment
@@ -90,9 +91,32 @@ class ShellTest {
         val events = listOf(
             ShellEvent.Refresh, ShellEvent.SelectOrg("o1"), ShellEvent.Unlock("l1"), ShellEvent.DismissUnlock,
             ShellEvent.SetWalkUp("l1", true), ShellEvent.SetLocation(1.0, 2.0, 3), ShellEvent.StopScan,
+            ShellEvent.SetMotion(Motion.STILL),
             ShellEvent.Logout,
         )
         for (e in events) assertNull("$e refused", s.send(e))
+    }
+
+    @Test
+    fun accelerometerSamplesBecomeTheWearersMotion() {
+        val s = start()
+        eventually("ready", read = { screen(s) }) { it !is Screen.Starting }
+        assertEquals(Motion.UNKNOWN, s.view()!!.motion)
+        // Two seconds of strides at 50 Hz: |a| swings ±3 m/s² around gravity at 1.9 Hz.
+        for (i in 0 until 100) {
+            s.accelerometer(0.3, 3.0 * Math.sin(2 * Math.PI * 1.9 * i / 50.0), 9.81)
+            Thread.sleep(20)
+        }
+        eventually("walking", read = { s.view()!!.motion }) { it == Motion.WALKING }
+        // Standing: the phone barely moves.
+        for (i in 0 until 50) {
+            s.accelerometer(0.3, 0.02 * Math.sin(i.toDouble()), 9.81)
+            Thread.sleep(20)
+        }
+        eventually("still", read = { s.view()!!.motion }) { it == Motion.STILL }
+        s.accelerometerStopped()
+        eventually("unknown", read = { s.view()!!.motion }) { it == Motion.UNKNOWN }
+        assertEquals("{\"set_motion\":\"walking\"}", ShellEvent.SetMotion(Motion.WALKING).json())
     }
 
     @Test
