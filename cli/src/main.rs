@@ -73,7 +73,8 @@ enum Command {
     },
     /// Walk-up: run the engine live against the radio, or replay a trace.
     Walk {
-        /// CSV trace `t_ms,lock,rssi`; prints one JSON line per unlock decision.
+        /// CSV trace `t_ms,lock,rssi` (optional `motion`: walking, still); prints one JSON line
+        /// per unlock decision.
         #[arg(long)]
         replay: Option<PathBuf>,
         /// Advertised RSSI at 1 m for replayed traces.

@@ -1,9 +1,12 @@
 //! `keyway walk --replay FILE`: feeds a recorded or simulated trace through the phones' walk-up
 //! engine. Input CSV with header `t_ms,lock,rssi`, rows in time order; walk-up is on for every
-//! lock in the file. Output: one JSON line per unlock decision, nothing else on stdout.
+//! lock in the file. An optional `motion` column (`walking`, `still`, `unknown`, or empty for
+//! no change) replays what the phone's motion detector said, from that row on; without it the
+//! engine decides on RSSI alone. Output: one JSON line per unlock decision, nothing else on
+//! stdout.
 
 use anyhow::{Context, bail};
-use keyway_shared::walkup::{WalkUpEngine, WalkUpParams};
+use keyway_shared::walkup::{Motion, WalkUpEngine, WalkUpParams};
 use std::io::{BufRead, Write};
 
 /// One trace row.
@@ -12,6 +15,8 @@ pub struct Row {
     pub t_ms: u64,
     pub lock: String,
     pub rssi: i16,
+    /// The motion detector's report from this row on, if it changed.
+    pub motion: Option<Motion>,
 }
 
 pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
@@ -39,6 +44,7 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
             .with_context(|| format!("header has no `{name}` column (want t_ms,lock,rssi)"))
     };
     let (ti, li, ri) = (idx("t_ms")?, idx("lock")?, idx("rssi")?);
+    let mi = cols.iter().position(|c| c == "motion");
     let mut rows = Vec::new();
     for (n, line) in lines {
         let line = line?;
@@ -62,10 +68,21 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         if lock.is_empty() || t_ms < 0.0 {
             bail!("line {}: empty lock or negative time", n + 1);
         }
+        let motion = match mi.and_then(|i| fields.get(i)).map(|m| m.trim_matches('"')) {
+            None | Some("") => None,
+            Some(m) => Some(
+                serde_json::from_value(serde_json::Value::String(m.to_ascii_lowercase()))
+                    .ok()
+                    .with_context(|| {
+                        format!("line {}: motion {m:?} is not walking, still or unknown", n + 1)
+                    })?,
+            ),
+        };
         rows.push(Row {
             t_ms: t_ms as u64,
             lock,
             rssi: rssi.round().clamp(-127.0, 20.0) as i16,
+            motion,
         });
     }
     Ok(rows)
@@ -86,6 +103,9 @@ pub fn run(
     }
     let mut n = 0;
     for r in rows {
+        if let Some(m) = r.motion {
+            engine.set_motion(m);
+        }
         if let Some(d) = engine.observe(&r.lock, r.t_ms, r.rssi, tx_power) {
             serde_json::to_writer(
                 &mut *out,
@@ -143,8 +163,32 @@ mod tests {
             Row {
                 t_ms: 5,
                 lock: "X".into(),
-                rssi: -60
+                rssi: -60,
+                motion: None,
             }
         );
+        assert!(parse("t_ms,lock,rssi,motion\n1,A,-60,running\n".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_motion_column_sets_the_evidence_needed() {
+        // The same approach, the wearer reported walking throughout: with walking demanding
+        // certainty no trace reaches, no unlock; standing at the end, one.
+        let walking = trace().replacen("t_ms,lock,rssi", "t_ms,lock,rssi,motion", 1);
+        let mut lines: Vec<String> = walking.lines().map(str::to_owned).collect();
+        lines[1].push_str(",Walking");
+        let params = WalkUpParams {
+            walking_evidence: f64::INFINITY,
+            ..WalkUpParams::default()
+        };
+        let rows = parse(lines.join("\n").as_bytes()).unwrap();
+        assert_eq!(rows[0].motion, Some(Motion::Walking));
+        assert_eq!(rows[1].motion, None);
+        assert_eq!(run(&rows, -59, params, &mut Vec::new()).unwrap(), 0);
+        // Still from 9 s (the walk reaches 0.4 m at about 8 s).
+        let still_at = lines.iter().position(|l| l.starts_with("9000,A")).unwrap();
+        lines[still_at].push_str(",still");
+        let rows = parse(lines.join("\n").as_bytes()).unwrap();
+        assert_eq!(run(&rows, -59, params, &mut Vec::new()).unwrap(), 1);
     }
 }

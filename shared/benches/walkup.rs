@@ -6,13 +6,19 @@
 //! offset is how the phone is carried and the noise has an independent per-reading part and a
 //! part correlated over 500 ms (body shadowing). The door advertises every 30 ms (the
 //! simulated radio's default) plus BLE's 0–10 ms random delay and the phone misses 30% of them.
+//! Motion model: the phone's motion detector reports `Still` 500–900 ms after the walker stops
+//! and `Walking` 200–600 ms after they start, plus a spurious `Still` of 300–800 ms every 50 s
+//! of walking on average (`--no-motion` replays without motion data, as the CLI does).
 //! Families marked `tune` and `seen` were looked at to pick the engine defaults; `held-out`
 //! families were written before and run only after the defaults were frozen.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-shared cargo bench -p keyway-shared --bench walkup`
 //! (`-- --traces N` to change the count per family, `-- --tune` for the parameter sweep; the
-//! radio with `--advert-ms MS`, `--loss FRACTION`, `--shadowing DB`; the engine with
-//! `--evidence`, `--gate-m`, `--fit-ms`, `--window-ms`, `--correlated-db`, `--correlation-ms`).
+//! radio with `--advert-ms MS`, `--loss FRACTION`, `--shadowing DB`; motion with `--no-motion`,
+//! `--still-latency-ms MS`, `--false-still-per-s RATE`; the engine with `--evidence`,
+//! `--walking-evidence`, `--still-evidence`, `--still-window-ms`, `--gate-m`, `--fit-ms`, `--window-ms`,
+//! `--correlated-db`, `--correlation-ms`; `--seen-only` leaves the held-out families unrun,
+//! `--family TEXT` runs only families whose name contains it).
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
@@ -430,8 +436,9 @@ fn families() -> Vec<Family> {
     };
     // Round 1 tuned on the first four; round 2 (quantile, distance) also looked at the next
     // seven. Round 3 (the arrival test) was tuned looking at all fifteen, round 4 (binned GLS)
-    // at these and the round-3 families, round 5 (motion) at those and the round-4 families,
-    // so only the `round5_holdout` families were untouched when its defaults were frozen.
+    // at these and the round-3 families, round 5 (motion) at those and the round-4 families;
+    // its held-out run changed the detector again, so only the `round6_holdout` families were
+    // untouched when the current defaults were frozen.
     let mut families = vec![
         Family {
             name: "approach, stop at door",
@@ -542,12 +549,84 @@ fn families() -> Vec<Family> {
     families.extend(round3_holdout());
     families.extend(round4_holdout());
     families.extend(round5_holdout());
+    families.extend(round6_holdout());
     families
 }
 
+/// Families written after the round-5 held-out run showed people who stop at about 2 m with a
+/// raised phone unlocking, before the detector was changed in response, and not run until it
+/// was frozen again.
+fn round6_holdout() -> Vec<Family> {
+    let pocket = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: -3.0,
+    };
+    let hand_up = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: 2.5,
+    };
+    let bag_indoor = Radio {
+        n: 2.3,
+        sigma: 4.5,
+        offset_db: -4.0,
+    };
+    let hand_high_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: 3.5,
+    };
+    vec![
+        Family {
+            name: "R6 approach, bag −4 n2.3",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: bag_indoor,
+            make: |r| approach(r, (0.8, 1.2), 25.0),
+        },
+        Family {
+            name: "R6 approach brisk, hand +2.5",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: hand_up,
+            make: |r| approach(r, (1.3, 1.7), 5.0),
+        },
+        Family {
+            name: "R6 stop at 2.5 m, wait, pocket",
+            set: Set::HeldOut,
+            kind: Kind::Loiter,
+            radio: pocket,
+            make: |r| stop_short(r, 2.6),
+        },
+        Family {
+            name: "R6 walk-past 2 m, pause, σ5 +3.5",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_high_noisy,
+            make: |r| walk_past_with_pause(r, 2.1, (1.0, 1.5)),
+        },
+        Family {
+            name: "R6 walk-past 2 m brisk, hand +2.5",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_up,
+            make: |r| walk_past(r, 2.0, (1.3, 1.8)),
+        },
+        Family {
+            name: "R6 arrive, wait, leave, bag n2.3",
+            set: Set::HeldOut,
+            kind: Kind::ArriveLeave,
+            radio: bag_indoor,
+            make: arrive_then_leave,
+        },
+    ]
+}
+
 /// Families written before the round-5 detector (motion-aware evidence thresholds) was tuned,
-/// and not run until it was frozen. Two of them target what motion could get wrong: stopping
-/// for a few seconds while passing at 2 m, and walking up to 2 m and standing there.
+/// and run once after it was frozen. Two of them target what motion could get wrong: stopping
+/// for a few seconds while passing at 2 m, and walking up to 2 m and standing there; both
+/// unlocked (5–7%), so the detector changed and these count as seen.
 fn round5_holdout() -> Vec<Family> {
     let pocket_indoor = Radio {
         n: 2.2,
@@ -572,42 +651,42 @@ fn round5_holdout() -> Vec<Family> {
     vec![
         Family {
             name: "R5 approach, pocket −4 n2.2 σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: pocket_indoor,
             make: |r| approach(r, (0.9, 1.3), 15.0),
         },
         Family {
             name: "R5 approach slow, bag −5 dB",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: bag,
             make: |r| approach(r, (0.6, 0.9), 0.0),
         },
         Family {
             name: "R5 walk-past 2 m, pause, hand +3",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: hand_up,
             make: |r| walk_past_with_pause(r, 2.0, (0.9, 1.4)),
         },
         Family {
             name: "R5 stop at 2 m, wait, hand +3",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Loiter,
             radio: hand_up,
             make: |r| stop_short(r, 2.2),
         },
         Family {
             name: "R5 walk-past 2.5 m slow, hand +4",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.5),
             radio: hand_high,
             make: |r| walk_past(r, 2.5, (0.7, 1.0)),
         },
         Family {
             name: "R5 arrive, wait, leave, pocket σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::ArriveLeave,
             radio: pocket_indoor,
             make: arrive_then_leave,
@@ -822,14 +901,25 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn report(params: WalkUpParams, n: usize, seen_only: bool) -> bool {
+fn report(params: WalkUpParams, n: usize, seen_only: bool, only: Option<&str>) -> bool {
     println!("walk-up engine: {params:?}");
     println!(
-        "{n} traces per family; radio: adverts every {} ms + 0–10 ms, {:.0}% missed; {:.1} dB of each family's σ correlated over {SHADOWING_TAU_MS} ms\n",
+        "{n} traces per family; radio: adverts every {} ms + 0–10 ms, {:.0}% missed; {:.1} dB of each family's σ correlated over {SHADOWING_TAU_MS} ms",
         advert_ms(),
         loss() * 100.0,
         shadowing_db()
     );
+    if MOTION.get().copied().unwrap_or(true) {
+        let still_ms = STILL_LATENCY_MS.get().copied().unwrap_or(700.0);
+        println!(
+            "motion: still reported {:.0}–{:.0} ms after stopping, walking 200–600 ms after starting, {} spurious stills per second of walking\n",
+            still_ms - 200.0,
+            still_ms + 200.0,
+            FALSE_STILL_PER_S.get().copied().unwrap_or(0.02)
+        );
+    } else {
+        println!("motion: none (RSSI alone)\n");
+    }
     println!(
         "{:<32} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "family", "set", "unlocked", "in 1.5 s", "p50 ms", "p99 ms", "double"
@@ -840,6 +930,7 @@ fn report(params: WalkUpParams, n: usize, seen_only: bool) -> bool {
     let families: Vec<Family> = families()
         .into_iter()
         .filter(|f| !seen_only || f.set != Set::HeldOut)
+        .filter(|f| only.is_none_or(|o| f.name.contains(o)))
         .collect();
     let stats = evaluate_all(&families, params, n, 0x5EED_0000);
     for (f, mut s) in families.into_iter().zip(stats) {
@@ -914,13 +1005,15 @@ fn summary(results: &[(Family, Stats)], include: impl Fn(&Family) -> bool) {
 fn tune(base: WalkUpParams, n: usize) {
     println!("sweep on the tune and seen families ({n} traces each); false = walk-pasts at >= 2 m");
     let mut grid = vec![];
-    // Round 5 swept walking 5–10 × still 0–5 nats (fit 4–5 s) with motion, then the
-    // no-motion fallback's evidence 4–5.5 (`--no-motion`).
-    for walking_evidence in [7.0, 8.0, 9.0] {
-        for still_evidence in [2.0, 3.0, 4.0] {
+    // Round 5 swept walking 5–10 × still 0–5 nats (fit 4–5 s) with motion, and the no-motion
+    // fallback's evidence 4–5.5 (`--no-motion`); after its held-out run, round 6 added the
+    // still window and swept this (still 4: detection as without motion, walk-past false
+    // unlocks 13× fewer).
+    for still_evidence in [2.0, 3.0, 4.0, 5.0] {
+        for still_window_ms in [1_000] {
             grid.push(WalkUpParams {
-                walking_evidence,
                 still_evidence,
+                still_window_ms,
                 ..base
             });
         }
@@ -956,10 +1049,11 @@ fn tune(base: WalkUpParams, n: usize) {
             }
         }
         println!(
-            "evidence {:.2} walking {:.2} still {:.2} correlated {} dB gate {} m fit {} ms: detect {:.2}% false {:.3}% leave/loiter {leave}",
+            "evidence {:.2} walking {:.2} still {:.2} for {} ms correlated {} dB gate {} m fit {} ms: detect {:.2}% false {:.3}% leave/loiter {leave}",
             p.min_evidence,
             p.walking_evidence,
             p.still_evidence,
+            p.still_window_ms,
             p.correlated_noise_db,
             p.gate_distance_m,
             p.fit_ms,
@@ -1102,6 +1196,9 @@ fn main() {
     if let Some(v) = arg("--still-evidence") {
         params.still_evidence = v;
     }
+    if let Some(v) = arg("--still-window-ms") {
+        params.still_window_ms = v as u64;
+    }
     if let Some(v) = arg("--still-latency-ms") {
         STILL_LATENCY_MS.set(v).expect("set once");
     }
@@ -1124,7 +1221,16 @@ fn main() {
         tune(params, n.min(1000));
         return;
     }
-    let ok = report(params, n, args.iter().any(|a| a == "--seen-only"));
+    let only = args
+        .iter()
+        .position(|a| a == "--family")
+        .and_then(|i| args.get(i + 1));
+    let ok = report(
+        params,
+        n,
+        args.iter().any(|a| a == "--seen-only"),
+        only.map(String::as_str),
+    );
     println!(
         "\nall family targets met: {}",
         if ok { "yes" } else { "NO" }

@@ -61,6 +61,10 @@ pub struct WalkUpParams {
     pub walking_evidence: f64,
     /// The same once the wearer has stopped: passers-by keep walking, people at a door stop.
     pub still_evidence: f64,
+    /// For how long after the wearer stopped `still_evidence` applies; then `min_evidence`
+    /// again. Someone arriving is unlocked within about a second of stopping; someone who
+    /// stopped short and waits would otherwise get test after test at the lower bar.
+    pub still_window_ms: u64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -88,7 +92,8 @@ impl Default for WalkUpParams {
             correlation_ms: 500,
             min_evidence: 5.0,
             walking_evidence: 8.0,
-            still_evidence: 3.0,
+            still_evidence: 4.0,
+            still_window_ms: 1_000,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -156,6 +161,8 @@ pub struct WalkUpEngine {
     enabled: HashSet<String>,
     tracks: HashMap<String, Track>,
     motion: Motion,
+    /// Time of the first reading after the last motion change (`None` until one arrives).
+    motion_since: Option<u64>,
 }
 
 /// Distance for an RSSI under the log-distance model.
@@ -195,9 +202,13 @@ impl WalkUpEngine {
     }
 
     /// The wearer's motion changed (shells report changes, and `Unknown` when they stop
-    /// sensing). Applies to readings from then on.
+    /// sensing). Applies to readings from then on; the next reading's time stamps the change,
+    /// so the engine needs no clock of its own.
     pub fn set_motion(&mut self, motion: Motion) {
-        self.motion = motion;
+        if motion != self.motion {
+            self.motion = motion;
+            self.motion_since = None;
+        }
     }
 
     pub fn motion(&self) -> Motion {
@@ -217,10 +228,12 @@ impl WalkUpEngine {
             return None;
         }
         let p = self.params;
+        let since = *self.motion_since.get_or_insert(t_ms);
         let needed = match self.motion {
             Motion::Unknown => p.min_evidence,
             Motion::Walking => p.walking_evidence,
-            Motion::Still => p.still_evidence,
+            Motion::Still if t_ms.saturating_sub(since) <= p.still_window_ms => p.still_evidence,
+            Motion::Still => p.min_evidence,
         };
         let track = self.tracks.entry(lock.to_owned()).or_default();
         if track.last_seen != 0 && t_ms.saturating_sub(track.last_seen) > p.lost_after_ms {
@@ -471,6 +484,25 @@ mod tests {
         let hits = walk(&mut e, 8_000, 0.5, 0.5, 2_000);
         assert_eq!(hits.len(), 1, "{hits:?}");
         assert!(hits[0] <= 8_100, "at the first reading standing: {hits:?}");
+        // Standing longer than `still_window_ms` (stopped short, waiting): back to
+        // `min_evidence`, here one no reading reaches. The same steps with an endless window
+        // unlock, so it is the window that refuses.
+        for (window_ms, unlocks) in [(1_000, 0), (u64::MAX, 1)] {
+            let params = WalkUpParams {
+                walking_evidence: f64::INFINITY,
+                min_evidence: f64::INFINITY,
+                still_window_ms: window_ms,
+                ..WalkUpParams::default()
+            };
+            let mut e = WalkUpEngine::new(params);
+            e.set_enabled("front", true);
+            e.set_motion(Motion::Walking);
+            assert!(walk(&mut e, 0, 10.0, 1.5, 0).is_empty());
+            e.set_motion(Motion::Still);
+            let mut hits = walk(&mut e, 7_000, 1.5, 1.5, 1_500);
+            hits.extend(walk(&mut e, 8_600, 1.5, 0.5, 3_000));
+            assert_eq!(hits.len(), unlocks, "window {window_ms} ms: {hits:?}");
+        }
         // Without motion data the engine falls back to `min_evidence`.
         let params = WalkUpParams {
             min_evidence: f64::INFINITY,
