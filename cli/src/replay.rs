@@ -74,7 +74,10 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
                 serde_json::from_value(serde_json::Value::String(m.to_ascii_lowercase()))
                     .ok()
                     .with_context(|| {
-                        format!("line {}: motion {m:?} is not walking, still or unknown", n + 1)
+                        format!(
+                            "line {}: motion {m:?} is not walking, still or unknown",
+                            n + 1
+                        )
                     })?,
             ),
         };

@@ -1010,13 +1010,10 @@ fn tune(base: WalkUpParams, n: usize) {
     // still window and swept this (still 4: detection as without motion, walk-past false
     // unlocks 13× fewer).
     for still_evidence in [2.0, 3.0, 4.0, 5.0] {
-        for still_window_ms in [1_000] {
-            grid.push(WalkUpParams {
-                still_evidence,
-                still_window_ms,
-                ..base
-            });
-        }
+        grid.push(WalkUpParams {
+            still_evidence,
+            ..base
+        });
     }
     if !MOTION.get().copied().unwrap_or(true) {
         grid = [4.0, 4.5, 5.0, 5.5]
