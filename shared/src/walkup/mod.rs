@@ -467,17 +467,23 @@ mod tests {
         assert_eq!(walk(&mut e, 70_000, 8.0, 0.5, 2_000).len(), 1);
     }
 
+    /// An engine for "front" with `params`, told the wearer's `motion`.
+    fn moving_engine(params: WalkUpParams, motion: Motion) -> WalkUpEngine {
+        let mut e = WalkUpEngine::new(params);
+        e.set_enabled("front", true);
+        e.set_motion(motion);
+        e
+    }
+
     #[test]
     fn the_wearers_motion_picks_the_evidence_needed() {
         // Walking asks for certainty no approach reaches; once they stand still the same
         // readings at the door unlock, once.
-        let params = WalkUpParams {
+        let never_walking = WalkUpParams {
             walking_evidence: f64::INFINITY,
             ..WalkUpParams::default()
         };
-        let mut e = WalkUpEngine::new(params);
-        e.set_enabled("front", true);
-        e.set_motion(Motion::Walking);
+        let mut e = moving_engine(never_walking, Motion::Walking);
         assert!(walk(&mut e, 0, 10.0, 0.5, 0).is_empty(), "walking");
         e.set_motion(Motion::Still);
         assert_eq!(e.motion(), Motion::Still);
@@ -489,14 +495,11 @@ mod tests {
         // unlock, so it is the window that refuses.
         for (window_ms, unlocks) in [(1_000, 0), (u64::MAX, 1)] {
             let params = WalkUpParams {
-                walking_evidence: f64::INFINITY,
                 min_evidence: f64::INFINITY,
                 still_window_ms: window_ms,
-                ..WalkUpParams::default()
+                ..never_walking
             };
-            let mut e = WalkUpEngine::new(params);
-            e.set_enabled("front", true);
-            e.set_motion(Motion::Walking);
+            let mut e = moving_engine(params, Motion::Walking);
             assert!(walk(&mut e, 0, 10.0, 1.5, 0).is_empty());
             e.set_motion(Motion::Still);
             let mut hits = walk(&mut e, 7_000, 1.5, 1.5, 1_500);
@@ -508,9 +511,7 @@ mod tests {
             min_evidence: f64::INFINITY,
             ..WalkUpParams::default()
         };
-        let mut e = WalkUpEngine::new(params);
-        e.set_enabled("front", true);
-        e.set_motion(Motion::Still);
+        let mut e = moving_engine(params, Motion::Still);
         e.set_motion(Motion::Unknown);
         assert!(walk(&mut e, 0, 10.0, 0.5, 3_000).is_empty(), "unknown");
     }
@@ -519,8 +520,7 @@ mod tests {
     fn walking_past_with_the_phone_held_up_does_not_unlock() {
         // 2 m out at 1.5 m/s, phone held up (+4 dB), a reading every 33 ms: the level of a
         // pocketed phone at the door, the shape of a pass-by.
-        let mut e = engine();
-        e.set_motion(Motion::Walking);
+        let mut e = moving_engine(WalkUpParams::default(), Motion::Walking);
         let hits = (0..=14_000u64)
             .step_by(33)
             .filter(|&t| {
