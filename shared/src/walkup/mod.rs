@@ -13,7 +13,9 @@
 //!    moving away), runs the [`arrival`] test on the readings of the last `fit_ms`, which
 //!    tells an arrival from a pass-by by the shape of the signal rather than its level (the
 //!    level shifts by a few dB with how the phone is carried);
-//! 5. fires once when that evidence reaches `min_evidence`, then disarms until the phone has
+//! 5. fires once when that evidence reaches the bar the wearer's [`Motion`] sets
+//!    (`walking_evidence` while they walk, `still_evidence` for `still_window_ms` after they
+//!    stop, `min_evidence` otherwise or without motion data), then disarms until the phone has
 //!    gone beyond `arm_distance_m` again and `cooldown_ms` has passed (one unlock per
 //!    approach).
 //!
