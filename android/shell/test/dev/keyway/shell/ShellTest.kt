@@ -102,9 +102,9 @@ class ShellTest {
         val s = start()
         eventually("ready", read = { screen(s) }) { it !is Screen.Starting }
         assertEquals(Motion.UNKNOWN, s.view()!!.motion)
-        // Two seconds of strides at 50 Hz: |a| swings ±3 m/s² around gravity at 1.9 Hz.
+        // Two seconds of strides at 50 Hz: the phone bounces ±3 m/s² along gravity (z) at 1.9 Hz.
         for (i in 0 until 100) {
-            s.accelerometer(0.3, 3.0 * Math.sin(2 * Math.PI * 1.9 * i / 50.0), 9.81)
+            s.accelerometer(0.3, 0.0, 9.81 + 3.0 * Math.sin(2 * Math.PI * 1.9 * i / 50.0))
             Thread.sleep(20)
         }
         eventually("walking", read = { s.view()!!.motion }) { it == Motion.WALKING }
