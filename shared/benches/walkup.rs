@@ -437,8 +437,9 @@ fn families() -> Vec<Family> {
     // Round 1 tuned on the first four; round 2 (quantile, distance) also looked at the next
     // seven. Round 3 (the arrival test) was tuned looking at all fifteen, round 4 (binned GLS)
     // at these and the round-3 families, round 5 (motion) at those and the round-4 families;
-    // its held-out run changed the detector again, so only the `round6_holdout` families were
-    // untouched when the current defaults were frozen.
+    // its held-out run changed the detector again (round 6), and round 7 (how the phone is
+    // carried) was designed knowing round 6's held-out results, so only the `round7_holdout`
+    // families were untouched when the current defaults were frozen.
     let mut families = vec![
         Family {
             name: "approach, stop at door",
@@ -550,12 +551,93 @@ fn families() -> Vec<Family> {
     families.extend(round4_holdout());
     families.extend(round5_holdout());
     families.extend(round6_holdout());
+    families.extend(round7_holdout());
     families
+}
+
+/// Families written after the round-6 run showed the two cases RSSI and motion still miss
+/// (a slow walker with a bagged phone, someone stopping at 2 m with a raised phone), before
+/// round 7 was designed, and not run until its defaults were frozen.
+fn round7_holdout() -> Vec<Family> {
+    let pocket_indoor = Radio {
+        n: 2.2,
+        sigma: 4.5,
+        offset_db: -5.0,
+    };
+    let hand_up_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: 3.0,
+    };
+    let hand_high = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: 4.0,
+    };
+    let pocket_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: -3.0,
+    };
+    let hand_up_indoor = Radio {
+        n: 2.2,
+        sigma: 4.5,
+        offset_db: 3.0,
+    };
+    let bag = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: -5.0,
+    };
+    vec![
+        Family {
+            name: "R7 approach slow, pocket −5 n2.2",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: pocket_indoor,
+            make: |r| approach(r, (0.6, 0.9), 20.0),
+        },
+        Family {
+            name: "R7 approach, hand +3 σ5",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: hand_up_noisy,
+            make: |r| approach(r, (0.9, 1.4), -15.0),
+        },
+        Family {
+            name: "R7 stop at 2 m, wait, hand +4",
+            set: Set::HeldOut,
+            kind: Kind::Loiter,
+            radio: hand_high,
+            make: |r| stop_short(r, 2.2),
+        },
+        Family {
+            name: "R7 walk-past 2 m slow, pocket σ5",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: pocket_noisy,
+            make: |r| walk_past(r, 2.0, (0.6, 0.9)),
+        },
+        Family {
+            name: "R7 walk-past 2 m, pause, hand +3 n2.2",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_up_indoor,
+            make: |r| walk_past_with_pause(r, 2.1, (1.0, 1.4)),
+        },
+        Family {
+            name: "R7 leave, bag −5",
+            set: Set::HeldOut,
+            kind: Kind::Leave,
+            radio: bag,
+            make: leave,
+        },
+    ]
 }
 
 /// Families written after the round-5 held-out run showed people who stop at about 2 m with a
 /// raised phone unlocking, before the detector was changed in response, and not run until it
-/// was frozen again.
+/// was frozen again; round 7 was designed knowing their results, so they count as seen now.
 fn round6_holdout() -> Vec<Family> {
     let pocket = Radio {
         n: 2.0,
@@ -580,42 +662,42 @@ fn round6_holdout() -> Vec<Family> {
     vec![
         Family {
             name: "R6 approach, bag −4 n2.3",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: bag_indoor,
             make: |r| approach(r, (0.8, 1.2), 25.0),
         },
         Family {
             name: "R6 approach brisk, hand +2.5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: hand_up,
             make: |r| approach(r, (1.3, 1.7), 5.0),
         },
         Family {
             name: "R6 stop at 2.5 m, wait, pocket",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Loiter,
             radio: pocket,
             make: |r| stop_short(r, 2.6),
         },
         Family {
             name: "R6 walk-past 2 m, pause, σ5 +3.5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: hand_high_noisy,
             make: |r| walk_past_with_pause(r, 2.1, (1.0, 1.5)),
         },
         Family {
             name: "R6 walk-past 2 m brisk, hand +2.5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: hand_up,
             make: |r| walk_past(r, 2.0, (1.3, 1.8)),
         },
         Family {
             name: "R6 arrive, wait, leave, bag n2.3",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::ArriveLeave,
             radio: bag_indoor,
             make: arrive_then_leave,
