@@ -73,8 +73,8 @@ enum Command {
     },
     /// Walk-up: run the engine live against the radio, or replay a trace.
     Walk {
-        /// CSV trace `t_ms,lock,rssi` (optional `motion`: walking, still); prints one JSON line
-        /// per unlock decision.
+        /// CSV trace `t_ms,lock,rssi` (optional `motion`: walking, still; `carry`: covered,
+        /// uncovered); prints one JSON line per unlock decision.
         #[arg(long)]
         replay: Option<PathBuf>,
         /// Advertised RSSI at 1 m for replayed traces.

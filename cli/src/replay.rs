@@ -1,12 +1,13 @@
 //! `keyway walk --replay FILE`: feeds a recorded or simulated trace through the phones' walk-up
 //! engine. Input CSV with header `t_ms,lock,rssi`, rows in time order; walk-up is on for every
 //! lock in the file. An optional `motion` column (`walking`, `still`, `unknown`, or empty for
-//! no change) replays what the phone's motion detector said, from that row on; without it the
-//! engine decides on RSSI alone. Output: one JSON line per unlock decision, nothing else on
-//! stdout.
+//! no change) replays what the phone's motion detector said, from that row on, and an optional
+//! `carry` column (`covered`, `uncovered`, `unknown`, or empty) what its proximity sensor said;
+//! without them the engine decides on RSSI alone. Output: one JSON line per unlock decision,
+//! nothing else on stdout.
 
 use anyhow::{Context, bail};
-use keyway_shared::walkup::{Motion, WalkUpEngine, WalkUpParams};
+use keyway_shared::walkup::{Carry, Motion, WalkUpEngine, WalkUpParams};
 use std::io::{BufRead, Write};
 
 /// One trace row.
@@ -17,6 +18,8 @@ pub struct Row {
     pub rssi: i16,
     /// The motion detector's report from this row on, if it changed.
     pub motion: Option<Motion>,
+    /// The proximity sensor's report from this row on, if it changed.
+    pub carry: Option<Carry>,
 }
 
 pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
@@ -45,6 +48,7 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
     };
     let (ti, li, ri) = (idx("t_ms")?, idx("lock")?, idx("rssi")?);
     let mi = cols.iter().position(|c| c == "motion");
+    let ci = cols.iter().position(|c| c == "carry");
     let mut rows = Vec::new();
     for (n, line) in lines {
         let line = line?;
@@ -68,24 +72,29 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         if lock.is_empty() || t_ms < 0.0 {
             bail!("line {}: empty lock or negative time", n + 1);
         }
-        let motion = match mi.and_then(|i| fields.get(i)).map(|m| m.trim_matches('"')) {
-            None | Some("") => None,
-            Some(m) => Some(
-                serde_json::from_value(serde_json::Value::String(m.to_ascii_lowercase()))
-                    .ok()
-                    .with_context(|| {
-                        format!(
-                            "line {}: motion {m:?} is not walking, still or unknown",
-                            n + 1
-                        )
-                    })?,
-            ),
-        };
+        // An optional report column: empty or absent is no change.
+        fn report<T: serde::de::DeserializeOwned>(
+            field: Option<&&str>,
+            what: &str,
+            line: usize,
+        ) -> anyhow::Result<Option<T>> {
+            match field.map(|v| v.trim_matches('"')) {
+                None | Some("") => Ok(None),
+                Some(v) => {
+                    serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
+                        .map(Some)
+                        .with_context(|| {
+                            format!("line {line}: {what} {v:?} is not one of {what}'s values")
+                        })
+                }
+            }
+        }
         rows.push(Row {
             t_ms: t_ms as u64,
             lock,
             rssi: rssi.round().clamp(-127.0, 20.0) as i16,
-            motion,
+            motion: report(mi.and_then(|i| fields.get(i)), "motion", n + 1)?,
+            carry: report(ci.and_then(|i| fields.get(i)), "carry", n + 1)?,
         });
     }
     Ok(rows)
@@ -108,6 +117,9 @@ pub fn run(
     for r in rows {
         if let Some(m) = r.motion {
             engine.set_motion(m);
+        }
+        if let Some(c) = r.carry {
+            engine.set_carry(c);
         }
         if let Some(d) = engine.observe(&r.lock, r.t_ms, r.rssi, tx_power) {
             serde_json::to_writer(
@@ -168,9 +180,11 @@ mod tests {
                 lock: "X".into(),
                 rssi: -60,
                 motion: None,
+                carry: None,
             }
         );
         assert!(parse("t_ms,lock,rssi,motion\n1,A,-60,running\n".as_bytes()).is_err());
+        assert!(parse("t_ms,lock,rssi,carry\n1,A,-60,pocket\n".as_bytes()).is_err());
     }
 
     #[test]
@@ -193,5 +207,30 @@ mod tests {
         lines[still_at].push_str(",still");
         let rows = parse(lines.join("\n").as_bytes()).unwrap();
         assert_eq!(run(&rows, -59, params, &mut Vec::new()).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_carry_column_bounds_the_signal_loss_allowed_for() {
+        // Walked up to 2 m and stood there, phone held high (+4 dB). Reported covered, that
+        // level is a bagged phone at the door; reported in the hand, or not at all, it is not.
+        // (A low bar, so the report alone decides.)
+        let replay = |carry: &str| {
+            let mut s = String::from("t_ms,lock,rssi,carry\n");
+            for i in 0..150u64 {
+                let d = (10.0 - 0.12 * i as f64).max(2.0);
+                let carry = if i == 0 { carry } else { "" };
+                let rssi = -59.0 - 20.0 * d.log10() + 4.0;
+                s.push_str(&format!("{},A,{rssi:.0},{carry}\n", i * 100));
+            }
+            let rows = parse(s.as_bytes()).unwrap();
+            let params = WalkUpParams {
+                min_evidence: 2.0,
+                ..WalkUpParams::default()
+            };
+            run(&rows, -59, params, &mut Vec::new()).unwrap()
+        };
+        assert_eq!(replay("covered"), 1);
+        assert_eq!(replay("uncovered"), 0);
+        assert_eq!(replay(""), 0);
     }
 }

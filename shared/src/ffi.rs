@@ -16,8 +16,8 @@ use crate::app::view::ViewModel;
 use crate::effects::HeardAdvert;
 use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
 use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
-use crate::walkup::Motion;
 use crate::walkup::motion::MotionDetector;
+use crate::walkup::{Carry, Motion};
 use futures::future::BoxFuture;
 use keyway_protocol::keys::{DeviceSigner, der_signature_to_fixed};
 use keyway_protocol::{CryptoError, PublicKey, Signature};
@@ -305,6 +305,23 @@ impl KeywayCore {
     /// The shell stopped the accelerometer: the engine goes back to RSSI alone.
     pub fn accelerometer_stopped(&self) {
         self.motion_changed(MotionDetector::stop);
+    }
+
+    /// The proximity sensor (the one that darkens the screen during a call) became covered
+    /// (a pocket or a bag) or uncovered (in the hand); shells send its changes while walk-up
+    /// is scanning.
+    pub fn proximity(&self, covered: bool) {
+        let carry = if covered {
+            Carry::Covered
+        } else {
+            Carry::Uncovered
+        };
+        self.runtime.send(Event::SetCarry(carry));
+    }
+
+    /// The shell stopped the proximity sensor: the engine no longer knows how it is carried.
+    pub fn proximity_stopped(&self) {
+        self.runtime.send(Event::SetCarry(Carry::Unknown));
     }
 }
 

@@ -3,7 +3,8 @@ import KeywayKit
 import KeywayShared
 
 /// Wires the core to this phone: CoreBluetooth for BLE, the Secure Enclave for the device
-/// key, CoreMotion's accelerometer for walk-up, Application Support for the core's files.
+/// key, CoreMotion's accelerometer and UIKit's proximity sensor for walk-up, Application
+/// Support for the core's files.
 @MainActor
 public enum KeywayShell {
     public static func makeStore(apiBase: String) throws -> KeywayStore {
@@ -16,6 +17,7 @@ public enum KeywayShell {
             config: CoreConfig(apiBase: apiBase, dataDir: dir.path),
             ble: BleBridge(radio: CoreBluetoothRadio()),
             key: DeviceKeyShell(key),
-            motion: CoreMotionSource())
+            motion: CoreMotionSource(),
+            proximity: UIKitProximitySource())
     }
 }

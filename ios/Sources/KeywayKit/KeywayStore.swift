@@ -22,19 +22,23 @@ public final class KeywayStore {
     @ObservationIgnored public let core: KeywayCore
     @ObservationIgnored private let relay: RenderRelay
     @ObservationIgnored private let motion: (any MotionSource)?
+    @ObservationIgnored private let proximity: (any ProximitySource)?
 
     /// Builds the core. `ble` and `key` are the platform's Bluetooth stack and device key
     /// (CoreBluetooth and the Secure Enclave on iOS); without them the core has no Bluetooth
     /// (cloud unlocks only) and keeps a software key in `config.dataDir`. `motion` feeds the
-    /// accelerometer while scanning, so walk-up knows whether the wearer walks or stands.
+    /// accelerometer while scanning, so walk-up knows whether the wearer walks or stands, and
+    /// `proximity` the proximity sensor, so it knows whether the phone is in a pocket or bag.
     public init(
-        config: CoreConfig, ble: BleBridge? = nil, key: (any KeyShell)? = nil, motion: (any MotionSource)? = nil
+        config: CoreConfig, ble: BleBridge? = nil, key: (any KeyShell)? = nil, motion: (any MotionSource)? = nil,
+        proximity: (any ProximitySource)? = nil
     ) throws {
         let relay = RenderRelay()
         let core = try KeywayCore.withPlatform(config: config, observer: relay, ble: ble, key: key)
         self.core = core
         self.relay = relay
         self.motion = motion
+        self.proximity = proximity
         self.view = try core.view()
         ble?.attach(core: core)
         relay.target = { [weak self] in
@@ -80,12 +84,21 @@ public final class KeywayStore {
     public func redeemInvite(_ code: String) { send(.redeemInvite(code: code)) }
     public func setScanning(_ on: Bool) {
         send(on ? .startScan : .stopScan)
-        guard let motion else { return }
-        if on {
-            motion.start { [core] x, y, z in core.accelerometer(x: x, y: y, z: z) }
-        } else {
-            motion.stop()
-            core.accelerometerStopped()
+        if let motion {
+            if on {
+                motion.start { [core] x, y, z in core.accelerometer(x: x, y: y, z: z) }
+            } else {
+                motion.stop()
+                core.accelerometerStopped()
+            }
+        }
+        if let proximity {
+            if on {
+                proximity.start { [core] covered in core.proximity(covered: covered) }
+            } else {
+                proximity.stop()
+                core.proximityStopped()
+            }
         }
     }
     public func setLocation(latitude: Double, longitude: Double, at date: Date = Date()) {
@@ -98,6 +111,14 @@ public final class KeywayStore {
 /// classifying.
 public protocol MotionSource: AnyObject {
     func start(_ sample: @escaping @Sendable (Double, Double, Double) -> Void)
+    func stop()
+}
+
+/// Where proximity-sensor changes come from (UIKit on a phone). `start` reports covered (a
+/// pocket or bag) or uncovered (in the hand), now and on every change, on any thread, until
+/// `stop`.
+public protocol ProximitySource: AnyObject {
+    func start(_ covered: @escaping @Sendable (Bool) -> Void)
     func stop()
 }
 

@@ -103,6 +103,24 @@ final class OfflineCoreTests: XCTestCase {
         }
     }
 
+    func testTheProximitySensorBecomesHowThePhoneIsCarried() async throws {
+        try await onMain {
+            let proximity = ScriptedProximity()
+            let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path), proximity: proximity)
+            try await waitUntil(store, "ready") { $0.ready }
+            XCTAssertEqual(store.view.carry, .unknown)
+            store.setScanning(true)
+            let covered = try XCTUnwrap(proximity.covered, "scanning started the proximity source")
+            covered(true)
+            try await waitUntil(store, "covered") { $0.carry == .covered }
+            covered(false)
+            try await waitUntil(store, "uncovered") { $0.carry == .uncovered }
+            store.setScanning(false)
+            XCTAssertTrue(proximity.stopped)
+            try await waitUntil(store, "unknown") { $0.carry == .unknown }
+        }
+    }
+
     /// An event the core refuses (here a NaN position) surfaces as `shellError`, not a crash.
     func testRejectedEventIsAShellError() async throws {
         try await onMain {
@@ -135,6 +153,14 @@ final class ScriptedMotion: MotionSource, @unchecked Sendable {
     private(set) var stopped = false
 
     func start(_ sample: @escaping @Sendable (Double, Double, Double) -> Void) { self.sample = sample }
+    func stop() { stopped = true }
+}
+
+final class ScriptedProximity: ProximitySource, @unchecked Sendable {
+    private(set) var covered: (@Sendable (Bool) -> Void)?
+    private(set) var stopped = false
+
+    func start(_ covered: @escaping @Sendable (Bool) -> Void) { self.covered = covered }
     func stop() { stopped = true }
 }
 

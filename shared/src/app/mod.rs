@@ -19,7 +19,7 @@ pub mod walkup;
 pub(crate) mod testkit;
 
 use crate::effects::{BleOperation, ScanItem, ScanOperation, SigningOperation};
-use crate::walkup::{Motion, WalkUpEngine, WalkUpParams};
+use crate::walkup::{Carry, Motion, WalkUpEngine, WalkUpParams};
 use crux_core::Command;
 use crux_core::macros::effect;
 use crux_core::render::{RenderOperation, render};
@@ -96,6 +96,10 @@ pub enum Event {
     /// motion sensors; the walk-up engine needs surer RSSI evidence while they walk. Shells
     /// with only raw accelerometer samples use [`crate::ffi::KeywayCore::accelerometer`].
     SetMotion(Motion),
+    /// How the phone is carried (`{"set_carry": "covered"}`), from its proximity sensor; the
+    /// walk-up engine uses it to bound the signal loss it allows for. Shells with only the
+    /// raw sensor use [`crate::ffi::KeywayCore::proximity`].
+    SetCarry(Carry),
 
     // ---- effect answers (internal) ----
     #[serde(skip)]
@@ -274,6 +278,10 @@ impl crux_core::App for Keyway {
             }
             Event::SetMotion(motion) => {
                 model.engine.set_motion(motion);
+                render()
+            }
+            Event::SetCarry(carry) => {
+                model.engine.set_carry(carry);
                 render()
             }
             Event::Restored(r) => session::restored(model, *r),

@@ -27,6 +27,8 @@ pub struct ViewModel {
     pub last_walk_up: Option<super::walkup::WalkUpNote>,
     /// What the walk-up engine believes about the wearer's motion.
     pub motion: crate::walkup::Motion,
+    /// How the walk-up engine believes the phone is carried.
+    pub carry: crate::walkup::Carry,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
@@ -218,5 +220,6 @@ pub fn view(model: &Model) -> ViewModel {
         scanning: model.scanning,
         last_walk_up: model.last_walk_up.clone(),
         motion: model.engine.motion(),
+        carry: model.engine.carry(),
     }
 }

@@ -141,7 +141,7 @@ mod tests {
     use crate::app::testkit::*;
     use crate::app::{Effect, Keyway};
     use crate::effects::{BleOperation, HeardAdvert};
-    use crate::walkup::Motion;
+    use crate::walkup::{Carry, Motion};
     use crux_core::App;
     use keyway_protocol::advert::FLAG_WALK_UP;
 
@@ -319,6 +319,23 @@ mod tests {
             assert_eq!(app.view(&m).motion, motion, "{json}");
         }
         assert!(serde_json::from_str::<Event>(r#"{"set_motion":"running"}"#).is_err());
+    }
+
+    #[test]
+    fn the_shells_carry_report_reaches_the_engine_and_the_view() {
+        let app = Keyway;
+        let mut m = model();
+        assert_eq!(app.view(&m).carry, Carry::Unknown);
+        for (json, carry) in [
+            (r#"{"set_carry":"covered"}"#, Carry::Covered),
+            (r#"{"set_carry":"uncovered"}"#, Carry::Uncovered),
+            (r#"{"set_carry":"unknown"}"#, Carry::Unknown),
+        ] {
+            let event: Event = serde_json::from_str(json).unwrap();
+            let _ = app.update(event, &mut m);
+            assert_eq!(app.view(&m).carry, carry, "{json}");
+        }
+        assert!(serde_json::from_str::<Event>(r#"{"set_carry":"pocket"}"#).is_err());
     }
 
     #[test]

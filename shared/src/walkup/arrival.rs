@@ -11,7 +11,8 @@
 //! So the test fits the raw readings of the last `fit_ms` under both hypotheses with the
 //! log-distance model, each over a grid of walking speeds and timings (the alternative also
 //! holds walking up and stopping short, at 2–3 m), with the carry offset
-//! fitted in closed form (least squares, clamped to a plausible range), and compares their
+//! fitted in closed form (least squares, clamped to a plausible range; narrower when the phone
+//! reports how it is carried, see [`Offsets`]), and compares their
 //! marginal likelihoods under Gaussian noise: `ln p(readings | arrival) − ln p(readings |
 //! pass-by)`, each averaged over its grid (a uniform prior). A positive value favours arrival.
 //!
@@ -36,8 +37,8 @@ const PASS_DISTANCES: [f64; 4] = [2.0, 2.5, 3.0, 4.0];
 const SHORT_STOPS: [f64; 3] = [2.0, 2.5, 3.0];
 /// Grid step for the timing of the stop (arrival) or the closest point (pass-by), seconds.
 const TIME_STEP_S: f64 = 0.1;
-/// Carry offsets the fit may use, dB.
-const OFFSET_RANGE_DB: (f64, f64) = (-6.0, 4.0);
+/// Carry offsets the fit may use when nothing is known about how the phone is carried, dB.
+pub const OFFSET_RANGE_DB: (f64, f64) = (-6.0, 4.0);
 /// Fewer readings than this say too little about shape.
 pub const MIN_READINGS: usize = 8;
 /// Readings are averaged over bins of this length before the fit.
@@ -54,6 +55,23 @@ pub struct Noise {
     pub correlation_ms: f64,
 }
 
+/// What the fit may assume about the carry offset: it lies in `likely`, except with
+/// probability `doubt` (the phone's report of how it is carried was wrong), when it may lie
+/// anywhere in `likely` or [`OFFSET_RANGE_DB`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Offsets {
+    pub likely: (f64, f64),
+    pub doubt: f64,
+}
+
+impl Offsets {
+    /// Nothing known about the carry.
+    pub const ANY: Offsets = Offsets {
+        likely: OFFSET_RANGE_DB,
+        doubt: 0.0,
+    };
+}
+
 /// Log-likelihood ratio (nats) of arrival against pass-by for the readings `(t_ms, rssi)`,
 /// judged at `now_ms`. `None` with fewer than [`MIN_READINGS`].
 pub fn evidence(
@@ -62,6 +80,7 @@ pub fn evidence(
     tx_power: i8,
     path_loss_exponent: f64,
     noise: Noise,
+    offsets: Offsets,
 ) -> Option<f64> {
     if readings.len() < MIN_READINGS {
         return None;
@@ -71,6 +90,7 @@ pub fn evidence(
         noise,
         tx_power as f64,
         10.0 * path_loss_exponent,
+        offsets,
     );
     let mut arrival = Vec::with_capacity(700);
     for v in SPEEDS {
@@ -160,10 +180,11 @@ struct Fit {
     ones_norm: f64,
     tx: f64,
     slope: f64,
+    offsets: Offsets,
 }
 
 impl Fit {
-    fn new(bins: &[Bin], noise: Noise, tx: f64, slope: f64) -> Self {
+    fn new(bins: &[Bin], noise: Noise, tx: f64, slope: f64, offsets: Offsets) -> Self {
         let n = bins.len();
         let correlated = noise.correlated_db.min(noise.per_reading_db).powi(2);
         let fast = noise.per_reading_db.powi(2) - correlated;
@@ -190,6 +211,7 @@ impl Fit {
             ones_norm: 0.0,
             tx,
             slope,
+            offsets,
         };
         fit.ones = fit.whiten(vec![1.0; n]);
         fit.ones_norm = fit.ones.iter().map(|u| u * u).sum();
@@ -208,7 +230,8 @@ impl Fit {
     }
 
     /// Negative log-likelihood (up to a constant both hypotheses share) of the bins against
-    /// `distance(t)`, with the best carry offset inside [`OFFSET_RANGE_DB`].
+    /// `distance(t)`, with the best carry offset inside the likely range, mixed with the best
+    /// one anywhere by the [`Offsets::doubt`].
     fn sse(&self, distance: impl Fn(f64) -> f64) -> f64 {
         let residuals = self
             .times
@@ -218,12 +241,24 @@ impl Fit {
             .collect();
         let z = self.whiten(residuals);
         let along: f64 = z.iter().zip(&self.ones).map(|(z, u)| z * u).sum();
-        let offset = (along / self.ones_norm).clamp(OFFSET_RANGE_DB.0, OFFSET_RANGE_DB.1);
-        0.5 * z
-            .iter()
-            .zip(&self.ones)
-            .map(|(z, u)| (z - offset * u).powi(2))
-            .sum::<f64>()
+        let squared: f64 = z.iter().map(|z| z * z).sum();
+        // ½‖z − o·u‖² expanded, so each offset range costs nothing more.
+        let within = |(lo, hi): (f64, f64)| {
+            let o = (along / self.ones_norm).clamp(lo, hi);
+            0.5 * (squared - 2.0 * o * along + o * o * self.ones_norm)
+        };
+        let likely = within(self.offsets.likely);
+        if self.offsets.doubt <= 0.0 {
+            return likely;
+        }
+        let (lo, hi) = self.offsets.likely;
+        let anywhere = within((lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)));
+        // −ln((1 − doubt)·e^−likely + doubt·e^−anywhere), stably (anywhere ≤ likely when the
+        // likely range is inside the full one, but not necessarily otherwise).
+        let best = likely.min(anywhere);
+        best - ((1.0 - self.offsets.doubt) * (best - likely).exp()
+            + self.offsets.doubt * (best - anywhere).exp())
+        .ln()
     }
 
     /// `ln mean(exp(−sse))` over a hypothesis's grid, computed stably.
@@ -290,7 +325,15 @@ mod tests {
         // a bag (−5 dB) as in the hand (+2 dB); without motion data, only out of the bag.
         let p = crate::walkup::WalkUpParams::default();
         for offset in [-5.0, -3.0, 0.0, 2.0] {
-            let e = evidence(&readings(offset, arrived_at_9s), 10_000, TX, 2.0, NOISE).unwrap();
+            let e = evidence(
+                &readings(offset, arrived_at_9s),
+                10_000,
+                TX,
+                2.0,
+                NOISE,
+                Offsets::ANY,
+            )
+            .unwrap();
             assert!(e > p.still_evidence, "offset {offset}: {e}");
             if offset >= 0.0 {
                 assert!(e > p.min_evidence, "offset {offset}: {e}");
@@ -302,7 +345,15 @@ mod tests {
     fn favours_pass_by_even_when_held_up() {
         for offset in [-3.0, 0.0, 3.0] {
             let past = |t: f64| (4.0 + (1.2 * (t - 9.5)).powi(2)).sqrt();
-            let e = evidence(&readings(offset, past), 10_000, TX, 2.0, NOISE).unwrap();
+            let e = evidence(
+                &readings(offset, past),
+                10_000,
+                TX,
+                2.0,
+                NOISE,
+                Offsets::ANY,
+            )
+            .unwrap();
             assert!(e < 0.0, "offset {offset}: {e}");
         }
     }
@@ -312,14 +363,61 @@ mod tests {
         // Walked up and stopped at 2 m, phone held up: the level is a bag at the door's, the
         // rise is not.
         let stopped = |t: f64| 2.0 + 1.2 * (9.0 - t).max(0.0);
-        let e = evidence(&readings(3.0, stopped), 10_000, TX, 2.0, NOISE).unwrap();
+        let e = evidence(
+            &readings(3.0, stopped),
+            10_000,
+            TX,
+            2.0,
+            NOISE,
+            Offsets::ANY,
+        )
+        .unwrap();
         assert!(e < 0.0, "{e}");
+    }
+
+    #[test]
+    fn the_carry_report_tells_a_bag_at_the_door_from_a_raised_phone_short_of_it() {
+        use crate::walkup::Carry;
+        let doubt = 0.05;
+        let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, carry: Carry| {
+            let walk = readings(offset, distance);
+            evidence(&walk, 10_000, TX, 2.0, NOISE, carry.offsets(doubt)).unwrap()
+        };
+        // A bagged phone (−5 dB) that arrived: knowing it is covered rules out a raised phone
+        // stopping short, so the evidence grows.
+        let bag_at_door = judge(-5.0, &arrived_at_9s, Carry::Unknown);
+        let covered = judge(-5.0, &arrived_at_9s, Carry::Covered);
+        assert!(covered > bag_at_door + 1.0, "{bag_at_door} then {covered}");
+        // A phone held high (+4 dB) that stopped at 2 m reads like one a little weaker that
+        // arrived (without a report the evidence is about even); knowing it is in the hand
+        // turns it against arrival.
+        let short = |t: f64| 2.0 + 1.2 * (9.0 - t).max(0.0);
+        let raised_short = judge(4.0, &short, Carry::Unknown);
+        let uncovered = judge(4.0, &short, Carry::Uncovered);
+        assert!(
+            raised_short > 0.0 && uncovered < 0.0,
+            "{raised_short} then {uncovered}"
+        );
+        // A wrong report costs at most ln(doubt) against knowing nothing, never a veto.
+        let wrong = judge(-5.0, &arrived_at_9s, Carry::Uncovered);
+        assert!(
+            wrong >= bag_at_door + doubt.ln() - 0.5,
+            "{bag_at_door} then {wrong}"
+        );
     }
 
     #[test]
     fn standing_a_few_metres_away_is_not_arrival() {
         for offset in [-3.0, 0.0, 3.0] {
-            let e = evidence(&readings(offset, |_| 3.0), 10_000, TX, 2.0, NOISE).unwrap();
+            let e = evidence(
+                &readings(offset, |_| 3.0),
+                10_000,
+                TX,
+                2.0,
+                NOISE,
+                Offsets::ANY,
+            )
+            .unwrap();
             assert!(e < 0.0, "offset {offset}: {e}");
         }
     }
@@ -330,7 +428,7 @@ mod tests {
         // correlated part does not, so the evidence grows by far less than three times.
         let with_gap = |gap_ms| {
             let walk = readings_every(gap_ms, -3.0, arrived_at_9s);
-            evidence(&walk, 10_000, TX, 2.0, NOISE).unwrap()
+            evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap()
         };
         let (slow, fast) = (with_gap(100), with_gap(33));
         assert!(fast > slow, "more readings say more: {slow} then {fast}");
@@ -348,8 +446,8 @@ mod tests {
             ..NOISE
         };
         let walk = readings(-3.0, arrived_at_9s);
-        let gls = evidence(&walk, 10_000, TX, 2.0, NOISE).unwrap();
-        let naive = evidence(&walk, 10_000, TX, 2.0, independent).unwrap();
+        let gls = evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap();
+        let naive = evidence(&walk, 10_000, TX, 2.0, independent, Offsets::ANY).unwrap();
         assert!(naive > gls, "independent {naive} vs correlated {gls}");
     }
 
@@ -370,6 +468,6 @@ mod tests {
         let few: VecDeque<(u64, i16)> = (0..MIN_READINGS as u64 - 1)
             .map(|i| (i * 100, -60))
             .collect();
-        assert_eq!(evidence(&few, 1_000, TX, 2.0, NOISE), None);
+        assert_eq!(evidence(&few, 1_000, TX, 2.0, NOISE, Offsets::ANY), None);
     }
 }

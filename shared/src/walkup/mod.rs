@@ -12,7 +12,8 @@
 //! 4. once the estimate is within `gate_distance_m` and the signal is not falling (never while
 //!    moving away), runs the [`arrival`] test on the readings of the last `fit_ms`, which
 //!    tells an arrival from a pass-by by the shape of the signal rather than its level (the
-//!    level shifts by a few dB with how the phone is carried);
+//!    level shifts by a few dB with how the phone is carried; when the phone reports its
+//!    [`Carry`], the test allows only the shifts that carry makes likely);
 //! 5. fires once when that evidence reaches the bar the wearer's [`Motion`] sets
 //!    (`walking_evidence` while they walk, `still_evidence` for `still_window_ms` after they
 //!    stop, `min_evidence` otherwise or without motion data), then disarms until the phone has
@@ -67,6 +68,9 @@ pub struct WalkUpParams {
     /// again. Someone arriving is unlocked within about a second of stopping; someone who
     /// stopped short and waits would otherwise get test after test at the lower bar.
     pub still_window_ms: u64,
+    /// How often the phone's report of how it is carried ([`Carry`]) is wrong; the arrival
+    /// test then allows any offset with this weight.
+    pub carry_doubt: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -96,6 +100,7 @@ impl Default for WalkUpParams {
             walking_evidence: 8.0,
             still_evidence: 4.0,
             still_window_ms: 1_000,
+            carry_doubt: 0.05,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -117,6 +122,43 @@ pub enum Motion {
     Unknown,
     Walking,
     Still,
+}
+
+/// How the phone is carried, from its proximity sensor (the one that darkens the screen
+/// during a call); phone-wide. It bounds the carry offset the arrival test may fit: a phone
+/// in a pocket or bag reads weaker than its distance, one in the hand about right or stronger
+/// when held up towards the door.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, uniffi::Enum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Carry {
+    /// No sensor, no report, or sensing paused.
+    #[default]
+    Unknown,
+    /// The sensor is covered: a pocket or a bag.
+    Covered,
+    /// The sensor is open: in the hand, or on a table.
+    Uncovered,
+}
+
+impl Carry {
+    /// Carry offsets (dB) each report makes likely. A covered phone loses 1–8 dB to cloth
+    /// and body; an open one is at most slightly shadowed by the hand holding it, and up to
+    /// 5 dB stronger when held up.
+    pub fn offsets(self, doubt: f64) -> arrival::Offsets {
+        match self {
+            Carry::Unknown => arrival::Offsets::ANY,
+            Carry::Covered => arrival::Offsets {
+                likely: (-8.0, -1.0),
+                doubt,
+            },
+            Carry::Uncovered => arrival::Offsets {
+                likely: (-2.0, 5.0),
+                doubt,
+            },
+        }
+    }
 }
 
 /// An unlock decision.
@@ -165,6 +207,7 @@ pub struct WalkUpEngine {
     motion: Motion,
     /// Time of the first reading after the last motion change (`None` until one arrives).
     motion_since: Option<u64>,
+    carry: Carry,
 }
 
 /// Distance for an RSSI under the log-distance model.
@@ -215,6 +258,16 @@ impl WalkUpEngine {
 
     pub fn motion(&self) -> Motion {
         self.motion
+    }
+
+    /// How the phone is carried changed (shells report changes, and `Unknown` when they stop
+    /// sensing); applies to the arrival tests from now on.
+    pub fn set_carry(&mut self, carry: Carry) {
+        self.carry = carry;
+    }
+
+    pub fn carry(&self) -> Carry {
+        self.carry
     }
 
     /// Feeds one advertisement reading; returns a decision when this reading completes an
@@ -293,8 +346,14 @@ impl WalkUpEngine {
             correlated_db: p.correlated_noise_db,
             correlation_ms: p.correlation_ms as f64,
         };
-        let evidence =
-            arrival::evidence(&track.recent, t_ms, tx_power, p.path_loss_exponent, noise)?;
+        let evidence = arrival::evidence(
+            &track.recent,
+            t_ms,
+            tx_power,
+            p.path_loss_exponent,
+            noise,
+            self.carry.offsets(p.carry_doubt),
+        )?;
         if evidence < needed {
             return None;
         }

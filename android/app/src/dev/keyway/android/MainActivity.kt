@@ -39,6 +39,7 @@ class MainActivity : Activity() {
     private var shell: KeywayShell? = null
     private var keyWarning: String? = null
     private val motion by lazy { AndroidMotion(this) { shell } }
+    private val proximity by lazy { AndroidProximity(this) { shell } }
 
     private lateinit var status: TextView
     private lateinit var signIn: View
@@ -105,6 +106,7 @@ class MainActivity : Activity() {
         if (hasLocationPermission()) {
             send(ShellEvent.StartScan)
             motion.start()
+            proximity.start()
         } else {
             requestPermissions(arrayOf(Manifest.permission.ACCESS_FINE_LOCATION), REQUEST_LOCATION)
         }
@@ -113,6 +115,7 @@ class MainActivity : Activity() {
     override fun onPause() {
         send(ShellEvent.StopScan)
         motion.stop()
+        proximity.stop()
         super.onPause()
     }
 
@@ -127,6 +130,7 @@ class MainActivity : Activity() {
         if (grantResults.any { it == PackageManager.PERMISSION_GRANTED }) {
             send(ShellEvent.StartScan)
             motion.start()
+            proximity.start()
         } else {
             notice.visibility = View.VISIBLE
             notice.text = getString(R.string.bluetooth_needs_permission)

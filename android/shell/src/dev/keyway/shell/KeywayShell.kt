@@ -52,6 +52,20 @@ class KeywayShell private constructor(
         core?.accelerometerStopped()
     }
 
+    /**
+     * The proximity sensor became covered (pocket, bag) or uncovered (in the hand); sent on
+     * each change while scanning. Walk-up then knows how much signal the phone's carry can
+     * cost, and the view model's `carry` shows it.
+     */
+    fun proximity(covered: Boolean) {
+        core?.proximity(covered)
+    }
+
+    /** The proximity sensor stopped: walk-up no longer knows how the phone is carried. */
+    fun proximityStopped() {
+        core?.proximityStopped()
+    }
+
     /** The current view model (what [Screen.of] reads). */
     fun view(): ViewModel? = core?.view()
 

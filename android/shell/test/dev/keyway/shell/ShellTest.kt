@@ -1,6 +1,7 @@
 package dev.keyway.shell
 
 import com.google.gson.JsonParser
+import dev.keyway.core.Carry
 import dev.keyway.core.CoreConfig
 import dev.keyway.core.CoreObserver
 import dev.keyway.core.GattReassembler
@@ -117,6 +118,19 @@ class ShellTest {
         s.accelerometerStopped()
         eventually("unknown", read = { s.view()!!.motion }) { it == Motion.UNKNOWN }
         assertEquals("{\"set_motion\":\"walking\"}", ShellEvent.SetMotion(Motion.WALKING).json())
+    }
+
+    @Test
+    fun theProximitySensorBecomesHowThePhoneIsCarried() {
+        val s = start()
+        eventually("ready", read = { screen(s) }) { it !is Screen.Starting }
+        assertEquals(Carry.UNKNOWN, s.view()!!.carry)
+        s.proximity(true)
+        eventually("covered", read = { s.view()!!.carry }) { it == Carry.COVERED }
+        s.proximity(false)
+        eventually("uncovered", read = { s.view()!!.carry }) { it == Carry.UNCOVERED }
+        s.proximityStopped()
+        eventually("unknown", read = { s.view()!!.carry }) { it == Carry.UNKNOWN }
     }
 
     @Test
