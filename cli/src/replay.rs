@@ -76,6 +76,7 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         fn report<T: serde::de::DeserializeOwned>(
             field: Option<&&str>,
             what: &str,
+            values: &str,
             line: usize,
         ) -> anyhow::Result<Option<T>> {
             match field.map(|v| v.trim_matches('"')) {
@@ -83,9 +84,7 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
                 Some(v) => {
                     serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
                         .map(Some)
-                        .with_context(|| {
-                            format!("line {line}: {what} {v:?} is not one of {what}'s values")
-                        })
+                        .with_context(|| format!("line {line}: {what} {v:?} is not {values}"))
                 }
             }
         }
@@ -93,8 +92,18 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
             t_ms: t_ms as u64,
             lock,
             rssi: rssi.round().clamp(-127.0, 20.0) as i16,
-            motion: report(mi.and_then(|i| fields.get(i)), "motion", n + 1)?,
-            carry: report(ci.and_then(|i| fields.get(i)), "carry", n + 1)?,
+            motion: report(
+                mi.and_then(|i| fields.get(i)),
+                "motion",
+                "walking, still or unknown",
+                n + 1,
+            )?,
+            carry: report(
+                ci.and_then(|i| fields.get(i)),
+                "carry",
+                "covered, uncovered or unknown",
+                n + 1,
+            )?,
         });
     }
     Ok(rows)
@@ -184,7 +193,11 @@ mod tests {
             }
         );
         assert!(parse("t_ms,lock,rssi,motion\n1,A,-60,running\n".as_bytes()).is_err());
-        assert!(parse("t_ms,lock,rssi,carry\n1,A,-60,pocket\n".as_bytes()).is_err());
+        let err = parse("t_ms,lock,rssi,carry\n1,A,-60,pocket\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"line 2: carry "pocket" is not covered, uncovered or unknown"#
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 // Type-checking stand-in for Apple's UIKit on Linux (scripts/check-ios): only the proximity
-// sensor API ios/Sources/KeywayIOS uses, with Apple's names, labels and types. No sensor.
+// sensor and app-lifecycle API ios/Sources/KeywayIOS uses, with Apple's names, labels and
+// types. No sensor, no lifecycle.
 import Foundation
 
 @MainActor
@@ -9,4 +10,12 @@ open class UIDevice: NSObject {
     open var proximityState: Bool { false }
     public static let proximityStateDidChangeNotification = Notification.Name(
         "UIDeviceProximityStateDidChangeNotification")
+}
+
+@MainActor
+open class UIApplication: NSObject {
+    public static let didEnterBackgroundNotification = Notification.Name(
+        "UIApplicationDidEnterBackgroundNotification")
+    public static let willEnterForegroundNotification = Notification.Name(
+        "UIApplicationWillEnterForegroundNotification")
 }

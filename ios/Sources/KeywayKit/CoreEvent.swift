@@ -26,6 +26,9 @@ public enum CoreEvent: Equatable, Sendable {
     /// The wearer walks or stands, from a platform activity API (raw accelerometer samples go
     /// to `KeywayCore.accelerometer` instead, through `KeywayStore`'s `MotionSource`).
     case setMotion(Motion)
+    /// How the phone is carried, from a platform API (proximity-sensor changes go to
+    /// `KeywayCore.proximity` instead, through `KeywayStore`'s `ProximitySource`).
+    case setCarry(Carry)
 
     public var json: String {
         switch self {
@@ -54,6 +57,14 @@ public enum CoreEvent: Equatable, Sendable {
             case .still: name = "still"
             }
             return "{\"set_motion\":\"\(name)\"}"
+        case .setCarry(let carry):
+            let name: String
+            switch carry {
+            case .unknown: name = "unknown"
+            case .covered: name = "covered"
+            case .uncovered: name = "uncovered"
+            }
+            return "{\"set_carry\":\"\(name)\"}"
         }
     }
 

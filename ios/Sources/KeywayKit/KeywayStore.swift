@@ -94,7 +94,9 @@ public final class KeywayStore {
         }
         if let proximity {
             if on {
-                proximity.start { [core] covered in core.proximity(covered: covered) }
+                proximity.start { [core] covered in
+                    if let covered { core.proximity(covered: covered) } else { core.proximityStopped() }
+                }
             } else {
                 proximity.stop()
                 core.proximityStopped()
@@ -115,10 +117,10 @@ public protocol MotionSource: AnyObject {
 }
 
 /// Where proximity-sensor changes come from (UIKit on a phone). `start` reports covered (a
-/// pocket or bag) or uncovered (in the hand), now and on every change, on any thread, until
-/// `stop`.
+/// pocket or bag) or uncovered (in the hand), now and on every change, or `nil` while it
+/// cannot tell (an iPhone app in the background), on any thread, until `stop`.
 public protocol ProximitySource: AnyObject {
-    func start(_ covered: @escaping @Sendable (Bool) -> Void)
+    func start(_ covered: @escaping @Sendable (Bool?) -> Void)
     func stop()
 }
 

@@ -29,12 +29,14 @@ final class OfflineCoreTests: XCTestCase {
             .setWalkUp(lock: "lock", enabled: true), .redeemInvite(code: "https://x.test/invite#ABC"),
             .startScan, .stopScan, .setLocation(latitude: 52.52, longitude: 13.405, fixMs: 1_700_000_000_000),
             .setMotion(.still), .setMotion(.walking), .setMotion(.unknown),
+            .setCarry(.covered), .setCarry(.uncovered), .setCarry(.unknown),
         ]
         for event in events {
             XCTAssertNoThrow(try core.sendEvent(eventJson: event.json), event.json)
         }
         XCTAssertEqual(CoreEvent.logout.json, #""logout""#)
         XCTAssertEqual(CoreEvent.setMotion(.still).json, #"{"set_motion":"still"}"#)
+        XCTAssertEqual(CoreEvent.setCarry(.covered).json, #"{"set_carry":"covered"}"#)
         XCTAssertEqual(CoreEvent.setWalkUp(lock: "L", enabled: false).json, #"{"set_walk_up":{"enabled":false,"lock":"L"}}"#)
         for bad in ["{not json", #"{"no_such_event":{}}"#, #"{"unlock":{}}"#] {
             XCTAssertThrowsError(try core.sendEvent(eventJson: bad), bad) { error in
@@ -115,6 +117,10 @@ final class OfflineCoreTests: XCTestCase {
             try await waitUntil(store, "covered") { $0.carry == .covered }
             covered(false)
             try await waitUntil(store, "uncovered") { $0.carry == .uncovered }
+            covered(nil)  // backgrounded: no reading
+            try await waitUntil(store, "no reading") { $0.carry == .unknown }
+            covered(true)
+            try await waitUntil(store, "covered again") { $0.carry == .covered }
             store.setScanning(false)
             XCTAssertTrue(proximity.stopped)
             try await waitUntil(store, "unknown") { $0.carry == .unknown }
@@ -157,10 +163,10 @@ final class ScriptedMotion: MotionSource, @unchecked Sendable {
 }
 
 final class ScriptedProximity: ProximitySource, @unchecked Sendable {
-    private(set) var covered: (@Sendable (Bool) -> Void)?
+    private(set) var covered: (@Sendable (Bool?) -> Void)?
     private(set) var stopped = false
 
-    func start(_ covered: @escaping @Sendable (Bool) -> Void) { self.covered = covered }
+    func start(_ covered: @escaping @Sendable (Bool?) -> Void) { self.covered = covered }
     func stop() { stopped = true }
 }
 

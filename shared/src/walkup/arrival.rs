@@ -253,12 +253,10 @@ impl Fit {
         }
         let (lo, hi) = self.offsets.likely;
         let anywhere = within((lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)));
-        // −ln((1 − doubt)·e^−likely + doubt·e^−anywhere), stably (anywhere ≤ likely when the
-        // likely range is inside the full one, but not necessarily otherwise).
-        let best = likely.min(anywhere);
-        best - ((1.0 - self.offsets.doubt) * (best - likely).exp()
-            + self.offsets.doubt * (best - anywhere).exp())
-        .ln()
+        // −ln((1 − doubt)·e^−likely + doubt·e^−anywhere), stably: the wider range fits at
+        // least as well, so anywhere ≤ likely.
+        anywhere
+            - ((1.0 - self.offsets.doubt) * (anywhere - likely).exp() + self.offsets.doubt).ln()
     }
 
     /// `ln mean(exp(−sse))` over a hypothesis's grid, computed stably.

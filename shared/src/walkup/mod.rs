@@ -147,6 +147,13 @@ impl Carry {
     /// and body; an open one is at most slightly shadowed by the hand holding it, and up to
     /// 5 dB stronger when held up.
     pub fn offsets(self, doubt: f64) -> arrival::Offsets {
+        // A doubt outside 0..=1 (or NaN) would make the evidence meaningless; ignoring the
+        // report (doubt 1: any offset) is then the safe reading.
+        let doubt = if (0.0..=1.0).contains(&doubt) {
+            doubt
+        } else {
+            1.0
+        };
         match self {
             Carry::Unknown => arrival::Offsets::ANY,
             Carry::Covered => arrival::Offsets {
@@ -354,7 +361,8 @@ impl WalkUpEngine {
             noise,
             self.carry.offsets(p.carry_doubt),
         )?;
-        if evidence < needed {
+        // NaN never unlocks.
+        if evidence.is_nan() || evidence < needed {
             return None;
         }
         track.armed = false;

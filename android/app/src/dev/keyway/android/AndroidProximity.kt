@@ -33,9 +33,14 @@ class AndroidProximity(context: Context, private val shell: () -> KeywayShell?) 
 
     override fun onSensorChanged(event: SensorEvent) {
         val cm = event.values.firstOrNull() ?: return
-        // Many sensors are binary and report either 0 or their maximum range.
-        shell()?.proximity(cm < event.sensor.maximumRange)
+        // Android's own rule (as for the in-call screen): near is below the maximum range and
+        // below 5 cm; many sensors are binary and report either 0 or their maximum range.
+        shell()?.proximity(cm >= 0f && cm < minOf(event.sensor.maximumRange, NEAR_CM))
     }
 
     override fun onAccuracyChanged(sensor: Sensor, accuracy: Int) = Unit
+
+    private companion object {
+        const val NEAR_CM = 5f
+    }
 }

@@ -1,5 +1,6 @@
 package dev.keyway.shell
 
+import dev.keyway.core.Carry
 import dev.keyway.core.Motion
 
 /**
@@ -65,6 +66,14 @@ sealed class ShellEvent {
      */
     data class SetMotion(val motion: Motion) : ShellEvent() {
         override fun json() = "{\"set_motion\":${quote(motion.name.lowercase())}}"
+    }
+
+    /**
+     * How the phone is carried, from a platform API; shells with the raw proximity sensor use
+     * [KeywayShell.proximity] instead.
+     */
+    data class SetCarry(val carry: Carry) : ShellEvent() {
+        override fun json() = "{\"set_carry\":${quote(carry.name.lowercase())}}"
     }
 
     internal companion object {

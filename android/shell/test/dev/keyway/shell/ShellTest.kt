@@ -92,7 +92,7 @@ class ShellTest {
         val events = listOf(
             ShellEvent.Refresh, ShellEvent.SelectOrg("o1"), ShellEvent.Unlock("l1"), ShellEvent.DismissUnlock,
             ShellEvent.SetWalkUp("l1", true), ShellEvent.SetLocation(1.0, 2.0, 3), ShellEvent.StopScan,
-            ShellEvent.SetMotion(Motion.STILL),
+            ShellEvent.SetMotion(Motion.STILL), ShellEvent.SetCarry(Carry.COVERED),
             ShellEvent.Logout,
         )
         for (e in events) assertNull("$e refused", s.send(e))
@@ -131,6 +131,7 @@ class ShellTest {
         eventually("uncovered", read = { s.view()!!.carry }) { it == Carry.UNCOVERED }
         s.proximityStopped()
         eventually("unknown", read = { s.view()!!.carry }) { it == Carry.UNKNOWN }
+        assertEquals("{\"set_carry\":\"uncovered\"}", ShellEvent.SetCarry(Carry.UNCOVERED).json())
     }
 
     @Test
