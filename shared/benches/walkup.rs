@@ -1034,13 +1034,23 @@ fn report(params: WalkUpParams, n: usize, seen_only: bool, only: Option<&str>) -
     if MOTION.get().copied().unwrap_or(true) {
         let still_ms = STILL_LATENCY_MS.get().copied().unwrap_or(700.0);
         println!(
-            "motion: still reported {:.0}–{:.0} ms after stopping, walking 200–600 ms after starting, {} spurious stills per second of walking\n",
+            "motion: still reported {:.0}–{:.0} ms after stopping, walking 200–600 ms after starting, {} spurious stills per second of walking",
             still_ms - 200.0,
             still_ms + 200.0,
             FALSE_STILL_PER_S.get().copied().unwrap_or(0.02)
         );
     } else {
-        println!("motion: none (RSSI alone)\n");
+        println!("motion: none (RSSI alone)");
+    }
+    if CARRY.get().copied().unwrap_or(true) {
+        println!(
+            "carry: {:.0}% of traces unknown, {:.0}% of covered phones reported uncovered, {:.0}% of uncovered ones covered\n",
+            CARRY_UNKNOWN.get().copied().unwrap_or(0.10) * 100.0,
+            CARRY_WRONG.get().copied().unwrap_or(0.05) * 100.0,
+            CARRY_WRONG.get().copied().unwrap_or(0.05) * 20.0
+        );
+    } else {
+        println!("carry: none reported\n");
     }
     println!(
         "{:<32} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
