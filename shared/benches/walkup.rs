@@ -478,8 +478,9 @@ fn families() -> Vec<Family> {
     // seven. Round 3 (the arrival test) was tuned looking at all fifteen, round 4 (binned GLS)
     // at these and the round-3 families, round 5 (motion) at those and the round-4 families;
     // its held-out run changed the detector again (round 6), and round 7 (how the phone is
-    // carried) was designed knowing round 6's held-out results, so only the `round7_holdout`
-    // families were untouched when the current defaults were frozen.
+    // carried) was designed knowing round 6's held-out results, and round 8 (the carry
+    // ranges) knowing round 7's, so only the `round8_holdout` families were untouched when the
+    // current defaults were frozen.
     let mut families = vec![
         Family {
             name: "approach, stop at door",
@@ -592,12 +593,89 @@ fn families() -> Vec<Family> {
     families.extend(round5_holdout());
     families.extend(round6_holdout());
     families.extend(round7_holdout());
+    families.extend(round8_holdout());
     families
+}
+
+/// Families written after the round-7 run showed hand-held approaches losing detection to the
+/// carry report's range for an uncovered phone, before round 8 changed it, and not run until
+/// its defaults were frozen.
+fn round8_holdout() -> Vec<Family> {
+    let hand = Radio {
+        n: 2.1,
+        sigma: 4.5,
+        offset_db: 1.0,
+    };
+    let hand_low = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: 0.0,
+    };
+    let hand_up = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: 2.0,
+    };
+    let hand_high_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: 4.0,
+    };
+    let pocket_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: -3.0,
+    };
+    vec![
+        Family {
+            name: "R8 approach, hand +1 n2.1",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: hand,
+            make: |r| approach(r, (0.9, 1.3), 10.0),
+        },
+        Family {
+            name: "R8 approach slow, hand",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: hand_low,
+            make: |r| approach(r, (0.6, 0.9), -20.0),
+        },
+        Family {
+            name: "R8 arrive, wait, leave, hand +2",
+            set: Set::HeldOut,
+            kind: Kind::ArriveLeave,
+            radio: hand_up,
+            make: arrive_then_leave,
+        },
+        Family {
+            name: "R8 walk-past 2 m, hand +4 σ5",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_high_noisy,
+            make: |r| walk_past(r, 2.0, (1.0, 1.4)),
+        },
+        Family {
+            name: "R8 stop at 2 m, wait, hand +2",
+            set: Set::HeldOut,
+            kind: Kind::Loiter,
+            radio: hand_up,
+            make: |r| stop_short(r, 2.1),
+        },
+        Family {
+            name: "R8 approach, pocket −3 σ5",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: pocket_noisy,
+            make: |r| approach(r, (1.0, 1.4), 30.0),
+        },
+    ]
 }
 
 /// Families written after the round-6 run showed the two cases RSSI and motion still miss
 /// (a slow walker with a bagged phone, someone stopping at 2 m with a raised phone), before
-/// round 7 was designed, and not run until its defaults were frozen.
+/// round 7 was designed, and not run until its defaults were frozen; round 8 was designed
+/// knowing their results, so they count as seen now.
 fn round7_holdout() -> Vec<Family> {
     let pocket_indoor = Radio {
         n: 2.2,
@@ -632,42 +710,42 @@ fn round7_holdout() -> Vec<Family> {
     vec![
         Family {
             name: "R7 approach slow, pocket −5 n2.2",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: pocket_indoor,
             make: |r| approach(r, (0.6, 0.9), 20.0),
         },
         Family {
             name: "R7 approach, hand +3 σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: hand_up_noisy,
             make: |r| approach(r, (0.9, 1.4), -15.0),
         },
         Family {
             name: "R7 stop at 2 m, wait, hand +4",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Loiter,
             radio: hand_high,
             make: |r| stop_short(r, 2.2),
         },
         Family {
             name: "R7 walk-past 2 m slow, pocket σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: pocket_noisy,
             make: |r| walk_past(r, 2.0, (0.6, 0.9)),
         },
         Family {
             name: "R7 walk-past 2 m, pause, hand +3 n2.2",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: hand_up_indoor,
             make: |r| walk_past_with_pause(r, 2.1, (1.0, 1.4)),
         },
         Family {
             name: "R7 leave, bag −5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Leave,
             radio: bag,
             make: leave,
