@@ -1226,14 +1226,16 @@ fn tune(base: WalkUpParams, n: usize) {
     // doubt was set to 0.05 beforehand; in that report with walking 7, 0.02 let more
     // walk-pasts through (0.190% against 0.119%) and 0.10 lost detection (96.84% against
     // 97.29%).
-    for walking_evidence in [6.0, 7.0, 8.0] {
-        for still_evidence in [3.0, 4.0] {
-            grid.push(WalkUpParams {
-                walking_evidence,
-                still_evidence,
-                ..base
-            });
-        }
+    // Round 8: the range an uncovered phone's offset may take (round 7 chose −2…+5 dB before
+    // any run; its held-out run showed hand-held approaches losing detection). 300 traces:
+    // −2…+5 96.02% / 0.104% / 8 standing or loitering; −2…+4 96.39% / 0.312% / 18; −3…+4
+    // 96.47% / 0.312% / 20; −2…+3 96.79% / 0.792% / 35. A cap below +5 lets raised phones
+    // passing at 2 m read as arrivals, so −2…+5 stays and round 8 changed nothing.
+    for uncovered_offset_db in [(-2.0, 5.0), (-2.0, 4.0), (-3.0, 4.0), (-2.0, 3.0)] {
+        grid.push(WalkUpParams {
+            uncovered_offset_db,
+            ..base
+        });
     }
     if !MOTION.get().copied().unwrap_or(true) {
         grid = [4.0, 4.5, 5.0, 5.5]
@@ -1266,12 +1268,12 @@ fn tune(base: WalkUpParams, n: usize) {
             }
         }
         println!(
-            "evidence {:.2} walking {:.2} still {:.2} for {} ms correlated {} dB gate {} m fit {} ms: detect {:.2}% false {:.3}% leave/loiter {leave}",
+            "evidence {:.2} walking {:.2} still {:.2} for {} ms uncovered {:?} dB gate {} m fit {} ms: detect {:.2}% false {:.3}% leave/loiter {leave}",
             p.min_evidence,
             p.walking_evidence,
             p.still_evidence,
             p.still_window_ms,
-            p.correlated_noise_db,
+            p.uncovered_offset_db,
             p.gate_distance_m,
             p.fit_ms,
             det as f64 / apps as f64 * 100.0,
@@ -1436,6 +1438,9 @@ fn main() {
     }
     if let Some(v) = arg("--carry-doubt") {
         params.carry_doubt = v;
+    }
+    if let Some(v) = arg("--uncovered-max-db") {
+        params.uncovered_offset_db.1 = v;
     }
     if let Some(v) = arg("--gate-m") {
         params.gate_distance_m = v;

@@ -375,11 +375,12 @@ mod tests {
 
     #[test]
     fn the_carry_report_tells_a_bag_at_the_door_from_a_raised_phone_short_of_it() {
-        use crate::walkup::Carry;
-        let doubt = 0.05;
+        use crate::walkup::{Carry, WalkUpParams};
+        let params = WalkUpParams::default();
+        let doubt = params.carry_doubt;
         let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, carry: Carry| {
             let walk = readings(offset, distance);
-            evidence(&walk, 10_000, TX, 2.0, NOISE, carry.offsets(doubt)).unwrap()
+            evidence(&walk, 10_000, TX, 2.0, NOISE, carry.offsets(&params)).unwrap()
         };
         // A bagged phone (−5 dB) that arrived: knowing it is covered rules out a raised phone
         // stopping short, so the evidence grows.

@@ -71,6 +71,10 @@ pub struct WalkUpParams {
     /// How often the phone's report of how it is carried ([`Carry`]) is wrong; the arrival
     /// test then allows any offset with this weight.
     pub carry_doubt: f64,
+    /// Carry offsets (dB, low and high) likely for a phone reported [`Carry::Covered`].
+    pub covered_offset_db: (f64, f64),
+    /// The same for [`Carry::Uncovered`].
+    pub uncovered_offset_db: (f64, f64),
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -101,6 +105,8 @@ impl Default for WalkUpParams {
             still_evidence: 4.0,
             still_window_ms: 1_000,
             carry_doubt: 0.05,
+            covered_offset_db: (-8.0, -1.0),
+            uncovered_offset_db: (-2.0, 5.0),
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -143,12 +149,14 @@ pub enum Carry {
 }
 
 impl Carry {
-    /// Carry offsets (dB) each report makes likely. A covered phone loses 1–8 dB to cloth
-    /// and body; an open one is at most slightly shadowed by the hand holding it, and up to
-    /// 5 dB stronger when held up.
-    pub fn offsets(self, doubt: f64) -> arrival::Offsets {
+    /// Carry offsets the arrival test allows for this report (see
+    /// [`WalkUpParams::covered_offset_db`]): a covered phone loses a few dB to cloth and
+    /// body; an open one is at most slightly shadowed by the hand holding it, and stronger
+    /// when held up.
+    pub fn offsets(self, params: &WalkUpParams) -> arrival::Offsets {
         // A doubt outside 0..=1 (or NaN) would make the evidence meaningless; ignoring the
         // report (doubt 1: any offset) is then the safe reading.
+        let doubt = params.carry_doubt;
         let doubt = if (0.0..=1.0).contains(&doubt) {
             doubt
         } else {
@@ -157,11 +165,11 @@ impl Carry {
         match self {
             Carry::Unknown => arrival::Offsets::ANY,
             Carry::Covered => arrival::Offsets {
-                likely: (-8.0, -1.0),
+                likely: params.covered_offset_db,
                 doubt,
             },
             Carry::Uncovered => arrival::Offsets {
-                likely: (-2.0, 5.0),
+                likely: params.uncovered_offset_db,
                 doubt,
             },
         }
@@ -359,7 +367,7 @@ impl WalkUpEngine {
             tx_power,
             p.path_loss_exponent,
             noise,
-            self.carry.offsets(p.carry_doubt),
+            self.carry.offsets(&p),
         )?;
         // NaN never unlocks.
         if evidence.is_nan() || evidence < needed {
