@@ -317,21 +317,18 @@ mod tests {
         0.5 + 1.2 * (9.0 - t).max(0.0)
     }
 
+    /// The evidence at 10 s with nothing known about the carry.
+    fn judged(walk: &VecDeque<(u64, i16)>) -> f64 {
+        evidence(walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap()
+    }
+
     #[test]
     fn favours_arrival_whatever_the_carry_offset() {
         // A clean arrival clears the threshold for a wearer who has stopped with the phone in
         // a bag (−5 dB) as in the hand (+2 dB); without motion data, only out of the bag.
         let p = crate::walkup::WalkUpParams::default();
         for offset in [-5.0, -3.0, 0.0, 2.0] {
-            let e = evidence(
-                &readings(offset, arrived_at_9s),
-                10_000,
-                TX,
-                2.0,
-                NOISE,
-                Offsets::ANY,
-            )
-            .unwrap();
+            let e = judged(&readings(offset, arrived_at_9s));
             assert!(e > p.still_evidence, "offset {offset}: {e}");
             if offset >= 0.0 {
                 assert!(e > p.min_evidence, "offset {offset}: {e}");
@@ -343,15 +340,7 @@ mod tests {
     fn favours_pass_by_even_when_held_up() {
         for offset in [-3.0, 0.0, 3.0] {
             let past = |t: f64| (4.0 + (1.2 * (t - 9.5)).powi(2)).sqrt();
-            let e = evidence(
-                &readings(offset, past),
-                10_000,
-                TX,
-                2.0,
-                NOISE,
-                Offsets::ANY,
-            )
-            .unwrap();
+            let e = judged(&readings(offset, past));
             assert!(e < 0.0, "offset {offset}: {e}");
         }
     }
@@ -361,15 +350,7 @@ mod tests {
         // Walked up and stopped at 2 m, phone held up: the level is a bag at the door's, the
         // rise is not.
         let stopped = |t: f64| 2.0 + 1.2 * (9.0 - t).max(0.0);
-        let e = evidence(
-            &readings(3.0, stopped),
-            10_000,
-            TX,
-            2.0,
-            NOISE,
-            Offsets::ANY,
-        )
-        .unwrap();
+        let e = judged(&readings(3.0, stopped));
         assert!(e < 0.0, "{e}");
     }
 
@@ -408,15 +389,7 @@ mod tests {
     #[test]
     fn standing_a_few_metres_away_is_not_arrival() {
         for offset in [-3.0, 0.0, 3.0] {
-            let e = evidence(
-                &readings(offset, |_| 3.0),
-                10_000,
-                TX,
-                2.0,
-                NOISE,
-                Offsets::ANY,
-            )
-            .unwrap();
+            let e = judged(&readings(offset, |_| 3.0));
             assert!(e < 0.0, "offset {offset}: {e}");
         }
     }
@@ -427,7 +400,7 @@ mod tests {
         // correlated part does not, so the evidence grows by far less than three times.
         let with_gap = |gap_ms| {
             let walk = readings_every(gap_ms, -3.0, arrived_at_9s);
-            evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap()
+            judged(&walk)
         };
         let (slow, fast) = (with_gap(100), with_gap(33));
         assert!(fast > slow, "more readings say more: {slow} then {fast}");
@@ -445,7 +418,7 @@ mod tests {
             ..NOISE
         };
         let walk = readings(-3.0, arrived_at_9s);
-        let gls = evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap();
+        let gls = judged(&walk);
         let naive = evidence(&walk, 10_000, TX, 2.0, independent, Offsets::ANY).unwrap();
         assert!(naive > gls, "independent {naive} vs correlated {gls}");
     }
