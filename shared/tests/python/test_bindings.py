@@ -105,6 +105,19 @@ class BindingsTest(unittest.TestCase):
         self.assertIn("Bluetooth", view["notice"])
         self.assertFalse(view["scanning"])
 
+    def test_proximity_sensor_becomes_the_carry(self):
+        obs = Observer()
+        core = k.KeywayCore(k.CoreConfig(api_base="http://127.0.0.1:9", data_dir=self.dir.name), obs)
+        view = wait_for(core, obs, lambda v: v["ready"])
+        self.assertEqual(view["carry"], "unknown")
+        core.proximity(True)
+        wait_for(core, obs, lambda v: v["carry"] == "covered")
+        self.assertEqual(core.view().carry, k.Carry.COVERED)
+        core.proximity(False)
+        wait_for(core, obs, lambda v: v["carry"] == "uncovered")
+        core.proximity_stopped()
+        wait_for(core, obs, lambda v: v["carry"] == "unknown")
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
