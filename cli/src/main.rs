@@ -11,7 +11,7 @@ use keyway_shared::app::{Event, Location};
 use keyway_shared::runtime::btle::BtleplugTransport;
 use keyway_shared::runtime::sim::SimTransport;
 use keyway_shared::runtime::{BleTransport, NoRadio, Runtime, RuntimeConfig, render_counter};
-use keyway_shared::walkup::WalkUpParams;
+use keyway_shared::walkup::{Carry, WalkUpParams};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +89,10 @@ enum Command {
         /// Simulated radio only: walk this script, `t_ms,x,y;t_ms,x,y;...` (metres).
         #[arg(long)]
         sim_script: Option<String>,
+        /// How the phone is carried, as a phone's proximity sensor would report it (live mode;
+        /// a computer has no such sensor): `covered` (pocket, bag) or `uncovered` (hand).
+        #[arg(long, value_parser = parse_carry)]
+        carry: Option<Carry>,
     },
     /// Visitor invites.
     Invite {
@@ -97,6 +101,11 @@ enum Command {
     },
     /// Who is signed in, and the held offline credential.
     Status,
+}
+
+/// `covered`, `uncovered` or `unknown`.
+fn parse_carry(s: &str) -> Result<Carry, String> {
+    replay::named(s).ok_or_else(|| format!("{s:?} is not covered, uncovered or unknown"))
 }
 
 /// `LAT,LON` in degrees.
@@ -492,6 +501,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             enable,
             duration_s,
             sim_script,
+            carry,
             ..
         } => {
             let v = sh.signed_in().await?;
@@ -511,6 +521,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 sim.run_script(&points)
                     .await
                     .map_err(|e| anyhow::anyhow!("sim script: {e}"))?;
+            }
+            if let Some(carry) = carry {
+                sh.rt.send(Event::SetCarry(carry));
             }
             sh.rt.send(Event::StartScan);
             walk_live(&sh, duration_s).await?;

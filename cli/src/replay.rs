@@ -81,11 +81,9 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         ) -> anyhow::Result<Option<T>> {
             match field.map(|v| v.trim_matches('"')) {
                 None | Some("") => Ok(None),
-                Some(v) => {
-                    serde_json::from_value(serde_json::Value::String(v.to_ascii_lowercase()))
-                        .map(Some)
-                        .with_context(|| format!("line {line}: {what} {v:?} is not {values}"))
-                }
+                Some(v) => named(v)
+                    .map(Some)
+                    .with_context(|| format!("line {line}: {what} {v:?} is not {values}")),
             }
         }
         rows.push(Row {
@@ -107,6 +105,12 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         });
     }
     Ok(rows)
+}
+
+/// A report value by its name in any case (`Still`, `covered`), as the engine's types spell
+/// them in JSON.
+pub fn named<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_ascii_lowercase())).ok()
 }
 
 /// Runs the engine over `rows`, writing one JSON line per decision.

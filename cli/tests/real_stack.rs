@@ -183,7 +183,8 @@ fn cli_against_real_server_and_controller() {
         "{ble}"
     );
 
-    // Walk-up: approach from 12 m and stay at the door; exactly one decision that unlocks.
+    // Walk-up: approach from 12 m and stay at the door, phone in hand; exactly one decision
+    // that unlocks.
     let walk = bob.run(&[
         "--json",
         "--radio",
@@ -191,6 +192,8 @@ fn cli_against_real_server_and_controller() {
         "walk",
         "--enable",
         "Front door",
+        "--carry",
+        "uncovered",
         "--sim-script",
         "0,12,0;9000,0.4,0",
         "--duration-s",
