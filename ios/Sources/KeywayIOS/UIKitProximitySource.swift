@@ -15,11 +15,21 @@ public final class UIKitProximitySource: ProximitySource {
     public nonisolated init() {}
 
     public nonisolated func start(_ covered: @escaping @Sendable (Bool?) -> Void) {
-        Task { @MainActor in self.begin(covered) }
+        onMain { $0.begin(covered) }
     }
 
+    /// Synchronous from the main thread (where `KeywayStore` calls it), so no reading arrives
+    /// after the store has told the core the sensor stopped.
     public nonisolated func stop() {
-        Task { @MainActor in self.end() }
+        onMain { $0.end() }
+    }
+
+    private nonisolated func onMain(_ work: @escaping @MainActor @Sendable (UIKitProximitySource) -> Void) {
+        if Thread.isMainThread {
+            MainActor.assumeIsolated { work(self) }
+        } else {
+            Task { @MainActor in work(self) }
+        }
     }
 
     private func begin(_ covered: @escaping @Sendable (Bool?) -> Void) {
