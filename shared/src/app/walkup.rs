@@ -305,37 +305,44 @@ mod tests {
     }
 
     #[test]
-    fn the_shells_motion_reaches_the_engine_and_the_view() {
+    fn the_shells_sensor_reports_reach_the_engine_and_the_view() {
         let app = Keyway;
         let mut m = model();
         assert_eq!(app.view(&m).motion, Motion::Unknown);
-        for (json, motion) in [
-            (r#"{"set_motion":"walking"}"#, Motion::Walking),
-            (r#"{"set_motion":"still"}"#, Motion::Still),
-            (r#"{"set_motion":"unknown"}"#, Motion::Unknown),
-        ] {
-            let event: Event = serde_json::from_str(json).unwrap();
-            let _ = app.update(event, &mut m);
-            assert_eq!(app.view(&m).motion, motion, "{json}");
-        }
-        assert!(serde_json::from_str::<Event>(r#"{"set_motion":"running"}"#).is_err());
-    }
-
-    #[test]
-    fn the_shells_carry_report_reaches_the_engine_and_the_view() {
-        let app = Keyway;
-        let mut m = model();
         assert_eq!(app.view(&m).carry, Carry::Unknown);
-        for (json, carry) in [
-            (r#"{"set_carry":"covered"}"#, Carry::Covered),
-            (r#"{"set_carry":"uncovered"}"#, Carry::Uncovered),
-            (r#"{"set_carry":"unknown"}"#, Carry::Unknown),
+        // Each report changes its own field and leaves the other as the last one set it.
+        for (json, motion, carry) in [
+            (
+                r#"{"set_motion":"walking"}"#,
+                Motion::Walking,
+                Carry::Unknown,
+            ),
+            (r#"{"set_motion":"still"}"#, Motion::Still, Carry::Unknown),
+            (r#"{"set_carry":"covered"}"#, Motion::Still, Carry::Covered),
+            (
+                r#"{"set_motion":"unknown"}"#,
+                Motion::Unknown,
+                Carry::Covered,
+            ),
+            (
+                r#"{"set_carry":"uncovered"}"#,
+                Motion::Unknown,
+                Carry::Uncovered,
+            ),
+            (
+                r#"{"set_carry":"unknown"}"#,
+                Motion::Unknown,
+                Carry::Unknown,
+            ),
         ] {
             let event: Event = serde_json::from_str(json).unwrap();
             let _ = app.update(event, &mut m);
-            assert_eq!(app.view(&m).carry, carry, "{json}");
+            let view = app.view(&m);
+            assert_eq!((view.motion, view.carry), (motion, carry), "{json}");
         }
-        assert!(serde_json::from_str::<Event>(r#"{"set_carry":"pocket"}"#).is_err());
+        for bad in [r#"{"set_motion":"running"}"#, r#"{"set_carry":"pocket"}"#] {
+            assert!(serde_json::from_str::<Event>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
