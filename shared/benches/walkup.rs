@@ -479,8 +479,8 @@ fn families() -> Vec<Family> {
     // at these and the round-3 families, round 5 (motion) at those and the round-4 families;
     // its held-out run changed the detector again (round 6), and round 7 (how the phone is
     // carried) was designed knowing round 6's held-out results, and round 8 (the carry
-    // ranges) knowing round 7's, so only the `round8_holdout` families were untouched when the
-    // current defaults were frozen.
+    // ranges) knowing round 7's, and round 9 knowing round 8's, so only the `round9_holdout`
+    // families were untouched when the current defaults were frozen.
     let mut families = vec![
         Family {
             name: "approach, stop at door",
@@ -594,12 +594,94 @@ fn families() -> Vec<Family> {
     families.extend(round6_holdout());
     families.extend(round7_holdout());
     families.extend(round8_holdout());
+    families.extend(round9_holdout());
     families
+}
+
+/// Families written after round 8 left slow walkers and people stopping at 2 m with a raised
+/// phone short of the targets, before round 9 was designed, and not run until its defaults
+/// were frozen.
+fn round9_holdout() -> Vec<Family> {
+    let bag_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: -4.0,
+    };
+    let hand_up_indoor = Radio {
+        n: 2.2,
+        sigma: 4.5,
+        offset_db: 2.0,
+    };
+    let pocket = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: -3.0,
+    };
+    let hand_high_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: 3.0,
+    };
+    let hand_high = Radio {
+        n: 2.0,
+        sigma: 4.5,
+        offset_db: 3.0,
+    };
+    let hand_up_noisy = Radio {
+        n: 2.0,
+        sigma: 5.0,
+        offset_db: 2.0,
+    };
+    vec![
+        Family {
+            name: "R9 approach slow, bag −4 σ5",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: bag_noisy,
+            make: |r| approach(r, (0.55, 0.85), 15.0),
+        },
+        Family {
+            name: "R9 approach slow, hand +2 n2.2",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: hand_up_indoor,
+            make: |r| approach(r, (0.6, 0.9), -25.0),
+        },
+        Family {
+            name: "R9 approach brisk, pocket −3",
+            set: Set::HeldOut,
+            kind: Kind::Approach,
+            radio: pocket,
+            make: |r| approach(r, (1.4, 1.8), 5.0),
+        },
+        Family {
+            name: "R9 stop at 2 m, wait, hand +3 σ5",
+            set: Set::HeldOut,
+            kind: Kind::Loiter,
+            radio: hand_high_noisy,
+            make: |r| stop_short(r, 2.0),
+        },
+        Family {
+            name: "R9 walk-past 2 m slow, hand +3",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_high,
+            make: |r| walk_past(r, 2.0, (0.6, 0.9)),
+        },
+        Family {
+            name: "R9 walk-past 2 m, pause, hand +2 σ5",
+            set: Set::HeldOut,
+            kind: Kind::WalkPast(2.0),
+            radio: hand_up_noisy,
+            make: |r| walk_past_with_pause(r, 2.0, (0.9, 1.3)),
+        },
+    ]
 }
 
 /// Families written after the round-7 run showed hand-held approaches losing detection to the
 /// carry report's range for an uncovered phone, before round 8 changed it, and not run until
-/// its defaults were frozen.
+/// its defaults were frozen; round 9 was designed knowing their results, so they count as seen
+/// now.
 fn round8_holdout() -> Vec<Family> {
     let hand = Radio {
         n: 2.1,
@@ -629,42 +711,42 @@ fn round8_holdout() -> Vec<Family> {
     vec![
         Family {
             name: "R8 approach, hand +1 n2.1",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: hand,
             make: |r| approach(r, (0.9, 1.3), 10.0),
         },
         Family {
             name: "R8 approach slow, hand",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: hand_low,
             make: |r| approach(r, (0.6, 0.9), -20.0),
         },
         Family {
             name: "R8 arrive, wait, leave, hand +2",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::ArriveLeave,
             radio: hand_up,
             make: arrive_then_leave,
         },
         Family {
             name: "R8 walk-past 2 m, hand +4 σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::WalkPast(2.0),
             radio: hand_high_noisy,
             make: |r| walk_past(r, 2.0, (1.0, 1.4)),
         },
         Family {
             name: "R8 stop at 2 m, wait, hand +2",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Loiter,
             radio: hand_up,
             make: |r| stop_short(r, 2.1),
         },
         Family {
             name: "R8 approach, pocket −3 σ5",
-            set: Set::HeldOut,
+            set: Set::Seen,
             kind: Kind::Approach,
             radio: pocket_noisy,
             make: |r| approach(r, (1.0, 1.4), 30.0),
