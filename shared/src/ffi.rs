@@ -17,6 +17,7 @@ use crate::effects::HeardAdvert;
 use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
 use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
 use crate::walkup::motion::MotionDetector;
+use crate::walkup::pace::PaceMeter;
 use crate::walkup::{Carry, Motion};
 use futures::future::BoxFuture;
 use keyway_protocol::keys::{DeviceSigner, der_signature_to_fixed};
@@ -167,12 +168,19 @@ impl BleTransport for ForeignBle {
     }
 }
 
+/// What the core makes of the shell's accelerometer samples.
+#[derive(Debug, Default)]
+struct StepSensing {
+    motion: MotionDetector,
+    pace: PaceMeter,
+}
+
 /// The mobile core with its Rust effect runtime.
 #[derive(uniffi::Object)]
 pub struct KeywayCore {
     runtime: Runtime,
     adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
-    motion: Mutex<MotionDetector>,
+    steps: Mutex<StepSensing>,
     // Dropped last: the runtime's tasks live here.
     _tokio: tokio::runtime::Runtime,
 }
@@ -243,7 +251,7 @@ impl KeywayCore {
             Ok(Arc::new(Self {
                 runtime,
                 adverts,
-                motion: Mutex::default(),
+                steps: Mutex::default(),
                 _tokio: tokio,
             }))
         })
@@ -296,15 +304,17 @@ impl KeywayCore {
 #[uniffi::export]
 impl KeywayCore {
     /// One accelerometer sample in m/s² (gravity included, any axes), 50–100 a second while
-    /// walk-up is scanning. The core tells walking from standing (see `walkup::motion`) and
-    /// sends the walk-up engine only the changes.
+    /// walk-up is scanning. The core tells walking from standing (see `walkup::motion`),
+    /// estimates the walking pace from the steps (see `walkup::pace`), and sends the walk-up
+    /// engine only the changes.
     pub fn accelerometer(&self, x: f64, y: f64, z: f64) {
-        self.motion_changed(|d| d.push(now_ms(), x, y, z));
+        let now = now_ms();
+        self.steps_changed(|s| (s.motion.push(now, x, y, z), s.pace.push(now, x, y, z)));
     }
 
     /// The shell stopped the accelerometer: the engine goes back to RSSI alone.
     pub fn accelerometer_stopped(&self) {
-        self.motion_changed(MotionDetector::stop);
+        self.steps_changed(|s| (s.motion.stop(), s.pace.stop()));
     }
 
     /// The proximity sensor (the one that darkens the screen during a call) became covered
@@ -326,10 +336,16 @@ impl KeywayCore {
 }
 
 impl KeywayCore {
-    fn motion_changed(&self, f: impl FnOnce(&mut MotionDetector) -> Option<Motion>) {
-        let changed = f(&mut self.motion.lock().unwrap_or_else(|p| p.into_inner()));
-        if let Some(motion) = changed {
+    fn steps_changed(
+        &self,
+        f: impl FnOnce(&mut StepSensing) -> (Option<Motion>, Option<Option<f64>>),
+    ) {
+        let (motion, pace) = f(&mut self.steps.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(motion) = motion {
             self.runtime.send(Event::SetMotion(motion));
+        }
+        if let Some(pace) = pace {
+            self.runtime.send(Event::SetPace(pace));
         }
     }
 }

@@ -100,6 +100,10 @@ pub enum Event {
     /// walk-up engine uses it to bound the signal loss it allows for. Shells with only the
     /// raw sensor use [`crate::ffi::KeywayCore::proximity`].
     SetCarry(Carry),
+    /// The wearer's walking pace in m/s (`{"set_pace": 1.2}`), or `null` when the shell stops
+    /// sensing; the walk-up engine uses it to tell a slow arrival from a brisk stop short of
+    /// the door. Shells that forward raw accelerometer samples get this from the core.
+    SetPace(Option<f64>),
 
     // ---- effect answers (internal) ----
     #[serde(skip)]
@@ -282,6 +286,10 @@ impl crux_core::App for Keyway {
             }
             Event::SetCarry(carry) => {
                 model.engine.set_carry(carry);
+                render()
+            }
+            Event::SetPace(pace) => {
+                model.engine.set_pace(pace);
                 render()
             }
             Event::Restored(r) => session::restored(model, *r),

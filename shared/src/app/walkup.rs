@@ -310,37 +310,49 @@ mod tests {
         let mut m = model();
         assert_eq!(app.view(&m).motion, Motion::Unknown);
         assert_eq!(app.view(&m).carry, Carry::Unknown);
-        // Each report changes its own field and leaves the other as the last one set it.
-        for (json, motion, carry) in [
+        assert_eq!(app.view(&m).pace_m_s, None);
+        // Each report changes its own field and leaves the others as the last one set them.
+        use {Carry as C, Motion as M};
+        for (json, motion, carry, pace) in [
+            (r#"{"set_motion":"walking"}"#, M::Walking, C::Unknown, None),
+            (r#"{"set_pace":1.1}"#, M::Walking, C::Unknown, Some(1.1)),
+            (r#"{"set_motion":"still"}"#, M::Still, C::Unknown, Some(1.1)),
             (
-                r#"{"set_motion":"walking"}"#,
-                Motion::Walking,
-                Carry::Unknown,
+                r#"{"set_carry":"covered"}"#,
+                M::Still,
+                C::Covered,
+                Some(1.1),
             ),
-            (r#"{"set_motion":"still"}"#, Motion::Still, Carry::Unknown),
-            (r#"{"set_carry":"covered"}"#, Motion::Still, Carry::Covered),
             (
                 r#"{"set_motion":"unknown"}"#,
-                Motion::Unknown,
-                Carry::Covered,
+                M::Unknown,
+                C::Covered,
+                Some(1.1),
             ),
+            (r#"{"set_pace":null}"#, M::Unknown, C::Covered, None),
             (
                 r#"{"set_carry":"uncovered"}"#,
-                Motion::Unknown,
-                Carry::Uncovered,
+                M::Unknown,
+                C::Uncovered,
+                None,
             ),
-            (
-                r#"{"set_carry":"unknown"}"#,
-                Motion::Unknown,
-                Carry::Unknown,
-            ),
+            (r#"{"set_pace":-2}"#, M::Unknown, C::Uncovered, None),
+            (r#"{"set_carry":"unknown"}"#, M::Unknown, C::Unknown, None),
         ] {
             let event: Event = serde_json::from_str(json).unwrap();
             let _ = app.update(event, &mut m);
             let view = app.view(&m);
-            assert_eq!((view.motion, view.carry), (motion, carry), "{json}");
+            assert_eq!(
+                (view.motion, view.carry, view.pace_m_s),
+                (motion, carry, pace),
+                "{json}"
+            );
         }
-        for bad in [r#"{"set_motion":"running"}"#, r#"{"set_carry":"pocket"}"#] {
+        for bad in [
+            r#"{"set_motion":"running"}"#,
+            r#"{"set_carry":"pocket"}"#,
+            r#"{"set_pace":"fast"}"#,
+        ] {
             assert!(serde_json::from_str::<Event>(bad).is_err(), "{bad}");
         }
     }

@@ -72,6 +72,43 @@ impl Offsets {
     };
 }
 
+/// What the fit may assume about the walking speed: any in [`SPEEDS`], or, when the phone
+/// reports its wearer's pace, one within a factor `1 + spread` of it, except with probability
+/// `doubt` (the pace estimate was wrong), when it may again be any in [`SPEEDS`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pace {
+    /// Reported walking speed, m/s.
+    pub reported: Option<f64>,
+    pub spread: f64,
+    pub doubt: f64,
+}
+
+impl Pace {
+    /// Nothing known about the walking speed.
+    pub const ANY: Pace = Pace {
+        reported: None,
+        spread: 0.0,
+        doubt: 1.0,
+    };
+
+    /// Speeds the reported pace makes likely: a geometric grid across its spread.
+    fn likely_speeds(self) -> Option<[f64; PACE_SPEEDS]> {
+        let v = self.reported.filter(|v| v.is_finite() && *v > 0.0)?;
+        let spread = self.spread.max(0.0);
+        if !spread.is_finite() || !(0.0..1.0).contains(&self.doubt) {
+            return None;
+        }
+        let ratio = 1.0 + spread;
+        Some(std::array::from_fn(|i| {
+            let f = i as f64 / (PACE_SPEEDS - 1) as f64;
+            v / ratio * ratio.powf(2.0 * f)
+        }))
+    }
+}
+
+/// Speeds fitted around a reported pace.
+const PACE_SPEEDS: usize = 5;
+
 /// Log-likelihood ratio (nats) of arrival against pass-by for the readings `(t_ms, rssi)`,
 /// judged at `now_ms`. `None` with fewer than [`MIN_READINGS`].
 pub fn evidence(
@@ -81,6 +118,7 @@ pub fn evidence(
     path_loss_exponent: f64,
     noise: Noise,
     offsets: Offsets,
+    pace: Pace,
 ) -> Option<f64> {
     if readings.len() < MIN_READINGS {
         return None;
@@ -92,8 +130,39 @@ pub fn evidence(
         10.0 * path_loss_exponent,
         offsets,
     );
-    let mut arrival = Vec::with_capacity(700);
-    for v in SPEEDS {
+    let (arrival, pass_by) = hypotheses(&fit, &SPEEDS);
+    let (arrival, pass_by) = match pace.likely_speeds() {
+        None => (
+            fit.log_mean_likelihood(&arrival),
+            fit.log_mean_likelihood(&pass_by),
+        ),
+        Some(speeds) => {
+            let (arrival_likely, pass_by_likely) = hypotheses(&fit, &speeds);
+            let mix = |likely: f64, any: f64| {
+                let (l, a) = (likely + (1.0 - pace.doubt).ln(), any + pace.doubt.ln());
+                let top = l.max(a);
+                top + ((l - top).exp() + (a - top).exp()).ln()
+            };
+            (
+                mix(
+                    fit.log_mean_likelihood(&arrival_likely),
+                    fit.log_mean_likelihood(&arrival),
+                ),
+                mix(
+                    fit.log_mean_likelihood(&pass_by_likely),
+                    fit.log_mean_likelihood(&pass_by),
+                ),
+            )
+        }
+    };
+    Some(arrival - pass_by)
+}
+
+/// The fit of every arrival and every pass-by (or stop short) on the grid at these speeds.
+fn hypotheses(fit: &Fit, speeds: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut arrival = Vec::with_capacity(120 * speeds.len());
+    let mut pass_by = Vec::with_capacity(280 * speeds.len());
+    for &v in speeds {
         for stop in STOPS {
             // The stop may still be ahead, as long as the person is within 1 m now.
             let latest = (1.0 - stop) / v;
@@ -103,9 +172,6 @@ pub fn evidence(
                 stopped_at += TIME_STEP_S;
             }
         }
-    }
-    let mut pass_by = Vec::with_capacity(1700);
-    for v in SPEEDS {
         for b in PASS_DISTANCES {
             let mut closest_at = -2.5;
             while closest_at <= 2.5 + 1e-9 {
@@ -123,7 +189,7 @@ pub fn evidence(
             }
         }
     }
-    Some(fit.log_mean_likelihood(&arrival) - fit.log_mean_likelihood(&pass_by))
+    (arrival, pass_by)
 }
 
 /// A bin of readings: mean time relative to now (s, ≤ 0), mean RSSI, reading count.
@@ -319,7 +385,7 @@ mod tests {
 
     /// The evidence at 10 s with nothing known about the carry.
     fn judged(walk: &VecDeque<(u64, i16)>) -> f64 {
-        evidence(walk, 10_000, TX, 2.0, NOISE, Offsets::ANY).unwrap()
+        evidence(walk, 10_000, TX, 2.0, NOISE, Offsets::ANY, Pace::ANY).unwrap()
     }
 
     #[test]
@@ -361,7 +427,16 @@ mod tests {
         let doubt = params.carry_doubt;
         let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, carry: Carry| {
             let walk = readings(offset, distance);
-            evidence(&walk, 10_000, TX, 2.0, NOISE, carry.offsets(&params)).unwrap()
+            evidence(
+                &walk,
+                10_000,
+                TX,
+                2.0,
+                NOISE,
+                carry.offsets(&params),
+                Pace::ANY,
+            )
+            .unwrap()
         };
         // A bagged phone (−5 dB) that arrived: knowing it is covered rules out a raised phone
         // stopping short, so the evidence grows.
@@ -384,6 +459,45 @@ mod tests {
             wrong >= bag_at_door + doubt.ln() - 0.5,
             "{bag_at_door} then {wrong}"
         );
+    }
+
+    #[test]
+    fn a_reported_pace_tells_a_slow_arrival_from_a_brisk_stop_short() {
+        let params = crate::walkup::WalkUpParams::default();
+        let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, pace: Option<f64>| {
+            let pace = Pace {
+                reported: pace,
+                spread: params.pace_spread,
+                doubt: params.pace_doubt,
+            };
+            let walk = readings(offset, distance);
+            evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY, pace).unwrap()
+        };
+        // A slow walker (0.6 m/s) with a bagged phone arrives at 9.5 s.
+        let slow = |t: f64| 0.5 + 0.6 * (9.5 - t).max(0.0);
+        // A brisk one (1.4 m/s) with a raised phone stops 2 m short at 9 s.
+        let brisk_short = |t: f64| 2.0 + 1.4 * (9.0 - t).max(0.0);
+        // Without a pace each could be the other at another speed; with it, the slow arrival
+        // gains and the brisk stop loses (about 0.7 nats each on these 3 s).
+        let (slow_any, slow_paced) = (judge(-4.0, &slow, None), judge(-4.0, &slow, Some(0.6)));
+        assert!(slow_paced > slow_any + 0.4, "{slow_any} then {slow_paced}");
+        let short_any = judge(3.0, &brisk_short, None);
+        let short_paced = judge(3.0, &brisk_short, Some(1.4));
+        assert!(
+            short_paced < short_any - 0.4 && short_paced < 0.0,
+            "{short_any} then {short_paced}"
+        );
+        // A wrong pace costs evidence, here less than ln(1/doubt): any speed stays in the mix
+        // with weight `doubt`.
+        let wrong = judge(-4.0, &slow, Some(1.4));
+        assert!(
+            wrong < slow_any && wrong >= slow_any + params.pace_doubt.ln(),
+            "{slow_any} then {wrong}"
+        );
+        // A pace that is no number is no pace.
+        for bad in [f64::NAN, 0.0, -1.0, f64::INFINITY] {
+            assert_eq!(judge(-4.0, &slow, Some(bad)), slow_any, "{bad}");
+        }
     }
 
     #[test]
@@ -419,7 +533,7 @@ mod tests {
         };
         let walk = readings(-3.0, arrived_at_9s);
         let gls = judged(&walk);
-        let naive = evidence(&walk, 10_000, TX, 2.0, independent, Offsets::ANY).unwrap();
+        let naive = evidence(&walk, 10_000, TX, 2.0, independent, Offsets::ANY, Pace::ANY).unwrap();
         assert!(naive > gls, "independent {naive} vs correlated {gls}");
     }
 
@@ -440,6 +554,9 @@ mod tests {
         let few: VecDeque<(u64, i16)> = (0..MIN_READINGS as u64 - 1)
             .map(|i| (i * 100, -60))
             .collect();
-        assert_eq!(evidence(&few, 1_000, TX, 2.0, NOISE, Offsets::ANY), None);
+        assert_eq!(
+            evidence(&few, 1_000, TX, 2.0, NOISE, Offsets::ANY, Pace::ANY),
+            None
+        );
     }
 }

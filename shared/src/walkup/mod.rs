@@ -26,6 +26,7 @@
 
 pub mod arrival;
 pub mod motion;
+pub mod pace;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -75,6 +76,12 @@ pub struct WalkUpParams {
     pub covered_offset_db: (f64, f64),
     /// The same for [`Carry::Uncovered`].
     pub uncovered_offset_db: (f64, f64),
+    /// How far (as a factor `1 + pace_spread`) the wearer's true walking speed may lie from
+    /// the pace the phone reports ([`WalkUpEngine::set_pace`]).
+    pub pace_spread: f64,
+    /// How often the reported pace is further off than that; the arrival test then allows
+    /// any walking speed with this weight.
+    pub pace_doubt: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -107,6 +114,8 @@ impl Default for WalkUpParams {
             carry_doubt: 0.05,
             covered_offset_db: (-8.0, -1.0),
             uncovered_offset_db: (-2.0, 5.0),
+            pace_spread: 0.25,
+            pace_doubt: 0.1,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -223,6 +232,8 @@ pub struct WalkUpEngine {
     /// Time of the first reading after the last motion change (`None` until one arrives).
     motion_since: Option<u64>,
     carry: Carry,
+    /// The wearer's walking speed as the phone last reported it, m/s.
+    pace: Option<f64>,
 }
 
 /// Distance for an RSSI under the log-distance model.
@@ -283,6 +294,17 @@ impl WalkUpEngine {
 
     pub fn carry(&self) -> Carry {
         self.carry
+    }
+
+    /// The wearer's walking pace (m/s) as the phone's step cadence estimates it, kept
+    /// after they stop (an arrival is judged by how they walked up); `None` when the shell
+    /// stops sensing. A pace that is not a positive finite number counts as `None`.
+    pub fn set_pace(&mut self, pace_m_s: Option<f64>) {
+        self.pace = pace_m_s.filter(|v| v.is_finite() && *v > 0.0);
+    }
+
+    pub fn pace(&self) -> Option<f64> {
+        self.pace
     }
 
     /// Feeds one advertisement reading; returns a decision when this reading completes an
@@ -368,6 +390,11 @@ impl WalkUpEngine {
             p.path_loss_exponent,
             noise,
             self.carry.offsets(&p),
+            arrival::Pace {
+                reported: self.pace,
+                spread: p.pace_spread,
+                doubt: p.pace_doubt,
+            },
         )?;
         // NaN never unlocks.
         if evidence.is_nan() || evidence < needed {
