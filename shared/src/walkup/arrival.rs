@@ -161,7 +161,7 @@ pub fn evidence(
 /// The fit of every arrival and every pass-by (or stop short) on the grid at these speeds.
 fn hypotheses(fit: &Fit, speeds: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut arrival = Vec::with_capacity(120 * speeds.len());
-    let mut pass_by = Vec::with_capacity(280 * speeds.len());
+    let mut pass_by = Vec::with_capacity(330 * speeds.len());
     for &v in speeds {
         for stop in STOPS {
             // The stop may still be ahead, as long as the person is within 1 m now.
