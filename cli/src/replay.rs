@@ -296,9 +296,11 @@ mod tests {
             }
             let rows = parse(s.as_bytes()).unwrap();
             let mut out = Vec::new();
-            // A lower bar than the default, which this noise-free bag never reaches.
+            // A lower bar than the default, which this noise-free bag never reaches, and the
+            // pace taken into account (the default ignores it).
             let params = WalkUpParams {
                 min_evidence: 3.0,
+                pace_doubt: 0.1,
                 ..WalkUpParams::default()
             };
             assert_eq!(run(&rows, -59, params, &mut out).unwrap(), 1);

@@ -79,29 +79,38 @@ final class OfflineCoreTests: XCTestCase {
     }
 
     /// The store runs the motion source while scanning; the core turns its samples into the
-    /// wearer's motion and forgets it when scanning stops.
+    /// wearer's motion and walking pace and forgets both when scanning stops.
     func testAccelerometerSamplesBecomeTheWearersMotion() async throws {
         try await onMain {
             let motion = ScriptedMotion()
             let store = try KeywayStore(config: CoreConfig(apiBase: offline, dataDir: tempDir().path), motion: motion)
             try await waitUntil(store, "ready") { $0.ready }
             XCTAssertEqual(store.view.motion, .unknown)
+            XCTAssertNil(store.view.pace)
             store.setScanning(true)
             let sample = try XCTUnwrap(motion.sample, "scanning started the motion source")
-            // Two seconds of strides at 50 Hz: |a| swings ±3 m/s² around gravity at 1.9 Hz.
-            for i in 0..<100 {
-                sample(0.3, 0, 9.81 + 3 * sin(2 * Double.pi * 1.9 * Double(i) / 50))
+            // Four seconds of strides at about 50 Hz: |a| swings ±3 m/s² around gravity at 1.9
+            // steps a second, in real time (the core stamps samples with its own clock).
+            let start = Date()
+            while Date().timeIntervalSince(start) < 4 {
+                let secs = Date().timeIntervalSince(start)
+                sample(0.3, 0, 9.81 + 3 * sin(2 * Double.pi * 1.9 * secs))
                 try await Task.sleep(nanoseconds: 20_000_000)
             }
             try await waitUntil(store, "walking") { $0.motion == .walking }
+            // The steps set the pace: 1.9 steps/s at 0.5·1.9 − 0.3 = 0.65 m a step.
+            try await waitUntil(store, "a pace") { $0.pace != nil }
+            let pace = try XCTUnwrap(store.view.pace)
+            XCTAssertEqual(pace, 1.235, accuracy: 0.12)
             for i in 0..<50 {  // standing: the phone barely moves
                 sample(0.3, 0.02 * sin(Double(i)), 9.81)
                 try await Task.sleep(nanoseconds: 20_000_000)
             }
             try await waitUntil(store, "still") { $0.motion == .still }
+            XCTAssertEqual(store.view.pace, pace)  // standing keeps the walk-up pace
             store.setScanning(false)
             XCTAssertTrue(motion.stopped)
-            try await waitUntil(store, "unknown") { $0.motion == .unknown }
+            try await waitUntil(store, "unknown") { $0.motion == .unknown && $0.pace == nil }
         }
     }
 

@@ -30,7 +30,7 @@ pub struct ViewModel {
     /// How the walk-up engine believes the phone is carried.
     pub carry: crate::walkup::Carry,
     /// The wearer's walking pace as the walk-up engine last heard it, m/s.
-    pub pace_m_s: Option<f64>,
+    pub pace: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, uniffi::Record)]
@@ -223,6 +223,6 @@ pub fn view(model: &Model) -> ViewModel {
         last_walk_up: model.last_walk_up.clone(),
         motion: model.engine.motion(),
         carry: model.engine.carry(),
-        pace_m_s: model.engine.pace(),
+        pace: model.engine.pace(),
     }
 }

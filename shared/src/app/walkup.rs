@@ -310,7 +310,7 @@ mod tests {
         let mut m = model();
         assert_eq!(app.view(&m).motion, Motion::Unknown);
         assert_eq!(app.view(&m).carry, Carry::Unknown);
-        assert_eq!(app.view(&m).pace_m_s, None);
+        assert_eq!(app.view(&m).pace, None);
         // Each report changes its own field and leaves the others as the last one set them.
         use {Carry as C, Motion as M};
         for (json, motion, carry, pace) in [
@@ -343,7 +343,7 @@ mod tests {
             let _ = app.update(event, &mut m);
             let view = app.view(&m);
             assert_eq!(
-                (view.motion, view.carry, view.pace_m_s),
+                (view.motion, view.carry, view.pace),
                 (motion, carry, pace),
                 "{json}"
             );

@@ -80,7 +80,9 @@ pub struct WalkUpParams {
     /// the pace the phone reports ([`WalkUpEngine::set_pace`]).
     pub pace_spread: f64,
     /// How often the reported pace is further off than that; the arrival test then allows
-    /// any walking speed with this weight.
+    /// any walking speed with this weight. 1 (the default) ignores the pace: on the bench,
+    /// using it (0.1) unlocked slow walkers sooner but brisk and pausing ones later, and let
+    /// more people stopping at 2 m through, for no net gain (see `benches/walkup.rs`).
     pub pace_doubt: f64,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
@@ -115,7 +117,7 @@ impl Default for WalkUpParams {
             covered_offset_db: (-8.0, -1.0),
             uncovered_offset_db: (-2.0, 5.0),
             pace_spread: 0.25,
-            pace_doubt: 0.1,
+            pace_doubt: 1.0,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -299,8 +301,8 @@ impl WalkUpEngine {
     /// The wearer's walking pace (m/s) as the phone's step cadence estimates it, kept
     /// after they stop (an arrival is judged by how they walked up); `None` when the shell
     /// stops sensing. A pace that is not a positive finite number counts as `None`.
-    pub fn set_pace(&mut self, pace_m_s: Option<f64>) {
-        self.pace = pace_m_s.filter(|v| v.is_finite() && *v > 0.0);
+    pub fn set_pace(&mut self, pace: Option<f64>) {
+        self.pace = pace.filter(|v| v.is_finite() && *v > 0.0);
     }
 
     pub fn pace(&self) -> Option<f64> {

@@ -123,11 +123,11 @@ class BindingsTest(unittest.TestCase):
         obs = Observer()
         core = k.KeywayCore(k.CoreConfig(api_base="http://127.0.0.1:9", data_dir=self.dir.name), obs)
         view = wait_for(core, obs, lambda v: v["ready"])
-        self.assertIsNone(view["pace_m_s"])
+        self.assertIsNone(view["pace"])
         core.send_event('{"set_pace": 1.3}')
-        wait_for(core, obs, lambda v: v["pace_m_s"] == 1.3)
+        wait_for(core, obs, lambda v: v["pace"] == 1.3)
         core.send_event('{"set_pace": null}')
-        wait_for(core, obs, lambda v: v["pace_m_s"] is None)
+        wait_for(core, obs, lambda v: v["pace"] is None)
         # Walk in real time (the core stamps samples with its clock): 1.8 steps a second, each
         # a jolt of 4 m/s² along gravity, sampled at 50 Hz for 5 s.
         cadence, start = 1.8, time.monotonic()
@@ -136,13 +136,13 @@ class BindingsTest(unittest.TestCase):
             jolt = 4.0 * math.exp(-(((into_step - 0.1) / 0.08) ** 2))
             core.accelerometer(0.2, 0.0, 9.81 + jolt)
             time.sleep(0.02)
-        view = wait_for(core, obs, lambda v: v["pace_m_s"] is not None)
+        view = wait_for(core, obs, lambda v: v["pace"] is not None)
         # speed_for_cadence(1.8) = 1.08 m/s
-        self.assertAlmostEqual(view["pace_m_s"], 1.08, delta=0.1)
+        self.assertAlmostEqual(view["pace"], 1.08, delta=0.1)
         self.assertEqual(view["motion"], "walking")
-        self.assertAlmostEqual(core.view().pace_m_s, view["pace_m_s"], delta=0.1)
+        self.assertAlmostEqual(core.view().pace, view["pace"], delta=0.1)
         core.accelerometer_stopped()
-        wait_for(core, obs, lambda v: v["pace_m_s"] is None and v["motion"] == "unknown")
+        wait_for(core, obs, lambda v: v["pace"] is None and v["motion"] == "unknown")
 
 
 if __name__ == "__main__":

@@ -103,20 +103,29 @@ class ShellTest {
         val s = start()
         eventually("ready", read = { screen(s) }) { it !is Screen.Starting }
         assertEquals(Motion.UNKNOWN, s.view()!!.motion)
-        // Two seconds of strides at 50 Hz: the phone bounces ±3 m/s² along gravity (z) at 1.9 Hz.
-        for (i in 0 until 100) {
-            s.accelerometer(0.3, 0.0, 9.81 + 3.0 * Math.sin(2 * Math.PI * 1.9 * i / 50.0))
+        assertNull(s.view()!!.pace)
+        // Four seconds of strides at about 50 Hz: the phone bounces ±3 m/s² along gravity (z) at
+        // 1.9 steps a second, in real time (the core stamps samples with its own clock).
+        val start = System.nanoTime()
+        while (System.nanoTime() - start < 4_000_000_000L) {
+            val secs = (System.nanoTime() - start) / 1e9
+            s.accelerometer(0.3, 0.0, 9.81 + 3.0 * Math.sin(2 * Math.PI * 1.9 * secs))
             Thread.sleep(20)
         }
         eventually("walking", read = { s.view()!!.motion }) { it == Motion.WALKING }
+        // The steps set the pace: 1.9 steps/s at 0.5·1.9 − 0.3 = 0.65 m a step.
+        val pace = eventually("a pace", read = { s.view()!!.pace }) { it != null }!!
+        assertEquals(1.235, pace, 0.12)
         // Standing: the phone barely moves.
         for (i in 0 until 50) {
             s.accelerometer(0.3, 0.02 * Math.sin(i.toDouble()), 9.81)
             Thread.sleep(20)
         }
         eventually("still", read = { s.view()!!.motion }) { it == Motion.STILL }
+        assertEquals(pace, s.view()!!.pace!!, 1e-9) // standing keeps the walk-up pace
         s.accelerometerStopped()
         eventually("unknown", read = { s.view()!!.motion }) { it == Motion.UNKNOWN }
+        eventually("no pace", read = { s.view()!!.pace }) { it == null }
         assertEquals("{\"set_motion\":\"walking\"}", ShellEvent.SetMotion(Motion.WALKING).json())
     }
 
