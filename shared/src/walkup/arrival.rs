@@ -9,7 +9,8 @@
 //! falls.
 //!
 //! So the test fits the raw readings of the last `fit_ms` under both hypotheses with the
-//! log-distance model, each over a grid of walking speeds and timings (the alternative also
+//! log-distance model, each over a grid of walking speeds (narrowed around the wearer's pace
+//! when the caller trusts it, see [`Pace`]) and timings (the alternative also
 //! holds walking up and stopping short, at 2–3 m), with the carry offset
 //! fitted in closed form (least squares, clamped to a plausible range; narrower when the phone
 //! reports how it is carried, see [`Offsets`]), and compares their
