@@ -4,7 +4,8 @@
 //! no change) replays what the phone's motion detector said, from that row on, and an optional
 //! `carry` column (`covered`, `uncovered`, `unknown`, or empty) what its proximity sensor said,
 //! and an optional `pace` column (walking speed in m/s, `unknown`, or empty) what its step
-//! counter said; without them the engine decides on RSSI alone. Output: one JSON line per unlock decision,
+//! counter said (kept, but with the default parameters not used, like a phone's); without them
+//! the engine decides on RSSI alone. Output: one JSON line per unlock decision,
 //! nothing else on stdout.
 
 use anyhow::{Context, bail};

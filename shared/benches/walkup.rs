@@ -113,15 +113,12 @@ const PACE_AFTER_MS: u64 = 3_000;
 
 /// The pace the phone reports for a trace, if any.
 fn report_pace(rng: &mut Rng, walking_m_s: f64) -> Option<f64> {
-    if !PACE.get().copied().unwrap_or(true) || !MOTION.get().copied().unwrap_or(true) {
-        return None;
-    }
     let error = PACE_ERROR.get().copied().unwrap_or(0.15);
     let unknown = PACE_UNKNOWN.get().copied().unwrap_or(0.10);
-    if rng.uniform() < unknown {
-        return None;
-    }
-    Some(walking_m_s * (error * rng.normal()).exp())
+    // Drawn whatever the flags, so that `--no-pace` leaves every other draw as it was.
+    let pace = (rng.uniform() >= unknown).then(|| walking_m_s * (error * rng.normal()).exp());
+    let reported = PACE.get().copied().unwrap_or(true) && MOTION.get().copied().unwrap_or(true);
+    pace.filter(|_| reported)
 }
 
 /// What the phone's proximity sensor reports for a trace: its carry offset says whether it
@@ -1525,7 +1522,7 @@ fn cold_start() {
     );
 }
 
-/// CPU time of one arrival test on a full 5 s window heard 20 times a second (a phone near a
+/// Wall time of one arrival test on a full 5 s window heard 20 times a second (a phone near a
 /// door runs one at most every 50 ms), without a pace and with one (taken into account with
 /// doubt 0.1, as `--pace-doubt 0.1`).
 fn arrival_cost(params: WalkUpParams) {

@@ -170,7 +170,7 @@ impl BleTransport for ForeignBle {
 
 /// What the core makes of the shell's accelerometer samples.
 #[derive(Debug, Default)]
-struct StepSensing {
+struct Accelerometer {
     motion: MotionDetector,
     pace: PaceMeter,
 }
@@ -180,7 +180,7 @@ struct StepSensing {
 pub struct KeywayCore {
     runtime: Runtime,
     adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
-    steps: Mutex<StepSensing>,
+    accelerometer: Mutex<Accelerometer>,
     // Dropped last: the runtime's tasks live here.
     _tokio: tokio::runtime::Runtime,
 }
@@ -251,7 +251,7 @@ impl KeywayCore {
             Ok(Arc::new(Self {
                 runtime,
                 adverts,
-                steps: Mutex::default(),
+                accelerometer: Mutex::default(),
                 _tokio: tokio,
             }))
         })
@@ -309,12 +309,12 @@ impl KeywayCore {
     /// engine only the changes.
     pub fn accelerometer(&self, x: f64, y: f64, z: f64) {
         let now = now_ms();
-        self.steps_changed(|s| (s.motion.push(now, x, y, z), s.pace.push(now, x, y, z)));
+        self.accelerometer_changed(|a| (a.motion.push(now, x, y, z), a.pace.push(now, x, y, z)));
     }
 
     /// The shell stopped the accelerometer: the engine goes back to RSSI alone.
     pub fn accelerometer_stopped(&self) {
-        self.steps_changed(|s| (s.motion.stop(), s.pace.stop()));
+        self.accelerometer_changed(|a| (a.motion.stop(), a.pace.stop()));
     }
 
     /// The proximity sensor (the one that darkens the screen during a call) became covered
@@ -336,11 +336,11 @@ impl KeywayCore {
 }
 
 impl KeywayCore {
-    fn steps_changed(
+    fn accelerometer_changed(
         &self,
-        f: impl FnOnce(&mut StepSensing) -> (Option<Motion>, Option<Option<f64>>),
+        f: impl FnOnce(&mut Accelerometer) -> (Option<Motion>, Option<Option<f64>>),
     ) {
-        let (motion, pace) = f(&mut self.steps.lock().unwrap_or_else(|p| p.into_inner()));
+        let (motion, pace) = f(&mut self.accelerometer.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(motion) = motion {
             self.runtime.send(Event::SetMotion(motion));
         }

@@ -92,14 +92,16 @@ impl Pace {
         doubt: 1.0,
     };
 
-    /// Speeds the reported pace makes likely: a geometric grid across its spread.
+    /// Speeds the reported pace makes likely: a geometric grid across its spread. A pace is
+    /// held to walking speeds (a tiny one would stretch the arrival grid without end), and a
+    /// spread or doubt that is no probability or factor means the pace is not used.
     fn likely_speeds(self) -> Option<[f64; PACE_SPEEDS]> {
         let v = self.reported.filter(|v| v.is_finite() && *v > 0.0)?;
-        let spread = self.spread.max(0.0);
-        if !spread.is_finite() || !(0.0..1.0).contains(&self.doubt) {
+        let v = v.clamp(SPEEDS[0] / 2.0, SPEEDS[SPEEDS.len() - 1] * 1.5);
+        if !(0.0..=1.0).contains(&self.spread) || !(0.0..1.0).contains(&self.doubt) {
             return None;
         }
-        let ratio = 1.0 + spread;
+        let ratio = 1.0 + self.spread;
         Some(std::array::from_fn(|i| {
             let f = i as f64 / (PACE_SPEEDS - 1) as f64;
             v / ratio * ratio.powf(2.0 * f)
@@ -497,10 +499,15 @@ mod tests {
             wrong < slow_any && wrong >= slow_any + PACE_DOUBT.ln(),
             "{slow_any} then {wrong}"
         );
-        // A pace that is no number is no pace.
+        // A pace that is no number is no pace, and one far below walking counts as the
+        // slowest walk (and returns, rather than fitting an endless grid).
         for bad in [f64::NAN, 0.0, -1.0, f64::INFINITY] {
             assert_eq!(judge(-4.0, &slow, Some(bad)), slow_any, "{bad}");
         }
+        assert_eq!(
+            judge(-4.0, &slow, Some(1e-9)),
+            judge(-4.0, &slow, Some(0.3))
+        );
     }
 
     #[test]

@@ -523,6 +523,29 @@ mod tests {
     }
 
     #[test]
+    fn the_pace_is_kept_but_by_default_not_used() {
+        // The same approach with no pace, the true one and a wrong one: same decision.
+        let mut decisions = vec![];
+        for pace in [None, Some(1.2), Some(0.6)] {
+            let mut e = engine();
+            e.set_pace(pace);
+            assert_eq!(e.pace(), pace);
+            decisions.push(walk(&mut e, 1_000, 10.0, 0.5, 5_000));
+        }
+        assert_eq!(decisions[0].len(), 1);
+        assert!(
+            decisions.iter().all(|d| *d == decisions[0]),
+            "{decisions:?}"
+        );
+        // What is not a speed is no pace.
+        let mut e = engine();
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+            e.set_pace(Some(bad));
+            assert_eq!(e.pace(), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn a_door_heard_thirty_times_a_second_unlocks_once_in_time() {
         for gap_ms in [33, 100] {
             let mut e = engine();

@@ -11,22 +11,25 @@
 
 use std::collections::VecDeque;
 
-/// Steps counted for one estimate: a few strides, so one missed or doubled jolt shifts the
-/// cadence by a fraction only.
-pub const WINDOW_MS: u64 = 4_000;
+/// Steps counted for one estimate: a few strides. The cadence is the median gap between them,
+/// so one missed step (a doubled gap) or one extra jolt (a split gap) does not move it.
+const WINDOW_MS: u64 = 4_000;
 /// Fewer steps than this in the window say nothing yet.
-pub const MIN_STEPS: usize = 4;
+const MIN_STEPS: usize = 4;
 /// A jolt is a step when |a| rises this far above its recent mean, m/s² (walking swings it by
 /// 1–4; turning the phone over in a hand by less than 0.5).
-pub const STEP_RISE: f64 = 0.6;
+const STEP_RISE: f64 = 0.6;
 /// Two jolts closer than this are one step (heel strike and toe-off), ms: 4 steps/s is a run.
-pub const MIN_STEP_MS: u64 = 250;
+const MIN_STEP_MS: u64 = 250;
+/// |a| above this (20 g) is a knock or a broken sensor, not a step, m/s².
+const MAX_MAGNITUDE: f64 = 200.0;
 /// The mean |a| is taken over this long, about two steps.
 const MEAN_MS: u64 = 1_000;
-/// No step for this long: the wearer stopped, and the last pace stands.
+/// No step for this long: the wearer stopped, and the last pace stands until they have walked
+/// a few steps again (a pause is not counted into the cadence).
 const STOPPED_MS: u64 = 1_500;
 /// A gap in the samples longer than this means the sensor stopped: start over.
-pub const MAX_GAP_MS: u64 = 1_000;
+const MAX_GAP_MS: u64 = 1_000;
 /// A new estimate is reported only when it moved by more than this fraction.
 const REPORT_CHANGE: f64 = 0.05;
 
@@ -65,7 +68,7 @@ impl PaceMeter {
     /// changed enough to report (`Some(None)`: no pace any more, the sensor restarted).
     pub fn push(&mut self, t_ms: u64, x: f64, y: f64, z: f64) -> Option<Option<f64>> {
         let magnitude = (x * x + y * y + z * z).sqrt();
-        if !magnitude.is_finite() {
+        if !magnitude.is_finite() || magnitude > MAX_MAGNITUDE {
             return None;
         }
         if self
@@ -98,17 +101,27 @@ impl PaceMeter {
             && self.steps.back().is_none_or(|&s| t_ms - s >= MIN_STEP_MS)
         {
             self.in_step = true;
+            if self.steps.back().is_some_and(|&s| t_ms - s > STOPPED_MS) {
+                self.steps.clear(); // walking again after a pause
+            }
             self.steps.push_back(t_ms);
         }
         while self.steps.front().is_some_and(|&s| t_ms - s > WINDOW_MS) {
             self.steps.pop_front();
         }
-        let (&first, &last) = (self.steps.front()?, self.steps.back()?);
+        let &last = self.steps.back()?;
         if self.steps.len() < MIN_STEPS || t_ms - last > STOPPED_MS {
             return None; // not walking (yet): the last pace stands
         }
-        let cadence = (self.steps.len() - 1) as f64 / ((last - first) as f64 / 1000.0);
-        let pace = speed_for_cadence(cadence);
+        let mut gaps: Vec<u64> = self
+            .steps
+            .iter()
+            .zip(self.steps.iter().skip(1))
+            .map(|(a, b)| b - a)
+            .collect();
+        gaps.sort_unstable();
+        let median_ms = gaps[gaps.len() / 2] as f64;
+        let pace = speed_for_cadence(1000.0 / median_ms);
         let changed = self
             .reported
             .is_none_or(|old| (pace / old - 1.0).abs() > REPORT_CHANGE);
@@ -143,10 +156,22 @@ mod tests {
         cadence: f64,
         swing: f64,
     ) -> Vec<(u64, Option<f64>)> {
+        walk_with(m, t0, ms, cadence, |_| swing)
+    }
+
+    /// The same with the swing of each step by its number from 0 (0: a step the phone missed).
+    fn walk_with(
+        m: &mut PaceMeter,
+        t0: u64,
+        ms: u64,
+        cadence: f64,
+        swing_of: impl Fn(u64) -> f64,
+    ) -> Vec<(u64, Option<f64>)> {
         (0..ms / 20)
             .filter_map(|i| {
                 let t = t0 + i * 20;
                 let s = (t - t0) as f64 / 1000.0;
+                let swing = swing_of((s * cadence) as u64);
                 let phase = (s * cadence).fract() / cadence; // seconds into this step
                 let bump = |at: f64, width: f64| (-((phase - at) / width).powi(2)).exp();
                 let jolt = swing * (bump(0.05, 0.04) + 0.4 * bump(0.17, 0.03)) - swing * 0.15;
@@ -187,6 +212,48 @@ mod tests {
     }
 
     #[test]
+    fn a_missed_step_or_a_pause_does_not_slow_the_pace() {
+        let expected = speed_for_cadence(1.8);
+        let close = |m: &PaceMeter| m.pace().is_some_and(|p| (p / expected - 1.0).abs() < 0.05);
+        // Every fifth step too soft to count: the median gap is still one step.
+        let mut m = PaceMeter::new();
+        walk_with(
+            &mut m,
+            0,
+            8_000,
+            1.8,
+            |step| if step % 5 == 3 { 0.0 } else { 3.0 },
+        );
+        assert!(close(&m), "{:?}", m.pace());
+        // Walking, a 3 s pause, walking again: the pause is not a long stride.
+        let mut m = PaceMeter::new();
+        walk(&mut m, 0, 6_000, 1.8, 3.0);
+        walk(&mut m, 6_000, 3_000, 1.0, 0.0);
+        let again = walk(&mut m, 9_000, 4_000, 1.8, 3.0);
+        assert!(close(&m), "{again:?}");
+        assert!(
+            again.is_empty(),
+            "the same pace again is no news: {again:?}"
+        );
+    }
+
+    #[test]
+    fn broken_samples_are_ignored_and_time_going_back_starts_over() {
+        let mut m = PaceMeter::new();
+        walk(&mut m, 0, 6_000, 1.8, 3.0);
+        let pace = m.pace();
+        assert!(pace.is_some());
+        // Garbage mid-walk changes nothing: NaN, or a knock of 50 g.
+        assert_eq!(m.push(6_000, f64::NAN, 0.0, G), None);
+        assert_eq!(m.push(6_010, 0.0, 0.0, 500.0), None);
+        walk(&mut m, 6_020, 2_000, 1.8, 3.0);
+        assert_eq!(m.pace(), pace);
+        // A clock that jumps back (the shell restarted the sensor): forget the pace.
+        assert_eq!(m.push(1_000, 0.0, 0.0, G), Some(None));
+        assert_eq!(m.pace(), None);
+    }
+
+    #[test]
     fn stopping_keeps_the_pace_and_a_sensor_gap_forgets_it() {
         let mut m = PaceMeter::new();
         walk(&mut m, 0, 6_000, 1.8, 3.0);
@@ -200,7 +267,5 @@ mod tests {
         assert_eq!(m.stop(), None);
         walk(&mut m, 12_000, 6_000, 1.8, 3.0);
         assert_eq!(m.stop(), Some(None));
-        // Garbage from a broken sensor is ignored.
-        assert_eq!(m.push(20_000, f64::NAN, 0.0, G), None);
     }
 }
