@@ -259,20 +259,33 @@ mod tests {
         assert_eq!(run(&rows, -59, params, &mut Vec::new()).unwrap(), 1);
     }
 
+    /// `rows` noise-free readings of lock A every 100 ms at `distance(row)` plus `offset_db`,
+    /// with a `column` whose first row says `value` and the rest nothing.
+    fn walk_to(
+        column: &str,
+        value: &str,
+        rows: u64,
+        offset_db: f64,
+        distance: impl Fn(u64) -> f64,
+    ) -> Vec<Row> {
+        let mut s = format!("t_ms,lock,rssi,{column}\n");
+        for i in 0..rows {
+            let value = if i == 0 { value } else { "" };
+            let rssi = -59.0 - 20.0 * distance(i).log10() + offset_db;
+            s.push_str(&format!("{},A,{rssi:.0},{value}\n", i * 100));
+        }
+        parse(s.as_bytes()).unwrap()
+    }
+
     #[test]
     fn a_carry_column_bounds_the_signal_loss_allowed_for() {
         // Walked up to 2 m and stood there, phone held high (+4 dB). Reported covered, that
         // level is a bagged phone at the door; reported in the hand, or not at all, it is not.
         // (A low bar, so the report alone decides.)
         let replay = |carry: &str| {
-            let mut s = String::from("t_ms,lock,rssi,carry\n");
-            for i in 0..150u64 {
-                let d = (10.0 - 0.12 * i as f64).max(2.0);
-                let carry = if i == 0 { carry } else { "" };
-                let rssi = -59.0 - 20.0 * d.log10() + 4.0;
-                s.push_str(&format!("{},A,{rssi:.0},{carry}\n", i * 100));
-            }
-            let rows = parse(s.as_bytes()).unwrap();
+            let rows = walk_to("carry", carry, 150, 4.0, |i| {
+                (10.0 - 0.12 * i as f64).max(2.0)
+            });
             let params = WalkUpParams {
                 min_evidence: 2.0,
                 ..WalkUpParams::default()
@@ -288,14 +301,9 @@ mod tests {
     fn a_pace_column_lets_a_slow_arrival_unlock_sooner() {
         // A slow walker (0.6 m/s) with a bagged phone (−4 dB) walks up to 0.5 m and stays.
         let replay = |pace: &str| {
-            let mut s = String::from("t_ms,lock,rssi,pace\n");
-            for i in 0..250u64 {
-                let d = (8.0 - 0.06 * i as f64).max(0.5);
-                let pace = if i == 0 { pace } else { "" };
-                let rssi = -59.0 - 20.0 * d.log10() - 4.0;
-                s.push_str(&format!("{},A,{rssi:.0},{pace}\n", i * 100));
-            }
-            let rows = parse(s.as_bytes()).unwrap();
+            let rows = walk_to("pace", pace, 250, -4.0, |i| {
+                (8.0 - 0.06 * i as f64).max(0.5)
+            });
             let mut out = Vec::new();
             // A lower bar than the default, which this noise-free bag never reaches, and the
             // pace taken into account (the default ignores it).

@@ -141,11 +141,7 @@ pub fn evidence(
         ),
         Some(speeds) => {
             let (arrival_likely, pass_by_likely) = hypotheses(&fit, &speeds);
-            let mix = |likely: f64, any: f64| {
-                let (l, a) = (likely + (1.0 - pace.doubt).ln(), any + pace.doubt.ln());
-                let top = l.max(a);
-                top + ((l - top).exp() + (a - top).exp()).ln()
-            };
+            let mix = |likely: f64, any: f64| ln_mix(pace.doubt, likely, any);
             (
                 mix(
                     fit.log_mean_likelihood(&arrival_likely),
@@ -322,10 +318,7 @@ impl Fit {
         }
         let (lo, hi) = self.offsets.likely;
         let anywhere = within((lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)));
-        // −ln((1 − doubt)·e^−likely + doubt·e^−anywhere), stably: the wider range fits at
-        // least as well, so anywhere ≤ likely.
-        anywhere
-            - ((1.0 - self.offsets.doubt) * (anywhere - likely).exp() + self.offsets.doubt).ln()
+        -ln_mix(self.offsets.doubt, -likely, -anywhere)
     }
 
     /// `ln mean(exp(−sse))` over a hypothesis's grid, computed stably.
@@ -334,6 +327,14 @@ impl Fit {
         let sum: f64 = sses.iter().map(|e| (-(e - best)).exp()).sum();
         -best + (sum / sses.len() as f64).ln()
     }
+}
+
+/// `ln((1 − doubt)·e^likely + doubt·e^any)`, computed stably: a log-likelihood when the
+/// likely assumption holds except with probability `doubt`.
+fn ln_mix(doubt: f64, likely: f64, any: f64) -> f64 {
+    let (l, a) = (likely + (1.0 - doubt).ln(), any + doubt.ln());
+    let top = l.max(a);
+    top + ((l - top).exp() + (a - top).exp()).ln()
 }
 
 /// Cholesky factor `L` (row-major, lower) of a symmetric positive-definite matrix given by its
