@@ -1675,7 +1675,7 @@ fn cold_start() {
 /// door runs one at most every 50 ms), without a pace and with one (taken into account with
 /// doubt 0.1, as `--pace-doubt 0.1`).
 fn arrival_cost(params: WalkUpParams) {
-    use keyway_shared::walkup::arrival::{self, Noise, Offsets, Pace};
+    use keyway_shared::walkup::arrival::{self, Model, Noise, Offsets, Pace};
     let readings: std::collections::VecDeque<(u64, i16)> = (0..100u64)
         .map(|i| {
             let d = (5.0 - 0.05 * i as f64).max(0.5);
@@ -1685,10 +1685,15 @@ fn arrival_cost(params: WalkUpParams) {
             )
         })
         .collect();
-    let noise = Noise {
-        per_reading_db: params.noise_db,
-        correlated_db: params.correlated_noise_db,
-        correlation_ms: params.correlation_ms as f64,
+    let model = Model {
+        tx_power: TX,
+        path_loss_exponent: 2.0,
+        noise: Noise {
+            per_reading_db: params.noise_db,
+            correlated_db: params.correlated_noise_db,
+            correlation_ms: params.correlation_ms as f64,
+        },
+        walks: params.walks,
     };
     let paced = Pace {
         reported: Some(1.0),
@@ -1699,7 +1704,7 @@ fn arrival_cost(params: WalkUpParams) {
         let mut times = vec![];
         for _ in 0..200 {
             let t = std::time::Instant::now();
-            let e = arrival::evidence(&readings, 10_000, TX, 2.0, noise, Offsets::ANY, pace);
+            let e = arrival::evidence(&readings, 10_000, &model, Offsets::ANY, pace);
             std::hint::black_box(e);
             times.push(t.elapsed().as_secs_f64() * 1e6);
         }
@@ -1775,6 +1780,15 @@ fn main() {
     }
     if let Some(v) = arg("--pace-doubt") {
         params.pace_doubt = v;
+    }
+    if let Some(v) = arg("--passing") {
+        params.walks.passing = v;
+    }
+    if let Some(v) = arg("--slowing") {
+        params.walks.slowing = v;
+    }
+    if let Some(v) = arg("--paused") {
+        params.walks.paused = v;
     }
     if args.iter().any(|a| a == "--no-carry") {
         CARRY.set(false).expect("set once");

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -43,7 +44,43 @@ pub fn free_port() -> u16 {
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite,
-    Postgres(String),
+    Postgres(Arc<PgDatabase>),
+}
+
+/// A PostgreSQL database made for one test (`url`), dropped when the last `Db` naming it is,
+/// so test runs against a developer's server do not pile up databases.
+#[derive(Debug)]
+pub struct PgDatabase {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await; a thread with its own runtime can, whichever runtime (if any)
+        // this runs on. FORCE closes connections a killed server may have left.
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || -> Result<()> {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await?;
+                Ok(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
 }
 
 impl Db {
@@ -62,7 +99,7 @@ impl Db {
     }
 }
 
-async fn fresh_pg_database(admin_url: &str) -> Result<String> {
+async fn fresh_pg_database(admin_url: &str) -> Result<Arc<PgDatabase>> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
     let mut suffix = [0u8; 6];
@@ -72,11 +109,16 @@ async fn fresh_pg_database(admin_url: &str) -> Result<String> {
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await?;
+    conn.close().await?;
     let base = admin_url
         .rsplit_once('/')
         .map(|(b, _)| b)
         .unwrap_or(admin_url);
-    Ok(format!("{base}/{name}"))
+    Ok(Arc::new(PgDatabase {
+        url: format!("{base}/{name}"),
+        admin_url: admin_url.to_owned(),
+        name,
+    }))
 }
 
 /// A child process killed when dropped.
@@ -142,8 +184,8 @@ impl Server {
         std::fs::create_dir_all(dir)?;
         let mut cmd = Command::new(bin("keyway-server"));
         cmd.arg("--data-dir").arg(dir);
-        if let Db::Postgres(url) = db {
-            cmd.arg("--database-url").arg(url);
+        if let Db::Postgres(pg) = db {
+            cmd.arg("--database-url").arg(&pg.url);
         }
         cmd.args([
             "serve",

@@ -24,7 +24,42 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub backend: &'static str,
     _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database made for this test, dropped with the last server on it.
+    scratch: Option<Arc<ScratchDatabase>>,
     handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A PostgreSQL database made for one test and dropped after it, so test runs against a
+/// developer's server do not pile up databases.
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await; a thread with its own runtime can, whichever runtime (if any)
+        // this runs on. FORCE closes the connections a server's pool may still hold.
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            use sqlx::Executor;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let admin = sqlx::AnyPool::connect(&url).await?;
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                admin.execute(sqlx::AssertSqlSafe(sql)).await?;
+                admin.close().await;
+                Ok::<_, sqlx::Error>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
 }
 
 impl Drop for TestServer {
@@ -86,11 +121,17 @@ impl TestServer {
             .await
             .unwrap();
         admin.close().await;
+        let scratch = Arc::new(ScratchDatabase {
+            admin_url: url.to_owned(),
+            name: name.clone(),
+        });
         let (base, _) = url.rsplit_once('/').unwrap();
         let db = keyway_server::db::connect(&format!("{base}/{name}"))
             .await
             .unwrap();
-        Self::start(db, settings, None, "postgres").await
+        let mut server = Self::start(db, settings, None, "postgres").await;
+        server.scratch = Some(scratch);
+        server
     }
 
     /// A second server instance on the same database (PostgreSQL multi-instance tests).
@@ -98,7 +139,9 @@ impl TestServer {
         let db = keyway_server::db::connect(&self.state.db.url)
             .await
             .unwrap();
-        Self::start(db, self.state.settings.clone(), None, self.backend).await
+        let mut server = Self::start(db, self.state.settings.clone(), None, self.backend).await;
+        server.scratch = self.scratch.clone();
+        server
     }
 
     async fn start(
@@ -117,6 +160,7 @@ impl TestServer {
             http: keyway_server::util::http_client().build().unwrap(),
             backend,
             _dir: dir,
+            scratch: None,
             handle: Some(running.handle),
         }
     }
@@ -129,6 +173,7 @@ impl TestServer {
             http: keyway_server::util::http_client().build().unwrap(),
             backend: like.backend,
             _dir: None,
+            scratch: like.scratch.clone(),
             handle: None,
         }
     }

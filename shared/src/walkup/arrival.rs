@@ -112,14 +112,67 @@ impl Pace {
 /// Speeds fitted around a reported pace.
 const PACE_SPEEDS: usize = 5;
 
+/// What the test assumes about the door's radio and about how people walk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    /// The door's advertised RSSI at 1 m, dBm.
+    pub tx_power: i8,
+    pub path_loss_exponent: f64,
+    pub noise: Noise,
+    pub walks: Walks,
+}
+
+/// How people end a walk near a door, as prior weights (each a share, 0 to 1).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Walks {
+    /// Of the alternative to arriving: passing by (the rest walked up and stopped short).
+    pub passing: f64,
+    /// Of walks that end in a stop (at the door or short of it): slowing down evenly over the
+    /// last 1–2 m rather than stopping dead.
+    pub slowing: f64,
+    /// Of those walks: having paused 2–4 m out, within the fitted window, before walking on.
+    /// The rest walk in at one speed and stop.
+    pub paused: f64,
+}
+
+impl Default for Walks {
+    fn default() -> Self {
+        Walks::STRAIGHT
+    }
+}
+
+impl Walks {
+    /// Every stop made dead at one speed, and passing as likely as its share of that grid's
+    /// hypotheses: the test as it was before walks could slow down or pause.
+    pub const STRAIGHT: Walks = Walks {
+        passing: PASSING_SHARE,
+        slowing: 0.0,
+        paused: 0.0,
+    };
+
+    /// Weights of the straight, slowing and paused walks; a weight out of range counts as 0.
+    fn gaits(self) -> [f64; 3] {
+        let share = |w: f64| {
+            if w.is_finite() {
+                w.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        let (slowing, paused) = (share(self.slowing), share(self.paused));
+        [(1.0 - slowing - paused).max(0.0), slowing, paused]
+    }
+}
+
+/// Passing's share of the straight grid: 4 distances × 51 timings against 3 stops × 41.
+const PASSING_SHARE: f64 = 204.0 / 327.0;
+
 /// Log-likelihood ratio (nats) of arrival against pass-by for the readings `(t_ms, rssi)`,
 /// judged at `now_ms`. `None` with fewer than [`MIN_READINGS`].
 pub fn evidence(
     readings: &VecDeque<(u64, i16)>,
     now_ms: u64,
-    tx_power: i8,
-    path_loss_exponent: f64,
-    noise: Noise,
+    model: &Model,
     offsets: Offsets,
     pace: Pace,
 ) -> Option<f64> {
@@ -128,67 +181,171 @@ pub fn evidence(
     }
     let fit = Fit::new(
         &bins(readings, now_ms),
-        noise,
-        tx_power as f64,
-        10.0 * path_loss_exponent,
+        model.noise,
+        model.tx_power as f64,
+        10.0 * model.path_loss_exponent,
         offsets,
     );
-    let (arrival, pass_by) = hypotheses(&fit, &SPEEDS);
-    let (arrival, pass_by) = match pace.likely_speeds() {
-        None => (
-            fit.log_mean_likelihood(&arrival),
-            fit.log_mean_likelihood(&pass_by),
-        ),
+    let any = Hypotheses::fit(&fit, &SPEEDS, model.walks);
+    let (arrival, alternative) = match pace.likely_speeds() {
+        None => (any.arrival(), any.alternative()),
         Some(speeds) => {
-            let (arrival_likely, pass_by_likely) = hypotheses(&fit, &speeds);
+            let likely = Hypotheses::fit(&fit, &speeds, model.walks);
             let mix = |likely: f64, any: f64| ln_mix(pace.doubt, likely, any);
             (
-                mix(
-                    fit.log_mean_likelihood(&arrival_likely),
-                    fit.log_mean_likelihood(&arrival),
-                ),
-                mix(
-                    fit.log_mean_likelihood(&pass_by_likely),
-                    fit.log_mean_likelihood(&pass_by),
-                ),
+                mix(likely.arrival(), any.arrival()),
+                mix(likely.alternative(), any.alternative()),
             )
         }
     };
-    Some(arrival - pass_by)
+    Some(arrival - alternative)
 }
 
-/// The fit of every arrival and every pass-by (or stop short) on the grid at these speeds.
-fn hypotheses(fit: &Fit, speeds: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let mut arrival = Vec::with_capacity(120 * speeds.len());
-    let mut pass_by = Vec::with_capacity(330 * speeds.len());
-    for &v in speeds {
-        for stop in STOPS {
-            // The stop may still be ahead, as long as the person is within 1 m now.
-            let latest = (1.0 - stop) / v;
-            let mut stopped_at = -2.0;
-            while stopped_at <= latest + 1e-9 {
-                arrival.push(fit.sse(|t| stop + v * (stopped_at - t).max(0.0)));
-                stopped_at += TIME_STEP_S;
+/// How a walk that ends in a stop got there.
+#[derive(Debug, Clone, Copy)]
+enum Gait {
+    /// At one speed, stopping dead.
+    Straight,
+    /// Slowing down evenly over this many metres.
+    Slowing(f64),
+    /// Having stood at this distance (m) before walking on at one speed.
+    Paused(f64),
+}
+
+/// Braking distances of a slowing walk, metres.
+const BRAKING_M: [f64; 2] = [1.0, 2.0];
+/// Where a paused walk stood, metres from the door.
+const PAUSED_AT_M: [f64; 3] = [2.0, 3.0, 4.0];
+/// A pause must show for this long in the window, s (else it is a straight walk there).
+const PAUSE_SEEN_S: f64 = 0.5;
+
+impl Gait {
+    /// Distance from the door `before` seconds before stopping at `stop` (after the stop when
+    /// negative), walking at `v`.
+    fn distance(self, v: f64, stop: f64, before: f64) -> f64 {
+        let before = before.max(0.0);
+        match self {
+            Gait::Straight => stop + v * before,
+            Gait::Slowing(braking) => {
+                let braking_s = 2.0 * braking / v;
+                if before <= braking_s {
+                    stop + braking * (before / braking_s).powi(2)
+                } else {
+                    stop + braking + v * (before - braking_s)
+                }
             }
-        }
-        for b in PASS_DISTANCES {
-            let mut closest_at = -2.5;
-            while closest_at <= 2.5 + 1e-9 {
-                pass_by.push(fit.sse(|t| (b * b + (v * (t - closest_at)).powi(2)).sqrt()));
-                closest_at += TIME_STEP_S;
-            }
-        }
-        // Not arriving either: walked up and stopped at 2 m or more (already standing now, and
-        // perhaps for the whole window).
-        for stop in SHORT_STOPS {
-            let mut stopped_at = -4.0;
-            while stopped_at <= 1e-9 {
-                pass_by.push(fit.sse(|t| stop + v * (stopped_at - t).max(0.0)));
-                stopped_at += TIME_STEP_S;
-            }
+            Gait::Paused(at) => (stop + v * before).min(at),
         }
     }
-    (arrival, pass_by)
+
+    /// Every gait of kind `kind` (0 straight, 1 slowing, 2 paused) that can end at `stop`.
+    fn all(kind: usize, stop: f64) -> Vec<Gait> {
+        match kind {
+            0 => vec![Gait::Straight],
+            1 => BRAKING_M.map(Gait::Slowing).to_vec(),
+            _ => PAUSED_AT_M
+                .into_iter()
+                .filter(|at| *at >= stop + 1.0)
+                .map(Gait::Paused)
+                .collect(),
+        }
+    }
+}
+
+/// Negative log-likelihoods of every hypothesis on the grid, and the prior weights that
+/// combine them.
+struct Hypotheses {
+    walks: Walks,
+    /// Arrived within 1 m, and walked up straight, slowing or after a pause.
+    arrived: [Vec<f64>; 3],
+    /// Stopped short at 2–3 m, by the same gaits.
+    stopped_short: [Vec<f64>; 3],
+    passing: Vec<f64>,
+}
+
+impl Hypotheses {
+    /// Fits every hypothesis at these speeds (gaits with no weight are skipped).
+    fn fit(fit: &Fit, speeds: &[f64], walks: Walks) -> Self {
+        let gaits = walks.gaits();
+        let earliest = fit.times.first().copied().unwrap_or(0.0);
+        let mut h = Hypotheses {
+            walks,
+            arrived: Default::default(),
+            stopped_short: Default::default(),
+            passing: Vec::with_capacity(210 * speeds.len()),
+        };
+        // A stop at `stop`, `stopped_at` s from now, at speed `v`, walking `gait`.
+        let sse = |gait: Gait, v: f64, stop: f64, stopped_at: f64| {
+            fit.sse(|t| gait.distance(v, stop, stopped_at - t))
+        };
+        // A pause must show in the window, or the walk is a straight one there.
+        let paused_in_view = |gait: Gait, v: f64, stop: f64, stopped_at: f64| match gait {
+            Gait::Paused(at) => stopped_at - (at - stop) / v >= earliest + PAUSE_SEEN_S,
+            _ => true,
+        };
+        for &v in speeds {
+            for kind in (0..3).filter(|&k| gaits[k] > 0.0) {
+                for stop in STOPS {
+                    for gait in Gait::all(kind, stop) {
+                        // The stop may still be ahead, as long as the person is within 1 m now.
+                        let mut step = 0;
+                        loop {
+                            let stopped_at = -2.0 + step as f64 * TIME_STEP_S;
+                            if gait.distance(v, stop, stopped_at) > 1.0 + 1e-9 {
+                                break;
+                            }
+                            if paused_in_view(gait, v, stop, stopped_at) {
+                                h.arrived[kind].push(sse(gait, v, stop, stopped_at));
+                            }
+                            step += 1;
+                        }
+                    }
+                }
+                // Not arriving either: walked up and stopped at 2 m or more (already standing
+                // now, and perhaps for the whole window).
+                for stop in SHORT_STOPS {
+                    for gait in Gait::all(kind, stop) {
+                        for step in 0..=40 {
+                            let stopped_at = -4.0 + step as f64 * TIME_STEP_S;
+                            if paused_in_view(gait, v, stop, stopped_at) {
+                                h.stopped_short[kind].push(sse(gait, v, stop, stopped_at));
+                            }
+                        }
+                    }
+                }
+            }
+            for b in PASS_DISTANCES {
+                for step in 0..=50 {
+                    let closest_at = -2.5 + step as f64 * TIME_STEP_S;
+                    h.passing
+                        .push(fit.sse(|t| (b * b + (v * (t - closest_at)).powi(2)).sqrt()));
+                }
+            }
+        }
+        h
+    }
+
+    /// `ln p(readings | arrived)`, up to the constant every hypothesis shares.
+    fn arrival(&self) -> f64 {
+        self.by_gait(&self.arrived)
+    }
+
+    /// `ln p(readings | passing or stopped short)`.
+    fn alternative(&self) -> f64 {
+        let passing = self.walks.passing.clamp(0.0, 1.0);
+        ln_weighted(&[
+            (passing, log_mean_likelihood(&self.passing)),
+            (1.0 - passing, self.by_gait(&self.stopped_short)),
+        ])
+    }
+
+    fn by_gait(&self, grids: &[Vec<f64>; 3]) -> f64 {
+        let gaits = self.walks.gaits();
+        let parts: Vec<(f64, f64)> = (0..3)
+            .map(|k| (gaits[k], log_mean_likelihood(&grids[k])))
+            .collect();
+        ln_weighted(&parts)
+    }
 }
 
 /// A bin of readings: mean time relative to now (s, ≤ 0), mean RSSI, reading count.
@@ -233,13 +390,22 @@ fn bins(readings: &VecDeque<(u64, i16)>, now_ms: u64) -> Vec<Bin> {
 
 /// Generalised least squares over the bins: the noise covariance is the fast part (per
 /// reading, so divided by the bin's count) on the diagonal plus the correlated part decaying
-/// as `exp(−Δt / correlation)`. Residuals are whitened with the covariance's Cholesky factor,
-/// so correlated bins count once, not once each.
+/// as `exp(−Δt / correlation)`. Residuals are whitened so correlated bins count once, not once
+/// each.
+///
+/// That covariance is an Ornstein–Uhlenbeck process seen through independent noise, so the
+/// whitening is a scalar Kalman filter's innovations, each divided by its standard deviation:
+/// the same as solving with the covariance's Cholesky factor, in O(bins) per hypothesis rather
+/// than O(bins²). The filter's gains do not depend on the readings, so they are computed once
+/// per test.
 struct Fit {
     times: Vec<f64>,
     rssi: Vec<f64>,
-    /// Lower-triangular Cholesky factor of the covariance, row-major.
-    chol: Vec<f64>,
+    /// Per bin: how much of the correlated part carries over from the bin before, the Kalman
+    /// gain, and one over the innovation's standard deviation.
+    carry_over: Vec<f64>,
+    gain: Vec<f64>,
+    inv_sd: Vec<f64>,
     /// The whitened all-ones vector (the direction of the carry offset) and its squared norm.
     ones: Vec<f64>,
     ones_norm: f64,
@@ -254,24 +420,33 @@ impl Fit {
         let correlated = noise.correlated_db.min(noise.per_reading_db).powi(2);
         let fast = noise.per_reading_db.powi(2) - correlated;
         let tau = noise.correlation_ms / 1000.0;
-        let mut cov = vec![0.0; n * n];
-        for i in 0..n {
-            for j in 0..=i {
-                let c = if i == j {
-                    fast / bins[i].count as f64 + correlated
-                } else if tau > 0.0 {
-                    correlated * (-(bins[i].t - bins[j].t).abs() / tau).exp()
-                } else {
-                    0.0
-                };
-                cov[i * n + j] = c;
-            }
+        let (mut carry_over, mut gain, mut inv_sd) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        // Variance of the correlated part given the bins so far.
+        let mut known = 0.0;
+        for (i, bin) in bins.iter().enumerate() {
+            let rho = match i {
+                0 => 0.0,
+                _ if tau > 0.0 => (-(bin.t - bins[i - 1].t).abs() / tau).exp(),
+                _ => 0.0,
+            };
+            let predicted = rho * rho * known + correlated * (1.0 - rho * rho);
+            let innovation = (predicted + fast / bin.count as f64).max(1e-9);
+            let k = predicted / innovation;
+            known = (1.0 - k) * predicted;
+            carry_over.push(rho);
+            gain.push(k);
+            inv_sd.push(1.0 / innovation.sqrt());
         }
-        let chol = cholesky(cov, n);
         let mut fit = Self {
             times: bins.iter().map(|b| b.t).collect(),
             rssi: bins.iter().map(|b| b.rssi).collect(),
-            chol,
+            carry_over,
+            gain,
+            inv_sd,
             ones: vec![],
             ones_norm: 0.0,
             tx,
@@ -283,13 +458,14 @@ impl Fit {
         fit
     }
 
-    /// Solves `L z = r` in place.
+    /// Whitens residuals in place: `L⁻¹ r` for the covariance's Cholesky factor `L`.
     fn whiten(&self, mut r: Vec<f64>) -> Vec<f64> {
-        let n = r.len();
-        for i in 0..n {
-            let row = &self.chol[i * n..i * n + i + 1];
-            let dot: f64 = row[..i].iter().zip(&r[..i]).map(|(l, z)| l * z).sum();
-            r[i] = (r[i] - dot) / row[i];
+        let mut estimate = 0.0;
+        for (i, r) in r.iter_mut().enumerate() {
+            estimate *= self.carry_over[i];
+            let innovation = *r - estimate;
+            estimate += self.gain[i] * innovation;
+            *r = innovation * self.inv_sd[i];
         }
         r
     }
@@ -298,15 +474,18 @@ impl Fit {
     /// `distance(t)`, with the best carry offset inside the likely range, mixed with the best
     /// one anywhere by the [`Offsets::doubt`].
     fn sse(&self, distance: impl Fn(f64) -> f64) -> f64 {
-        let residuals = self
-            .times
-            .iter()
-            .zip(&self.rssi)
-            .map(|(&t, &r)| r - (self.tx - self.slope * distance(t).max(0.05).log10()))
-            .collect();
-        let z = self.whiten(residuals);
-        let along: f64 = z.iter().zip(&self.ones).map(|(z, u)| z * u).sum();
-        let squared: f64 = z.iter().map(|z| z * z).sum();
+        // `whiten` fused with the model and the two sums: this runs for every hypothesis.
+        let per_ln = self.slope / std::f64::consts::LN_10;
+        let (mut estimate, mut along, mut squared) = (0.0, 0.0, 0.0);
+        for i in 0..self.times.len() {
+            let predicted = self.tx - per_ln * distance(self.times[i]).max(0.05).ln();
+            estimate *= self.carry_over[i];
+            let innovation = self.rssi[i] - predicted - estimate;
+            estimate += self.gain[i] * innovation;
+            let z = innovation * self.inv_sd[i];
+            along += z * self.ones[i];
+            squared += z * z;
+        }
         // ½‖z − o·u‖² expanded, so each offset range costs nothing more.
         let within = |(lo, hi): (f64, f64)| {
             let o = (along / self.ones_norm).clamp(lo, hi);
@@ -320,36 +499,40 @@ impl Fit {
         let anywhere = within((lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)));
         -ln_mix(self.offsets.doubt, -likely, -anywhere)
     }
+}
 
-    /// `ln mean(exp(−sse))` over a hypothesis's grid, computed stably.
-    fn log_mean_likelihood(&self, sses: &[f64]) -> f64 {
-        let best = sses.iter().copied().fold(f64::INFINITY, f64::min);
-        let sum: f64 = sses.iter().map(|e| (-(e - best)).exp()).sum();
-        -best + (sum / sses.len() as f64).ln()
+/// `ln mean(exp(−sse))` over a hypothesis's grid, computed stably; −∞ for an empty grid.
+fn log_mean_likelihood(sses: &[f64]) -> f64 {
+    if sses.is_empty() {
+        return f64::NEG_INFINITY;
     }
+    let best = sses.iter().copied().fold(f64::INFINITY, f64::min);
+    let sum: f64 = sses.iter().map(|e| (-(e - best)).exp()).sum();
+    -best + (sum / sses.len() as f64).ln()
 }
 
 /// `ln((1 − doubt)·e^likely + doubt·e^any)`, computed stably: a log-likelihood when the
 /// likely assumption holds except with probability `doubt`.
 fn ln_mix(doubt: f64, likely: f64, any: f64) -> f64 {
-    let (l, a) = (likely + (1.0 - doubt).ln(), any + doubt.ln());
-    let top = l.max(a);
-    top + ((l - top).exp() + (a - top).exp()).ln()
+    ln_weighted(&[(1.0 - doubt, likely), (doubt, any)])
 }
 
-/// Cholesky factor `L` (row-major, lower) of a symmetric positive-definite matrix given by its
-/// lower triangle.
-fn cholesky(mut a: Vec<f64>, n: usize) -> Vec<f64> {
-    for j in 0..n {
-        let diag = a[j * n + j] - (0..j).map(|k| a[j * n + k].powi(2)).sum::<f64>();
-        let d = diag.max(1e-9).sqrt();
-        a[j * n + j] = d;
-        for i in j + 1..n {
-            let dot: f64 = (0..j).map(|k| a[i * n + k] * a[j * n + k]).sum();
-            a[i * n + j] = (a[i * n + j] - dot) / d;
-        }
+/// `ln(Σ wᵢ·e^lᵢ / Σ wᵢ)` over the parts that have weight and a finite log-likelihood, computed
+/// stably: a mixture of hypotheses with these prior weights (renormalised over the parts that
+/// apply). −∞ when none does.
+fn ln_weighted(parts: &[(f64, f64)]) -> f64 {
+    let used = || {
+        parts
+            .iter()
+            .filter(|(w, l)| *w > 0.0 && *l > f64::NEG_INFINITY)
+    };
+    let top = used().map(|(_, l)| *l).fold(f64::NEG_INFINITY, f64::max);
+    if top == f64::NEG_INFINITY {
+        return f64::NEG_INFINITY;
     }
-    a
+    let weight: f64 = used().map(|(w, _)| w).sum();
+    let sum: f64 = used().map(|(w, l)| w * (l - top).exp()).sum();
+    top + (sum / weight).ln()
 }
 
 #[cfg(test)]
@@ -361,6 +544,12 @@ mod tests {
         per_reading_db: 4.5,
         correlated_db: 2.0,
         correlation_ms: 500.0,
+    };
+    const MODEL: Model = Model {
+        tx_power: TX,
+        path_loss_exponent: 2.0,
+        noise: NOISE,
+        walks: Walks::STRAIGHT,
     };
 
     /// Noise-free readings every 100 ms over 3 s ending at 10 s, at `distance(t_s)` plus an
@@ -383,13 +572,102 @@ mod tests {
             .collect()
     }
 
+    /// The covariance written out in full, as `Fit` describes it, whitened with its Cholesky
+    /// factor: the reference the Kalman filter must match.
+    fn dense_whiten(bins: &[Bin], noise: Noise, r: &[f64]) -> Vec<f64> {
+        let n = bins.len();
+        let correlated = noise.correlated_db.min(noise.per_reading_db).powi(2);
+        let fast = noise.per_reading_db.powi(2) - correlated;
+        let tau = noise.correlation_ms / 1000.0;
+        let mut cov = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..=i {
+                cov[i * n + j] = if i == j {
+                    fast / bins[i].count as f64 + correlated
+                } else if tau > 0.0 {
+                    correlated * (-(bins[i].t - bins[j].t).abs() / tau).exp()
+                } else {
+                    0.0
+                };
+            }
+        }
+        let l = cholesky(cov, n);
+        let mut z = r.to_vec();
+        for i in 0..n {
+            let dot: f64 = (0..i).map(|k| l[i * n + k] * z[k]).sum();
+            z[i] = (z[i] - dot) / l[i * n + i];
+        }
+        z
+    }
+
+    /// Cholesky factor `L` (row-major, lower) of a symmetric positive-definite matrix given by its
+    /// lower triangle.
+    fn cholesky(mut a: Vec<f64>, n: usize) -> Vec<f64> {
+        for j in 0..n {
+            let diag = a[j * n + j] - (0..j).map(|k| a[j * n + k].powi(2)).sum::<f64>();
+            let d = diag.max(1e-9).sqrt();
+            a[j * n + j] = d;
+            for i in j + 1..n {
+                let dot: f64 = (0..j).map(|k| a[i * n + k] * a[j * n + k]).sum();
+                a[i * n + j] = (a[i * n + j] - dot) / d;
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn kalman_whitening_equals_the_dense_cholesky_solve() {
+        // Irregular bins (gaps, single readings, crowded bins) and residuals from a fixed
+        // pseudo-random sequence.
+        let mut x = 0.37f64;
+        let mut next = || {
+            x = (x * 7919.0 + 0.1234).fract();
+            x
+        };
+        let mut t = -5.0;
+        let bins: Vec<Bin> = (0..45)
+            .map(|_| {
+                t += 0.05 + 0.3 * next();
+                Bin {
+                    t,
+                    rssi: -70.0 + 10.0 * next(),
+                    count: 1 + (next() * 6.0) as u32,
+                }
+            })
+            .collect();
+        let r: Vec<f64> = (0..bins.len()).map(|_| 8.0 * next() - 4.0).collect();
+        let variants = [
+            NOISE,
+            Noise {
+                correlation_ms: 0.0,
+                ..NOISE
+            },
+            Noise {
+                correlated_db: 0.0,
+                ..NOISE
+            },
+            Noise {
+                correlated_db: 9.0,
+                ..NOISE
+            },
+        ];
+        for noise in variants {
+            let fit = Fit::new(&bins, noise, TX as f64, 20.0, Offsets::ANY);
+            let fast = fit.whiten(r.clone());
+            let dense = dense_whiten(&bins, noise, &r);
+            for (a, b) in fast.iter().zip(&dense) {
+                assert!((a - b).abs() < 1e-9, "{noise:?}: {a} against {b}");
+            }
+        }
+    }
+
     fn arrived_at_9s(t: f64) -> f64 {
         0.5 + 1.2 * (9.0 - t).max(0.0)
     }
 
     /// The evidence at 10 s with nothing known about the carry.
     fn judged(walk: &VecDeque<(u64, i16)>) -> f64 {
-        evidence(walk, 10_000, TX, 2.0, NOISE, Offsets::ANY, Pace::ANY).unwrap()
+        evidence(walk, 10_000, &MODEL, Offsets::ANY, Pace::ANY).unwrap()
     }
 
     #[test]
@@ -431,16 +709,7 @@ mod tests {
         let doubt = params.carry_doubt;
         let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, carry: Carry| {
             let walk = readings(offset, distance);
-            evidence(
-                &walk,
-                10_000,
-                TX,
-                2.0,
-                NOISE,
-                carry.offsets(&params),
-                Pace::ANY,
-            )
-            .unwrap()
+            evidence(&walk, 10_000, &MODEL, carry.offsets(&params), Pace::ANY).unwrap()
         };
         // A bagged phone (−5 dB) that arrived: knowing it is covered rules out a raised phone
         // stopping short, so the evidence grows.
@@ -477,7 +746,7 @@ mod tests {
                 doubt: PACE_DOUBT,
             };
             let walk = readings(offset, distance);
-            evidence(&walk, 10_000, TX, 2.0, NOISE, Offsets::ANY, pace).unwrap()
+            evidence(&walk, 10_000, &MODEL, Offsets::ANY, pace).unwrap()
         };
         // A slow walker (0.6 m/s) with a bagged phone arrives at 9.5 s.
         let slow = |t: f64| 0.5 + 0.6 * (9.5 - t).max(0.0);
@@ -544,7 +813,17 @@ mod tests {
         };
         let walk = readings(-3.0, arrived_at_9s);
         let gls = judged(&walk);
-        let naive = evidence(&walk, 10_000, TX, 2.0, independent, Offsets::ANY, Pace::ANY).unwrap();
+        let naive = evidence(
+            &walk,
+            10_000,
+            &Model {
+                noise: independent,
+                ..MODEL
+            },
+            Offsets::ANY,
+            Pace::ANY,
+        )
+        .unwrap();
         assert!(naive > gls, "independent {naive} vs correlated {gls}");
     }
 
@@ -561,13 +840,132 @@ mod tests {
     }
 
     #[test]
+    fn gaits_end_at_their_stop_and_walk_at_their_speed() {
+        let (v, stop) = (1.2, 0.5);
+        for gait in [Gait::Straight, Gait::Slowing(1.5), Gait::Paused(3.0)] {
+            // Standing at the stop once there, and still there at the moment of stopping.
+            assert_eq!(gait.distance(v, stop, -1.0), stop, "{gait:?}");
+            assert_eq!(gait.distance(v, stop, 0.0), stop, "{gait:?}");
+            // Never nearer than the stop, and never coming closer going back in time.
+            let mut last = stop;
+            for i in 1..100 {
+                let d = gait.distance(v, stop, i as f64 * 0.05);
+                assert!(d >= last - 1e-12, "{gait:?} at {i}: {d} after {last}");
+                last = d;
+            }
+        }
+        // Slowing: at full speed once past the braking distance, smoothly joined to it.
+        let braking_s = 2.0 * 1.5 / v;
+        let slowing = |before: f64| Gait::Slowing(1.5).distance(v, stop, before);
+        assert!((slowing(braking_s) - (stop + 1.5)).abs() < 1e-12);
+        let speed_at = |before: f64| (slowing(before + 1e-6) - slowing(before)) / 1e-6;
+        assert!(
+            (speed_at(braking_s) - v).abs() < 1e-3,
+            "{}",
+            speed_at(braking_s)
+        );
+        assert!((speed_at(braking_s + 2.0) - v).abs() < 1e-6);
+        assert!(speed_at(0.0) < 1e-3, "comes to rest at the stop");
+        // Paused: stood at 3 m before walking the rest at full speed.
+        let paused = |before: f64| Gait::Paused(3.0).distance(v, stop, before);
+        assert!((paused(1.0) - (stop + v)).abs() < 1e-12);
+        assert_eq!(paused(10.0), 3.0);
+        // A pause is only where the walk could have paused: at least a metre short of the stop.
+        assert_eq!(Gait::all(2, 2.5).len(), 1);
+        assert_eq!(Gait::all(2, 0.5).len(), PAUSED_AT_M.len());
+    }
+
+    #[test]
+    fn weighted_mixtures_renormalise_over_the_parts_that_apply() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Equal log-likelihoods mix to themselves, whatever the weights.
+        assert!(close(ln_weighted(&[(0.3, -2.0), (0.7, -2.0)]), -2.0));
+        // Weights are priors: ln(0.25·e⁰ + 0.75·e⁻¹⁰⁰⁰) without underflow.
+        assert!(close(
+            ln_weighted(&[(0.25, 0.0), (0.75, -1000.0)]),
+            0.25f64.ln()
+        ));
+        // A part with no weight or an empty grid (−∞) does not count, and the rest are
+        // renormalised.
+        assert!(close(
+            ln_weighted(&[(0.5, -3.0), (0.5, f64::NEG_INFINITY), (0.0, 9.0)]),
+            -3.0
+        ));
+        assert_eq!(ln_weighted(&[(0.0, 1.0)]), f64::NEG_INFINITY);
+        assert_eq!(log_mean_likelihood(&[]), f64::NEG_INFINITY);
+        // Out-of-range shares are clamped, not propagated as NaN.
+        let odd = Walks {
+            passing: 0.5,
+            slowing: f64::NAN,
+            paused: 7.0,
+        };
+        assert_eq!(odd.gaits(), [0.0, 0.0, 1.0]);
+    }
+
+    /// Noise-free readings every 50 ms over the 5 s before 10 s.
+    fn five_seconds(offset: f64, distance: impl Fn(f64) -> f64) -> VecDeque<(u64, i16)> {
+        (5_000..=10_000)
+            .step_by(50)
+            .map(|t_ms| {
+                let r = TX as f64 - 20.0 * distance(t_ms as f64 / 1000.0).log10() + offset;
+                (t_ms, r.round() as i16)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn walks_that_pause_or_slow_down_are_arrivals_too() {
+        let gaits = Walks {
+            passing: PASSING_SHARE,
+            slowing: 0.25,
+            paused: 0.25,
+        };
+        let judge = |walks: Walks, pace: Pace, offset: f64, distance: &dyn Fn(f64) -> f64| {
+            let model = Model { walks, ..MODEL };
+            evidence(
+                &five_seconds(offset, distance),
+                10_000,
+                &model,
+                Offsets::ANY,
+                pace,
+            )
+            .unwrap()
+        };
+        // Stood 2 m out until 7.5 s (letting someone by), then walked in at 1.2 m/s to 0.5 m.
+        let paused = |t: f64| (0.5 + 1.2 * (9.0 - t).max(0.0)).min(2.0);
+        // Slowed down evenly over the last 1.5 m from 1.2 m/s, coming to rest at 9 s.
+        let slowing = |t: f64| Gait::Slowing(1.5).distance(1.2, 0.5, 9.0 - t);
+        let bag = -5.0;
+        let straight = judge(Walks::STRAIGHT, Pace::ANY, bag, &paused);
+        let with_gaits = judge(gaits, Pace::ANY, bag, &paused);
+        assert!(with_gaits > straight + 0.5, "{straight} then {with_gaits}");
+        let straight = judge(Walks::STRAIGHT, Pace::ANY, -3.0, &slowing);
+        let with_gaits = judge(gaits, Pace::ANY, -3.0, &slowing);
+        assert!(with_gaits > straight, "{straight} then {with_gaits}");
+        // Round 9's lesson: the walker's pace takes away the slow straight walk that stood in
+        // for the pause, so the pace cost this walker evidence; a paused gait gives it back.
+        let pace = Pace {
+            reported: Some(1.2),
+            spread: 0.25,
+            doubt: 0.1,
+        };
+        let held_up = 3.0;
+        let unknown_pace = judge(Walks::STRAIGHT, Pace::ANY, held_up, &paused);
+        let paced = judge(Walks::STRAIGHT, pace, held_up, &paused);
+        let paced_gaits = judge(gaits, pace, held_up, &paused);
+        assert!(paced < unknown_pace - 0.5, "{unknown_pace} then {paced}");
+        assert!(paced_gaits > paced + 1.5, "{paced} then {paced_gaits}");
+        // Someone who stood 2.5 m away the whole time has not arrived, whatever the gaits.
+        let standing = |_: f64| 2.5;
+        assert!(judge(gaits, pace, 0.0, &standing) < 0.0);
+        assert!(judge(gaits, Pace::ANY, 0.0, &standing) < 0.0);
+    }
+
+    #[test]
     fn too_few_readings_decide_nothing() {
         let few: VecDeque<(u64, i16)> = (0..MIN_READINGS as u64 - 1)
             .map(|i| (i * 100, -60))
             .collect();
-        assert_eq!(
-            evidence(&few, 1_000, TX, 2.0, NOISE, Offsets::ANY, Pace::ANY),
-            None
-        );
+        assert_eq!(evidence(&few, 1_000, &MODEL, Offsets::ANY, Pace::ANY), None);
     }
 }

@@ -84,6 +84,10 @@ pub struct WalkUpParams {
     /// using it (0.1) unlocked slow walkers sooner but brisk and pausing ones later, and let
     /// more people stopping at 2 m through, for no net gain (see `benches/walkup.rs`).
     pub pace_doubt: f64,
+    /// How likely people are to pass, to slow down before stopping, or to pause on the way
+    /// (prior weights of the arrival test's hypotheses).
+    #[serde(default)]
+    pub walks: arrival::Walks,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
     /// Minimum time between two unlocks of one lock.
@@ -118,6 +122,7 @@ impl Default for WalkUpParams {
             uncovered_offset_db: (-2.0, 5.0),
             pace_spread: 0.25,
             pace_doubt: 1.0,
+            walks: arrival::Walks::STRAIGHT,
             arm_distance_m: 3.0,
             cooldown_ms: 10_000,
             trend_ms: 800,
@@ -380,17 +385,20 @@ impl WalkUpEngine {
             return None;
         }
         track.last_test = Some(t_ms);
-        let noise = arrival::Noise {
-            per_reading_db: p.noise_db,
-            correlated_db: p.correlated_noise_db,
-            correlation_ms: p.correlation_ms as f64,
+        let model = arrival::Model {
+            tx_power,
+            path_loss_exponent: p.path_loss_exponent,
+            noise: arrival::Noise {
+                per_reading_db: p.noise_db,
+                correlated_db: p.correlated_noise_db,
+                correlation_ms: p.correlation_ms as f64,
+            },
+            walks: p.walks,
         };
         let evidence = arrival::evidence(
             &track.recent,
             t_ms,
-            tx_power,
-            p.path_loss_exponent,
-            noise,
+            &model,
             self.carry.offsets(&p),
             arrival::Pace {
                 reported: self.pace,
