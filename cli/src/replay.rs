@@ -305,11 +305,9 @@ mod tests {
                 (8.0 - 0.06 * i as f64).max(0.5)
             });
             let mut out = Vec::new();
-            // A lower bar than the default, which this noise-free bag never reaches, and the
-            // pace taken into account (the default ignores it).
+            // A lower bar than the default, which this noise-free bag never reaches.
             let params = WalkUpParams {
                 min_evidence: 3.0,
-                pace_doubt: 0.1,
                 ..WalkUpParams::default()
             };
             assert_eq!(run(&rows, -59, params, &mut out).unwrap(), 1);

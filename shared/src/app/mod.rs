@@ -101,9 +101,9 @@ pub enum Event {
     /// raw sensor use [`crate::ffi::KeywayCore::proximity`].
     SetCarry(Carry),
     /// The wearer's walking pace in m/s (`{"set_pace": 1.2}`), or `null` when the shell stops
-    /// sensing; shown in the view, and used by the walk-up engine when its `pace_doubt` is
-    /// below 1 (not by default). Shells that forward raw accelerometer samples get this from
-    /// the core.
+    /// sensing; shown in the view, and used by the walk-up engine's arrival test (unless its
+    /// `pace_doubt` is 1). Shells that forward raw accelerometer samples get this from the
+    /// core.
     SetPace(Option<f64>),
 
     // ---- effect answers (internal) ----
