@@ -10,12 +10,14 @@
 //!
 //! So the test fits the raw readings of the last `fit_ms` under both hypotheses with the
 //! log-distance model, each over a grid of walking speeds (narrowed around the wearer's pace
-//! when the caller trusts it, see [`Pace`]) and timings (the alternative also
-//! holds walking up and stopping short, at 2–3 m), with the carry offset
-//! fitted in closed form (least squares, clamped to a plausible range; narrower when the phone
-//! reports how it is carried, see [`Offsets`]), and compares their
-//! marginal likelihoods under Gaussian noise: `ln p(readings | arrival) − ln p(readings |
-//! pass-by)`, each averaged over its grid (a uniform prior). A positive value favours arrival.
+//! when the phone reports one, see [`Pace`]) and timings (the alternative also holds walking
+//! up and stopping short, at 2–3 m), with the carry offset fitted in closed form (least
+//! squares, clamped to a plausible range; narrower when the phone reports how it is carried,
+//! see [`Offsets`]), and compares their marginal likelihoods under Gaussian noise:
+//! `ln p(readings | arrival) − ln p(readings | not arriving)`. A positive value favours
+//! arrival. Each kind of hypothesis (passing, a walk that stops dead, slows down or paused on
+//! the way, see [`Walks`]) is averaged over its own grid, and the kinds are mixed by explicit
+//! prior weights, so that adding hypotheses of one kind does not dilute another.
 //!
 //! Readings are first averaged in [`BIN_MS`] bins and fitted by generalised least squares. The
 //! noise has a fast part, independent per reading (multipath differs per channel and packet),
@@ -24,7 +26,7 @@
 //! bins share (`σc²·exp(−Δt/τ)`). Treating readings as independent would let a phone that hears
 //! a fast-advertising door 30 times a second count every reading as new evidence and over-trust
 //! a slow shadowing swell; this way the evidence hardly depends on the advertising rate, and the
-//! cost stays at about 40 bins per test.
+//! cost stays at about 40 bins per hypothesis.
 
 use std::collections::VecDeque;
 
@@ -150,17 +152,19 @@ impl Walks {
         paused: 0.0,
     };
 
-    /// Weights of the straight, slowing and paused walks; a weight out of range counts as 0.
+    /// Weights of the straight, slowing and paused walks.
     fn gaits(self) -> [f64; 3] {
-        let share = |w: f64| {
-            if w.is_finite() {
-                w.clamp(0.0, 1.0)
-            } else {
-                0.0
-            }
-        };
         let (slowing, paused) = (share(self.slowing), share(self.paused));
         [(1.0 - slowing - paused).max(0.0), slowing, paused]
+    }
+}
+
+/// A prior weight held to 0…1; one that is no number counts as 0.
+fn share(weight: f64) -> f64 {
+    if weight.is_finite() {
+        weight.clamp(0.0, 1.0)
+    } else {
+        0.0
     }
 }
 
@@ -168,7 +172,8 @@ impl Walks {
 const PASSING_SHARE: f64 = 204.0 / 327.0;
 
 /// Log-likelihood ratio (nats) of arrival against pass-by for the readings `(t_ms, rssi)`,
-/// judged at `now_ms`. `None` with fewer than [`MIN_READINGS`].
+/// judged at `now_ms`. `None` with fewer than [`MIN_READINGS`], or when the evidence is not a
+/// finite number.
 pub fn evidence(
     readings: &VecDeque<(u64, i16)>,
     now_ms: u64,
@@ -198,7 +203,8 @@ pub fn evidence(
             )
         }
     };
-    Some(arrival - alternative)
+    // Never infinite evidence: with a hypothesis left without weight, decide nothing.
+    Some(arrival - alternative).filter(|e| e.is_finite())
 }
 
 /// How a walk that ends in a stop got there.
@@ -332,7 +338,7 @@ impl Hypotheses {
 
     /// `ln p(readings | passing or stopped short)`.
     fn alternative(&self) -> f64 {
-        let passing = self.walks.passing.clamp(0.0, 1.0);
+        let passing = share(self.walks.passing);
         ln_weighted(&[
             (passing, log_mean_likelihood(&self.passing)),
             (1.0 - passing, self.by_gait(&self.stopped_short)),
@@ -910,6 +916,20 @@ mod tests {
             paused: 7.0,
         };
         assert_eq!(odd.gaits(), [0.0, 0.0, 1.0]);
+        // A passing weight that is no number leaves stopping short as the only alternative;
+        // it never makes the evidence infinite.
+        let walk = readings(0.0, arrived_at_9s);
+        for passing in [f64::NAN, 0.0, 1.0, -3.0] {
+            let model = Model {
+                walks: Walks {
+                    passing,
+                    ..Walks::STRAIGHT
+                },
+                ..MODEL
+            };
+            let e = evidence(&walk, 10_000, &model, Offsets::ANY, Pace::ANY);
+            assert!(e.is_some_and(f64::is_finite), "passing {passing}: {e:?}");
+        }
     }
 
     /// Noise-free readings every 50 ms over the 5 s before 10 s.
