@@ -326,7 +326,9 @@ fn loiter(rng: &mut Rng, radius: f64) -> Trace {
     })
 }
 
-/// Approaches, pauses 2 s at 3 m (reading a sign), then walks on to the door.
+/// Approaches, pauses 2 s at 3 m (reading a sign), then walks on to the door. (Not
+/// `approach_pausing_at`, which draws its random numbers differently: the seen family keeps
+/// its traces.)
 fn approach_with_pause(rng: &mut Rng) -> Trace {
     let start = rng.range(8.0, 12.0);
     let stop = rng.range(0.3, 0.7);
@@ -383,11 +385,17 @@ fn approach_slowing(rng: &mut Rng, speed: (f64, f64)) -> Trace {
         let d = if t < t1 {
             lerp(start, stop + braking_m, t as f64 / t1 as f64)
         } else {
-            let left = 1.0 - ((t - t1) as f64 / braking_ms).min(1.0);
-            stop + braking_m * left * left
+            braked(stop, braking_m, braking_ms, t - t1)
         };
         (d, 0.0)
     })
+}
+
+/// Distance from the door `since_ms` into an even deceleration that covers `braking_m` in
+/// `braking_ms` and comes to rest at `stop`.
+fn braked(stop: f64, braking_m: f64, braking_ms: f64, since_ms: u64) -> f64 {
+    let left = 1.0 - (since_ms as f64 / braking_ms).min(1.0);
+    stop + braking_m * left * left
 }
 
 /// Arrives, stands at the door 2–5 s, then leaves: one unlock, none on the way out.
@@ -424,8 +432,7 @@ fn arrive_slowing_then_leave(rng: &mut Rng) -> Trace {
         let d = if t < t1 {
             lerp(start, stop + braking_m, t as f64 / t1 as f64)
         } else if t < t2 {
-            let left = 1.0 - ((t - t1) as f64 / braking_ms).min(1.0);
-            stop + braking_m * left * left
+            braked(stop, braking_m, braking_ms, t - t1)
         } else {
             lerp(stop, 12.0, (t - t2) as f64 / (t3 - t2) as f64)
         };

@@ -49,32 +49,46 @@ pub enum Db {
 
 /// A PostgreSQL database made for one test (`url`), dropped when the last `Db` naming it is,
 /// so test runs against a developer's server do not pile up databases.
-#[derive(Debug)]
 pub struct PgDatabase {
     pub url: String,
     admin_url: String,
     name: String,
 }
 
+impl std::fmt::Debug for PgDatabase {
+    // The URLs hold the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDatabase")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl Drop for PgDatabase {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept test database {} of a failed test", self.name);
+            return;
+        }
         // Drop cannot await; a thread with its own runtime can, whichever runtime (if any)
-        // this runs on. FORCE closes connections a killed server may have left.
+        // this runs on. FORCE (PostgreSQL 13+) closes connections a killed server may have
+        // left.
         let (url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || -> Result<()> {
             use sqlx::Connection;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async {
+            rt.block_on(tokio::time::timeout(Duration::from_secs(30), async {
                 let mut conn = sqlx::PgConnection::connect(&url).await?;
                 let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                 sqlx::query(sqlx::AssertSqlSafe(sql))
                     .execute(&mut conn)
                     .await?;
                 conn.close().await?;
-                Ok(())
-            })
+                Ok::<_, anyhow::Error>(())
+            }))??;
+            Ok(())
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {

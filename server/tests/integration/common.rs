@@ -38,34 +38,30 @@ pub struct ScratchDatabase {
 
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept test database {} of a failed test", self.name);
+            return;
+        }
         // Drop cannot await; a thread with its own runtime can, whichever runtime (if any)
-        // this runs on. FORCE closes the connections a server's pool may still hold.
+        // this runs on. FORCE (PostgreSQL 13+) closes connections a server's pool still holds.
         let (url, name) = (self.admin_url.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
             use sqlx::Executor;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(async {
+            rt.block_on(tokio::time::timeout(Duration::from_secs(30), async {
                 let admin = sqlx::AnyPool::connect(&url).await?;
                 let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
                 admin.execute(sqlx::AssertSqlSafe(sql)).await?;
                 admin.close().await;
                 Ok::<_, sqlx::Error>(())
-            })?;
+            }))??;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         })
         .join();
         if !matches!(dropped, Ok(Ok(()))) {
             eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(h) = &self.handle {
-            h.abort();
         }
     }
 }

@@ -90,7 +90,7 @@ pub struct WalkUpParams {
     /// How likely people are to pass, to slow down before stopping, or to pause on the way
     /// (prior weights of the arrival test's hypotheses; `Walks::STRAIGHT` is the test before
     /// round 10, every walk at one speed and stopping dead).
-    #[serde(default)]
+    #[serde(default = "default_walks")]
     pub walks: arrival::Walks,
     /// The engine (re-)arms only once the phone has been estimated beyond this distance.
     pub arm_distance_m: f64,
@@ -138,6 +138,11 @@ impl Default for WalkUpParams {
             lost_after_ms: 15_000,
         }
     }
+}
+
+/// Parameters saved before walks had weights get today's, not `Walks::STRAIGHT`.
+fn default_walks() -> arrival::Walks {
+    WalkUpParams::default().walks
 }
 
 /// What the phone's motion sensors say about its wearer (the shell's step detector or
@@ -414,8 +419,8 @@ impl WalkUpEngine {
                 doubt: p.pace_doubt,
             },
         )?;
-        // NaN never unlocks.
-        if evidence.is_nan() || evidence < needed {
+        // NaN never unlocks, as evidence or as a bar.
+        if evidence.is_nan() || needed.is_nan() || evidence < needed {
             return None;
         }
         track.armed = false;
@@ -536,6 +541,14 @@ mod tests {
         let mut e = engine();
         let hits = walk(&mut e, 1_000, 10.0, 0.5, 5_000);
         assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+
+    #[test]
+    fn parameters_saved_before_walks_had_weights_load_with_todays() {
+        let mut saved = serde_json::to_value(WalkUpParams::default()).unwrap();
+        saved.as_object_mut().unwrap().remove("walks");
+        let loaded: WalkUpParams = serde_json::from_value(saved).unwrap();
+        assert_eq!(loaded, WalkUpParams::default());
     }
 
     #[test]

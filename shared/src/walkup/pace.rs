@@ -7,8 +7,8 @@
 //! few seconds gives the cadence, and cadence gives speed through a step length that grows
 //! with it (an average adult: 0.5 m a step at 1.6 steps/s, 0.7 m at 2 steps/s). The step
 //! length of one person differs from that average by 10–20%, which the walk-up engine allows
-//! for when it uses the pace ([`super::WalkUpParams::pace_spread`]; by default it keeps the
-//! pace but does not use it, see [`super::WalkUpParams::pace_doubt`]).
+//! for when it uses the pace ([`super::WalkUpParams::pace_spread`] and
+//! [`super::WalkUpParams::pace_doubt`]).
 
 use std::collections::VecDeque;
 
