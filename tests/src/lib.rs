@@ -79,15 +79,19 @@ impl Drop for PgDatabase {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(tokio::time::timeout(Duration::from_secs(30), async {
-                let mut conn = sqlx::PgConnection::connect(&url).await?;
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await?;
-                Ok::<_, anyhow::Error>(())
-            }))??;
+            // The timer must be made inside the runtime.
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(30), async {
+                    let mut conn = sqlx::PgConnection::connect(&url).await?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await?;
+                    Ok::<_, anyhow::Error>(())
+                })
+                .await
+            })??;
             Ok(())
         })
         .join();

@@ -50,13 +50,17 @@ impl Drop for ScratchDatabase {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(tokio::time::timeout(Duration::from_secs(30), async {
-                let admin = sqlx::AnyPool::connect(&url).await?;
-                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                admin.execute(sqlx::AssertSqlSafe(sql)).await?;
-                admin.close().await;
-                Ok::<_, sqlx::Error>(())
-            }))??;
+            // The timer must be made inside the runtime.
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(30), async {
+                    let admin = sqlx::AnyPool::connect(&url).await?;
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    admin.execute(sqlx::AssertSqlSafe(sql)).await?;
+                    admin.close().await;
+                    Ok::<_, sqlx::Error>(())
+                })
+                .await
+            })??;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         })
         .join();
