@@ -24,7 +24,9 @@
 //! `--fit-ms`, `--window-ms`, `--correlated-db`, `--correlation-ms`, the prior weights of walks
 //! with `--passing`, `--slowing`, `--paused`; `--seen-only` leaves the
 //! held-out families unrun,
-//! `--family TEXT` runs only families whose name contains it).
+//! `--family TEXT` runs only families whose name contains it; `--bars` records every arrival
+//! test instead and prints the trade-off over a grid of walking and still bars, and which
+//! reports the approaches that miss had, with `KEYWAY_BARS_DUMP=1` each miss's tests).
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
@@ -519,8 +521,35 @@ fn shadowing_db() -> f64 {
     SHADOWING_DB.get().copied().unwrap_or(2.0)
 }
 
-/// Runs one trace; returns the unlock times.
-fn run(trace: &Trace, radio: Radio, params: WalkUpParams, rng: &mut Rng) -> Vec<u64> {
+/// Which bar an arrival test had to clear: the wearer's motion picks it (see `WalkUpParams`).
+#[derive(Clone, Copy, PartialEq)]
+enum Bar {
+    Walking,
+    /// Still, within `still_window_ms` of stopping.
+    JustStopped,
+    /// No motion data, or still for longer.
+    Other,
+}
+
+/// One arrival test the engine ran: when, against which bar, and what it found.
+#[derive(Clone, Copy)]
+struct Test {
+    t_ms: u64,
+    bar: Bar,
+    evidence: f64,
+    /// What the phone reported at the time.
+    carry: Carry,
+    pace: Option<f64>,
+}
+
+/// Runs one trace; returns the unlock times, and every arrival test when `tests` is given.
+fn run(
+    trace: &Trace,
+    radio: Radio,
+    params: WalkUpParams,
+    rng: &mut Rng,
+    mut tests: Option<&mut Vec<Test>>,
+) -> Vec<u64> {
     let mut e = WalkUpEngine::new(params);
     e.set_enabled("door", true);
     e.set_carry(report_carry(rng, radio.offset_db));
@@ -530,10 +559,15 @@ fn run(trace: &Trace, radio: Radio, params: WalkUpParams, rng: &mut Rng) -> Vec<
     let fast_sigma = (radio.sigma.powi(2) - slow_sigma.powi(2)).sqrt();
     let (mut slow, mut last_t) = (0.0, 0);
     let mut motion = trace.motion.iter().peekable();
+    // The engine's bar: the motion, and its first reading since it changed.
+    let mut since: Option<u64> = None;
     for &(t, d) in &trace.samples {
         while let Some(&&(at, m)) = motion.peek()
             && at <= t
         {
+            if m != e.motion() {
+                since = None;
+            }
             e.set_motion(m);
             motion.next();
         }
@@ -559,8 +593,26 @@ fn run(trace: &Trace, radio: Radio, params: WalkUpParams, rng: &mut Rng) -> Vec<
             continue;
         }
         let rssi = rssi.round().clamp(-100.0, -20.0) as i16;
+        let since = *since.get_or_insert(t);
         if let Some(dec) = e.observe("door", t, rssi, TX) {
             out.push(dec.t_ms);
+        }
+        if let Some(tests) = tests.as_deref_mut()
+            && let Some((at, Some(evidence))) = e.last_test("door")
+            && at == t
+        {
+            let bar = match e.motion() {
+                Motion::Walking => Bar::Walking,
+                Motion::Still if t - since <= params.still_window_ms => Bar::JustStopped,
+                _ => Bar::Other,
+            };
+            tests.push(Test {
+                t_ms: t,
+                bar,
+                evidence,
+                carry: e.carry(),
+                pace: e.pace(),
+            });
         }
     }
     out
@@ -1460,7 +1512,7 @@ fn evaluate(f: &Family, params: WalkUpParams, n: usize, seed: u64) -> Stats {
     let mut s = Stats::default();
     for _ in 0..n {
         let trace = (f.make)(&mut rng);
-        let unlocks = run(&trace, f.radio, params, &mut rng);
+        let unlocks = run(&trace, f.radio, params, &mut rng, None);
         s.traces += 1;
         if !unlocks.is_empty() {
             s.any_unlock += 1;
@@ -1624,6 +1676,176 @@ fn summary(results: &[(Family, Stats)], include: impl Fn(&Family) -> bool) {
     println!("  unlocks when leaving: {hit} of {t} (target 0)");
     let (t, hit, _, _) = agg(&|f| f.kind == Kind::Loiter);
     println!("  unlocks loitering or standing at ≥ 2 m: {hit} of {t}");
+}
+
+/// The bars' trade-off from one run (`--bars`): the engine runs with bars it never clears and
+/// records every arrival test, so the first unlock under any bars can be read off afterwards
+/// (a test does not depend on the bars until one is cleared). Prints detection, walk-pasts at
+/// ≥ 2 m and people standing that unlock, for a grid of walking and still bars; then, at the
+/// engine's bars, the approaches by what the phone reported (carry right, unknown or wrong;
+/// pace or none) and how many of each unlocked in time. With `KEYWAY_BARS_DUMP` set, every
+/// approach that missed prints its tests: ms from reaching 1 m, the bar (`w` walking, `s` just
+/// stopped, `o` other) and the evidence.
+fn bars(base: WalkUpParams, n: usize, seen_only: bool, only: Option<&str>) {
+    let params = WalkUpParams {
+        min_evidence: f64::INFINITY,
+        walking_evidence: f64::INFINITY,
+        still_evidence: f64::INFINITY,
+        ..base
+    };
+    let families: Vec<Family> = families()
+        .into_iter()
+        .filter(|f| !seen_only || f.set != Set::HeldOut)
+        .filter(|f| only.is_none_or(|o| f.name.contains(o)))
+        .collect();
+    // Per family, per trace: when it reached 1 m, and its tests.
+    let recorded: Vec<Vec<(Option<u64>, Vec<Test>)>> = std::thread::scope(|scope| {
+        let running: Vec<_> = families
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                scope.spawn(move || {
+                    let mut rng = Rng(0x5EED_0000 + i as u64);
+                    (0..n)
+                        .map(|_| {
+                            let mut trace = (f.make)(&mut rng);
+                            // Only the first 1.5 s past 1 m count for an approach.
+                            if let (Kind::Approach | Kind::ArriveLeave, Some(r)) =
+                                (f.kind, trace.reached_1m)
+                            {
+                                trace.samples.retain(|&(t, _)| t <= r + 1500);
+                            }
+                            let mut tests = vec![];
+                            run(&trace, f.radio, params, &mut rng, Some(&mut tests));
+                            (trace.reached_1m, tests)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().expect("evaluation panicked"))
+            .collect()
+    });
+    println!(
+        "bars over {} families, {n} traces each (other: no motion data, or still past the window, at {})",
+        families.len(),
+        base.min_evidence
+    );
+    println!(
+        "{:>8} {:>6} {:>10} {:>11} {:>9}",
+        "walking", "still", "detected", "walk-past", "standing"
+    );
+    for walking in [5.0, 6.0, 7.0, 8.0, 9.0] {
+        for still in [4.0, 4.5, 5.0, 5.5, 6.0] {
+            let first = |tests: &[Test]| {
+                tests
+                    .iter()
+                    .find(|t| {
+                        t.evidence
+                            >= match t.bar {
+                                Bar::Walking => walking,
+                                Bar::JustStopped => still,
+                                Bar::Other => base.min_evidence,
+                            }
+                    })
+                    .map(|t| t.t_ms)
+            };
+            let (mut approaches, mut detected, mut passes, mut passed, mut stood) = (0, 0, 0, 0, 0);
+            for (f, traces) in families.iter().zip(&recorded) {
+                for (reached, tests) in traces {
+                    let unlock = first(tests);
+                    match f.kind {
+                        Kind::Approach | Kind::ArriveLeave => {
+                            approaches += 1;
+                            if let (Some(r), Some(u)) = (reached, unlock)
+                                && u <= r + 1500
+                            {
+                                detected += 1;
+                            }
+                        }
+                        Kind::WalkPast(d) if d >= 2.0 => {
+                            passes += 1;
+                            passed += usize::from(unlock.is_some());
+                        }
+                        Kind::Loiter => stood += usize::from(unlock.is_some()),
+                        _ => {}
+                    }
+                }
+            }
+            println!(
+                "{walking:>8} {still:>6} {:>9.2}% {:>10.3}% {stood:>9}",
+                detected as f64 / approaches.max(1) as f64 * 100.0,
+                passed as f64 / passes.max(1) as f64 * 100.0,
+            );
+        }
+    }
+    // Where the approaches that miss at today's bars come from: what the phone reported.
+    println!(
+        "approaches by report, at walking {} / still {}:",
+        base.walking_evidence, base.still_evidence
+    );
+    let mut classes: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+    for (f, traces) in families.iter().zip(&recorded) {
+        if !matches!(f.kind, Kind::Approach | Kind::ArriveLeave) {
+            continue;
+        }
+        let truth = if f.radio.offset_db < -1.5 {
+            Carry::Covered
+        } else {
+            Carry::Uncovered
+        };
+        for (reached, tests) in traces {
+            let Some(last) = tests.last() else {
+                classes.entry("never tested".into()).or_default().0 += 1;
+                continue;
+            };
+            let carry = match last.carry {
+                Carry::Unknown => "carry unknown",
+                c if c == truth => "carry right",
+                _ => "carry wrong",
+            };
+            let pace = if last.pace.is_some() {
+                "pace"
+            } else {
+                "no pace"
+            };
+            let hit = tests.iter().any(|t| {
+                t.evidence
+                    >= match t.bar {
+                        Bar::Walking => base.walking_evidence,
+                        Bar::JustStopped => base.still_evidence,
+                        Bar::Other => base.min_evidence,
+                    }
+                    && reached.is_some_and(|r| t.t_ms <= r + 1500)
+            });
+            if !hit && std::env::var_os("KEYWAY_BARS_DUMP").is_some() {
+                let r = reached.unwrap_or(0) as i64;
+                let series: Vec<String> = tests
+                    .iter()
+                    .map(|t| {
+                        let bar = match t.bar {
+                            Bar::Walking => "w",
+                            Bar::JustStopped => "s",
+                            Bar::Other => "o",
+                        };
+                        format!("{}{bar}{:.1}", t.t_ms as i64 - r, t.evidence)
+                    })
+                    .collect();
+                println!("MISS {} [{carry}, {pace}] {}", f.name, series.join(" "));
+            }
+            let c = classes.entry(format!("{carry}, {pace}")).or_default();
+            c.0 += 1;
+            c.1 += usize::from(hit);
+        }
+    }
+    for (class, (n, hit)) in classes {
+        println!(
+            "  {class:<24} {n:>6} {:>8.2}%",
+            hit as f64 / n.max(1) as f64 * 100.0
+        );
+    }
 }
 
 fn tune(base: WalkUpParams, n: usize) {
@@ -1974,14 +2196,23 @@ fn main() {
     if let Some(v) = arg("--window-ms") {
         params.window_ms = v as u64;
     }
-    if args.iter().any(|a| a == "--tune") {
-        tune(params, n.min(1000));
-        return;
-    }
     let only = args
         .iter()
         .position(|a| a == "--family")
         .and_then(|i| args.get(i + 1));
+    if args.iter().any(|a| a == "--bars") {
+        bars(
+            params,
+            n,
+            args.iter().any(|a| a == "--seen-only"),
+            only.map(String::as_str),
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--tune") {
+        tune(params, n.min(1000));
+        return;
+    }
     let ok = report(
         params,
         n,

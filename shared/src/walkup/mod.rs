@@ -222,6 +222,9 @@ pub struct LockProximity {
     pub distance_m: f64,
     pub armed: bool,
     pub approaching: bool,
+    /// The last arrival test's log-likelihood ratio (nats; see [`arrival::evidence`]), `None`
+    /// until one ran: how close the phone came to unlocking.
+    pub evidence: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -237,6 +240,8 @@ struct Track {
     /// When the arrival test last ran: at most twice per [`arrival::BIN_MS`], whatever the
     /// advertising rate.
     last_test: Option<u64>,
+    /// What that test found (`None` when it had too few readings).
+    last_evidence: Option<f64>,
     last_unlock: Option<u64>,
     last_seen: u64,
     tx_power: i8,
@@ -398,6 +403,7 @@ impl WalkUpEngine {
             return None;
         }
         track.last_test = Some(t_ms);
+        track.last_evidence = None;
         let model = arrival::Model {
             tx_power,
             path_loss_exponent: p.path_loss_exponent,
@@ -419,6 +425,7 @@ impl WalkUpEngine {
                 doubt: p.pace_doubt,
             },
         )?;
+        track.last_evidence = Some(evidence);
         // NaN never unlocks, as evidence or as a bar.
         if evidence.is_nan() || needed.is_nan() || evidence < needed {
             return None;
@@ -430,6 +437,13 @@ impl WalkUpEngine {
             lock: lock.to_owned(),
             distance_m: distance,
         })
+    }
+
+    /// When the arrival test last ran for `lock`, and what it found (`None` with too few
+    /// readings).
+    pub fn last_test(&self, lock: &str) -> Option<(u64, Option<f64>)> {
+        let track = self.tracks.get(lock)?;
+        Some((track.last_test?, track.last_evidence))
     }
 
     /// Current estimates for enabled locks, nearest first.
@@ -445,6 +459,7 @@ impl WalkUpEngine {
                     distance_m: distance_from_rssi(s, t.tx_power, self.params.path_loss_exponent),
                     armed: t.armed,
                     approaching: trend_fall(&t.history, t.last_seen, self.params.trend_ms) < -0.5,
+                    evidence: t.last_evidence,
                 })
             })
             .collect();
@@ -541,6 +556,28 @@ mod tests {
         let mut e = engine();
         let hits = walk(&mut e, 1_000, 10.0, 0.5, 5_000);
         assert_eq!(hits.len(), 1, "{hits:?}");
+    }
+
+    #[test]
+    fn the_last_arrival_test_is_on_show() {
+        let mut e = WalkUpEngine::new(WalkUpParams {
+            min_evidence: f64::INFINITY,
+            ..WalkUpParams::default()
+        });
+        e.set_enabled("front", true);
+        assert_eq!(e.last_test("front"), None);
+        // Far away: no test yet, but the lock is tracked.
+        walk(&mut e, 1_000, 10.0, 8.0, 0);
+        assert_eq!(e.last_test("front"), None);
+        assert_eq!(e.snapshot()[0].evidence, None);
+        // At the door with a bar never cleared: tests keep running and show what they found.
+        let hits = walk(&mut e, 3_000, 8.0, 0.5, 3_000);
+        assert!(hits.is_empty());
+        let (at, evidence) = e.last_test("front").unwrap();
+        assert!(at > 3_000);
+        let evidence = evidence.unwrap();
+        assert!(evidence > 5.0, "{evidence}");
+        assert_eq!(e.snapshot()[0].evidence, Some(evidence));
     }
 
     #[test]
