@@ -61,7 +61,9 @@ pub struct WalkUpParams {
     /// reports no motion (a replayed trace, a shell without motion sensors).
     pub min_evidence: f64,
     /// The same while the phone reports its wearer walking: someone walking at the door is
-    /// more often passing than arriving, so RSSI alone must be surer.
+    /// more often passing than arriving, so RSSI alone must be surer. (8 until round 11: with
+    /// the pace and gaits in the fit, 7 lets no more walk-pasts through and unlocks more
+    /// arrivals in time; see `benches/walkup.rs`.)
     pub walking_evidence: f64,
     /// The same once the wearer has stopped: passers-by keep walking, people at a door stop.
     pub still_evidence: f64,
@@ -71,9 +73,14 @@ pub struct WalkUpParams {
     /// round 10 both bars are 5 nats: with the pace and gaits in the fit, a lower still bar
     /// let more people standing at 2 m through than it unlocked arrivals sooner.)
     pub still_window_ms: u64,
-    /// How often the phone's report of how it is carried ([`Carry`]) is wrong; the arrival
-    /// test then allows any offset with this weight.
+    /// How often the phone's report that it is uncovered ([`Carry::Uncovered`]) is wrong (a
+    /// loose bag, a mesh pocket, the sensor facing a gap); the arrival test then allows any
+    /// offset with this weight.
     pub carry_doubt: f64,
+    /// The same for a report that it is covered ([`Carry::Covered`]): a thumb over the sensor
+    /// of a phone in the hand.
+    #[serde(default = "default_covered_doubt")]
+    pub covered_doubt: f64,
     /// Carry offsets (dB, low and high) likely for a phone reported [`Carry::Covered`].
     pub covered_offset_db: (f64, f64),
     /// The same for [`Carry::Uncovered`].
@@ -118,10 +125,11 @@ impl Default for WalkUpParams {
             correlated_noise_db: 2.0,
             correlation_ms: 500,
             min_evidence: 5.0,
-            walking_evidence: 8.0,
+            walking_evidence: 7.0,
             still_evidence: 5.0,
             still_window_ms: 1_000,
             carry_doubt: 0.05,
+            covered_doubt: 0.05,
             covered_offset_db: (-8.0, -1.0),
             uncovered_offset_db: (-2.0, 5.0),
             pace_spread: 0.25,
@@ -143,6 +151,11 @@ impl Default for WalkUpParams {
 /// Parameters saved before walks had weights get today's, not `Walks::STRAIGHT`.
 fn default_walks() -> arrival::Walks {
     WalkUpParams::default().walks
+}
+
+/// Parameters saved before covered reports had their own doubt get today's.
+fn default_covered_doubt() -> f64 {
+    WalkUpParams::default().covered_doubt
 }
 
 /// What the phone's motion sensors say about its wearer (the shell's step detector or
@@ -185,21 +198,22 @@ impl Carry {
     pub fn offsets(self, params: &WalkUpParams) -> arrival::Offsets {
         // A doubt outside 0..=1 (or NaN) would make the evidence meaningless; ignoring the
         // report (doubt 1: any offset) is then the safe reading.
-        let doubt = params.carry_doubt;
-        let doubt = if (0.0..=1.0).contains(&doubt) {
-            doubt
-        } else {
-            1.0
+        let sane = |doubt: f64| {
+            if (0.0..=1.0).contains(&doubt) {
+                doubt
+            } else {
+                1.0
+            }
         };
         match self {
             Carry::Unknown => arrival::Offsets::ANY,
             Carry::Covered => arrival::Offsets {
                 likely: params.covered_offset_db,
-                doubt,
+                doubt: sane(params.covered_doubt),
             },
             Carry::Uncovered => arrival::Offsets {
                 likely: params.uncovered_offset_db,
-                doubt,
+                doubt: sane(params.carry_doubt),
             },
         }
     }
@@ -581,11 +595,33 @@ mod tests {
     }
 
     #[test]
-    fn parameters_saved_before_walks_had_weights_load_with_todays() {
+    fn parameters_saved_before_walks_and_covered_doubt_load_with_todays() {
         let mut saved = serde_json::to_value(WalkUpParams::default()).unwrap();
         saved.as_object_mut().unwrap().remove("walks");
+        saved.as_object_mut().unwrap().remove("covered_doubt");
         let loaded: WalkUpParams = serde_json::from_value(saved).unwrap();
         assert_eq!(loaded, WalkUpParams::default());
+    }
+
+    #[test]
+    fn each_carry_report_has_its_own_doubt_and_a_senseless_one_ignores_the_report() {
+        let params = WalkUpParams {
+            carry_doubt: 0.2,
+            covered_doubt: 0.01,
+            ..WalkUpParams::default()
+        };
+        assert_eq!(Carry::Covered.offsets(&params).doubt, 0.01);
+        assert_eq!(Carry::Uncovered.offsets(&params).doubt, 0.2);
+        assert_eq!(Carry::Unknown.offsets(&params), arrival::Offsets::ANY);
+        for bad in [f64::NAN, -0.1, 1.5] {
+            let params = WalkUpParams {
+                carry_doubt: bad,
+                covered_doubt: bad,
+                ..WalkUpParams::default()
+            };
+            assert_eq!(Carry::Covered.offsets(&params).doubt, 1.0, "{bad}");
+            assert_eq!(Carry::Uncovered.offsets(&params).doubt, 1.0, "{bad}");
+        }
     }
 
     #[test]
