@@ -27,7 +27,7 @@
 //! held-out families unrun,
 //! `--family TEXT` runs only families whose name contains it; `--bars` records every arrival
 //! test instead and prints the trade-off over a grid of walking and still bars, and which
-//! reports the approaches that miss had, with `KEYWAY_BARS_DUMP=1` each miss's tests).
+//! reports the approaches that miss had, with `KEYWAY_BARS_DUMP` set each miss's tests).
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
@@ -1898,14 +1898,15 @@ fn tune(base: WalkUpParams, n: usize) {
     // Round 11 (the R11 families written first): `--bars` on the seen families (300 traces,
     // R10 now seen; detection / walk-pasts at ≥ 2 m / standing) with walking × still bars:
     // 8/5 (round 10) 94.98% / 0.050% / 25; 7/5 95.89 / 0.050 / 25; 6/5 96.58 / 0.167 / 25;
-    // 7/4.5 96.66 / 0.133 / 38; 7/5.5 95.13 / 0.033 / 19; 5/4 98.21 / 0.617 / 55. The misses at
+    // 7/4.5 96.66 / 0.133 / 38; 7/5.5 95.13 / 0.033 / 19; 5/4 98.21 / 0.617 / 55. In time at
     // 8/5 by report: carry right with a pace 97.03% of 6,858, without 93.77% of 786; carry
     // unknown 90.02% / 86.87%; carry wrong 84.16% / 79.49%; 43 never tested within 1.5 s (the
     // gate opens late for bagged phones). Tried and not kept: the motion report as a
     // likelihood of each hypothesis (slow families 88.93% against 88.97% at 8/5); a gate at
     // 2.2 m (+0.26 points on the slow families, more tests); a doubt of 0.01 for covered
-    // reports (`--covered-doubt`: slow bagged walkers +5 points, but raised phones reported
-    // covered let 3 more walk-pasts through, 0.117%); a faster logarithm (slower than libm's).
+    // reports (`--covered-doubt`: slow bagged walkers +5 points, but R6's paused walk-past with
+    // a raised phone went from 0 to 3 of 300, 7 of 6,000 in all, 0.117%); a faster logarithm
+    // (slower than libm's).
     // Chosen: walking 7, still 5.
     for (pace_doubt, slowing_and_paused, still_evidence) in [
         (1.0, 0.0, 4.0),

@@ -78,7 +78,8 @@ pub struct WalkUpParams {
     /// offset with this weight.
     pub carry_doubt: f64,
     /// The same for a report that it is covered ([`Carry::Covered`]): a thumb over the sensor
-    /// of a phone in the hand.
+    /// of a phone in the hand. (Parameters saved before round 11 load today's value, not
+    /// their `carry_doubt`.)
     #[serde(default = "default_covered_doubt")]
     pub covered_doubt: f64,
     /// Carry offsets (dB, low and high) likely for a phone reported [`Carry::Covered`].
@@ -237,7 +238,8 @@ pub struct LockProximity {
     pub armed: bool,
     pub approaching: bool,
     /// The last arrival test's log-likelihood ratio (nats; see [`arrival::evidence`]), `None`
-    /// until one ran: how close the phone came to unlocking.
+    /// until a test found a finite one (or when the last had too few readings): how close the
+    /// phone came to unlocking.
     pub evidence: Option<f64>,
 }
 
@@ -254,7 +256,7 @@ struct Track {
     /// When the arrival test last ran: at most twice per [`arrival::BIN_MS`], whatever the
     /// advertising rate.
     last_test: Option<u64>,
-    /// What that test found (`None` when it had too few readings).
+    /// What that test found (`None` with too few readings or a result that is no number).
     last_evidence: Option<f64>,
     last_unlock: Option<u64>,
     last_seen: u64,
@@ -454,7 +456,7 @@ impl WalkUpEngine {
     }
 
     /// When the arrival test last ran for `lock`, and what it found (`None` with too few
-    /// readings).
+    /// readings or a result that is no number).
     pub fn last_test(&self, lock: &str) -> Option<(u64, Option<f64>)> {
         let track = self.tracks.get(lock)?;
         Some((track.last_test?, track.last_evidence))
