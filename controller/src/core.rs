@@ -7,7 +7,8 @@
 //! 3. then the relay is driven and the answer (BLE RESULT, `command_result`) is sent.
 //!
 //! A crash between 1 and 2 is repaired on start by replaying the log into the state, so a
-//! retried command id never opens twice and use counts never go back.
+//! retried command id never opens twice and use counts never go back (a replayed grant counts
+//! against its credential's limit, which the event does not carry, as if it had one).
 
 use crate::events::{EventLog, EventLogError, Recovery};
 use crate::identity::Identity;
@@ -272,7 +273,10 @@ impl Core {
                 (Some(Method::Cloud), ..) => {}
                 (_, Some(cmd), Some(cred), Some(true)) => {
                     let memory = inner.state.memories.entry(e.lock).or_default();
-                    if !memory.commands.iter().any(|c| c.0 == cred && c.1 == cmd) {
+                    if memory.executed(cred, cmd).is_none() {
+                        // The event names the credential but not its limit or end: count the
+                        // use whatever they are (`UseCounting::Unknown`), so a crash never gives
+                        // a use back; the credential's next grant settles the entry.
                         memory.record_grant(cred, cmd, e.seq);
                     }
                 }
@@ -434,6 +438,13 @@ impl Core {
         let skew = stmt.unix_ms as i64 - rtc_ms() as i64;
         tracing::info!(skew_ms = skew, "trusted time anchored");
         inner.clock = Some(clock);
+        // Doors that see few unlocks still shed the counts of credentials that ended.
+        if let Ok(time) = clock.bounds(rtc_ms())
+            && inner.state.prune_uses(time) > 0
+            && let Err(e) = self.store.save_state(&inner.state)
+        {
+            tracing::error!(error = %e, "saving door state");
+        }
         Ok(())
     }
 
@@ -541,9 +552,10 @@ impl Core {
             self.log_rejected(lock, method, Reason::NotConfigured);
             return Err(Reason::NotConfigured);
         };
+        let time = inner.clock.and_then(|c| c.bounds(rtc_ms()).ok());
         let input = AuthInput {
             config,
-            time: inner.clock.and_then(|c| c.bounds(rtc_ms()).ok()),
+            time,
             mono_ms: self.mono_ms(),
             rssi,
         };
@@ -576,15 +588,16 @@ impl Core {
             Reason::NotConfigured
         })?;
         if decision.actuate() {
-            let cred = decision
-                .credential_id
-                .expect("granted decisions carry a credential");
             inner
                 .state
                 .memories
                 .entry(decision.lock)
                 .or_default()
-                .record_grant(cred, decision.command_id, event.seq);
+                .record_decision(&decision, event.seq);
+        }
+        if let Some(time) = time {
+            // The file is rewritten anyway; keep it from carrying counts nobody can use.
+            inner.state.prune_uses(time);
         }
         inner.state.applied_seq = event.seq;
         if let Err(e) = self.store.save_state(&inner.state) {

@@ -7,7 +7,7 @@ use crate::fsutil;
 use keyway_channel::{CommandResult, ControllerConfig};
 use keyway_protocol::Id;
 use keyway_protocol::handshake::DoorMemory;
-use keyway_protocol::time::TrustedClock;
+use keyway_protocol::time::{TimeBounds, TrustedClock};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,9 @@ pub struct DoorState {
     /// Highest event sequence whose effects are recorded here; later events in the log are
     /// replayed on start (a crash between the log append and this file's write).
     pub applied_seq: u64,
-    /// Per lock: executed BLE commands and use counts.
+    /// Per lock: executed BLE commands and the use counts of use-limited credentials.
+    /// Files written before the counts kept credentials' ends still load (see
+    /// [`keyway_protocol::handshake::UseCount`]).
     pub memories: BTreeMap<Id, DoorMemory>,
     /// Cloud command results by command id, oldest first.
     pub commands: VecDeque<CommandResult>,
@@ -50,6 +52,12 @@ impl DoorState {
             self.commands.pop_front();
         }
         self.commands.push_back(result);
+    }
+
+    /// Drops, on every lock, the use counts of credentials that trusted time shows ended
+    /// (see [`DoorMemory::prune_uses`]); returns how many.
+    pub fn prune_uses(&mut self, time: TimeBounds) -> usize {
+        self.memories.values_mut().map(|m| m.prune_uses(time)).sum()
     }
 }
 

@@ -352,6 +352,132 @@ async fn controller_restart_mid_outage_loses_nothing() {
     assert!(state.resent_after_ack.lock().unwrap().is_empty());
 }
 
+/// The use counts `state.json` keeps for `lock`, by credential id (UUID text).
+fn persisted_uses(
+    rig: &Rig,
+    lock: keyway_protocol::Id,
+) -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string(rig.path("state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["memories"][lock.to_string()]["uses"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn state_file_counts_only_limited_credentials_and_sheds_ended_ones() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let (limited_id, limited) = rig.credential(|c| c.max_uses = Some(3));
+    let (ended, lately_ended) = (random_id(), random_id());
+    let now = now_secs();
+
+    // A state file from before counts kept ends: a bare count per credential. Entries in the
+    // new form with ends long and lately past sit beside it.
+    rig.stop_controller().await;
+    let old = serde_json::json!({
+        "applied_seq": 0,
+        "memories": { LOCK_A.to_string(): {
+            "commands": [],
+            "uses": {
+                limited_id.to_string(): 2,
+                ended.to_string(): { "count": 1, "not_after": now - 3 * 86_400 },
+                lately_ended.to_string(): { "count": 1, "not_after": now - 3600 },
+            },
+        }},
+        "commands": [],
+    });
+    std::fs::write(rig.path("state.json"), old.to_string()).unwrap();
+    rig.start_controller().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+
+    // The old count still limits: one use left of three.
+    let r = rig
+        .unlock(&phone, LOCK_A, &limited, random_id())
+        .await
+        .unwrap();
+    assert!(r.granted, "{r:?}");
+    let r = rig.unlock(&phone, LOCK_A, &limited, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::UseLimitExceeded), "{r:?}");
+
+    // Credentials without a limit open the door and leave no count behind.
+    for _ in 0..3 {
+        let (_, unlimited) = rig.credential(|_| {});
+        let r = rig
+            .unlock(&phone, LOCK_A, &unlimited, random_id())
+            .await
+            .unwrap();
+        assert!(r.granted, "{r:?}");
+    }
+
+    let uses = persisted_uses(&rig, LOCK_A);
+    let ids: std::collections::BTreeSet<String> = uses.keys().cloned().collect();
+    let expected = [limited_id.to_string(), lately_ended.to_string()];
+    assert_eq!(ids, expected.into(), "{uses:?}");
+    // The grant filled the old entry's end in, so it is shed in its turn.
+    assert_eq!(uses[&limited_id.to_string()]["count"], 3);
+    assert!(
+        uses[&limited_id.to_string()]["not_after"].is_u64(),
+        "{uses:?}"
+    );
+}
+
+#[tokio::test]
+async fn use_limit_holds_when_the_state_write_was_lost() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let phone = rig.phone(0.5, 0.0).await;
+    let (once_id, once) = rig.credential(|c| c.max_uses = Some(1));
+    let (unlimited_id, unlimited) = rig.credential(|_| {});
+    // Offline, so the log keeps the events for replay.
+    rig.server.stop().await;
+    let before = std::fs::read(rig.path("state.json")).ok();
+    let first = random_id();
+    assert!(
+        rig.unlock(&phone, LOCK_A, &once, first)
+            .await
+            .unwrap()
+            .granted
+    );
+    assert!(
+        rig.unlock(&phone, LOCK_A, &unlimited, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+
+    // Power lost after the log append, before `state.json` recorded the grants.
+    rig.stop_controller().await;
+    match before {
+        Some(bytes) => std::fs::write(rig.path("state.json"), bytes).unwrap(),
+        None => std::fs::remove_file(rig.path("state.json")).unwrap(),
+    }
+    rig.start_controller().await;
+    // The log names the credentials but not their limits: both are counted.
+    let uses = persisted_uses(&rig, LOCK_A);
+    assert_eq!(uses.len(), 2, "{uses:?}");
+    assert!(uses[&once_id.to_string()]["not_after"].is_null());
+
+    let r = rig.unlock(&phone, LOCK_A, &once, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::UseLimitExceeded), "{r:?}");
+    let again = rig.unlock(&phone, LOCK_A, &once, first).await.unwrap();
+    assert!(again.granted && again.duplicate, "{again:?}");
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 0);
+
+    // The unlimited credential's next grant drops the count the replay made.
+    assert!(
+        rig.unlock(&phone, LOCK_A, &unlimited, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+    let uses = persisted_uses(&rig, LOCK_A);
+    assert!(!uses.contains_key(&unlimited_id.to_string()), "{uses:?}");
+    assert_eq!(uses[&once_id.to_string()]["count"], 1);
+}
+
 #[tokio::test]
 async fn duplicate_cloud_command_opens_once_even_across_restart() {
     let mut rig = Rig::new().await;

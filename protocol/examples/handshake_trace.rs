@@ -113,9 +113,7 @@ fn main() {
             rssi: None,
         };
         let decision = door.on_auth(&auth, &input, &memory).unwrap();
-        if decision.actuate() {
-            memory.record_grant(decision.credential_id.unwrap(), decision.command_id, 1);
-        }
+        memory.record_decision(&decision, 1);
         let result = door.result_frame(&decision, 1).unwrap();
         show("door  ->", "RESULT", &result);
         let body = phone.on_result(&result).unwrap();

@@ -7,7 +7,9 @@ use common::*;
 use keyway_protocol::certificate::ControllerCertificate;
 use keyway_protocol::credential::{Schedule, ScopeEntry, Window};
 use keyway_protocol::handshake::frames::{self, Challenge, Hello, Sealed};
-use keyway_protocol::handshake::{Action, HandshakeError, Initiator, Responder};
+use keyway_protocol::handshake::{
+    Action, HandshakeError, Initiator, Responder, USE_COUNT_GRACE_SECS, UseCount, UseCounting,
+};
 use keyway_protocol::revocation::RevocationList;
 use keyway_protocol::time::TimeBounds;
 use keyway_protocol::{Id, Reason, SigningKey, TrustedKey, TrustedKeys};
@@ -31,7 +33,13 @@ fn tap_unlock_is_granted_and_both_ends_agree() {
     assert_eq!(body.relay_ms, 3000);
     assert_eq!(body.command_id, CMD);
     assert_eq!(decision.credential_id, Some(Id([0x50; 16])));
-    assert_eq!(w.memory.uses.get(&Id([0x50; 16])), Some(&1));
+    assert_eq!(decision.use_counting, UseCounting::Unlimited);
+    assert_eq!(w.memory.commands.len(), 1);
+    assert!(
+        w.memory.uses.is_empty(),
+        "a credential without a use limit leaves no count: {:?}",
+        w.memory.uses
+    );
 }
 
 #[test]
@@ -49,7 +57,9 @@ fn place_scope_opens_every_lock_of_the_place() {
 #[test]
 fn retried_command_does_not_actuate_twice() {
     let mut w = World::new();
-    let cred = w.sign(&w.credential());
+    let mut c = w.credential();
+    c.max_uses = Some(5);
+    let cred = w.sign(&c);
     assert_eq!(w.unlock(LOCK, Action::Unlock, &cred, CMD).denial(), None);
     // The RESULT was lost; the phone retries the same command on a new connection.
     let Outcome::Verdict(decision, body) = w.unlock(LOCK, Action::Unlock, &cred, CMD) else {
@@ -61,14 +71,14 @@ fn retried_command_does_not_actuate_twice() {
         body.event_seq, 100,
         "the retry reports the first attempt's event"
     );
-    assert_eq!(w.memory.uses.get(&Id([0x50; 16])), Some(&1));
+    assert_eq!(w.memory.uses_of(Id([0x50; 16])), 1, "a retry is not a use");
     // A new command id is a new unlock.
     assert_eq!(
         w.unlock(LOCK, Action::Unlock, &cred, Id([0x78; 16]))
             .denial(),
         None
     );
-    assert_eq!(w.memory.uses.get(&Id([0x50; 16])), Some(&2));
+    assert_eq!(w.memory.uses_of(Id([0x50; 16])), 2);
 }
 
 #[test]
@@ -292,6 +302,114 @@ fn use_limit_is_enforced_per_credential() {
         w.unlock(LOCK, Action::Unlock, &cred, Id([3; 16])).denial(),
         rejected(Reason::UseLimitExceeded)
     );
+    // The refusal is not a use; the entry remembers when the credential ends.
+    assert_eq!(
+        w.memory.uses.get(&c.id),
+        Some(&UseCount {
+            count: 2,
+            not_after: Some(NOW + 3600)
+        })
+    );
+}
+
+#[test]
+fn use_counts_are_pruned_only_once_trusted_time_is_past_the_end_and_a_grace() {
+    let mut w = World::new();
+    let mut c = w.credential();
+    c.max_uses = Some(2);
+    let cred = w.sign(&c);
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([1; 16])).denial(),
+        None
+    );
+    // A count whose end is unknown (an old state file or a replay) is never pruned.
+    let unknown = Id([0x51; 16]);
+    w.memory.record_grant(unknown, Id([2; 16]), 7);
+    let end = NOW + 3600;
+    let at = |earliest| TimeBounds {
+        earliest,
+        latest: earliest + 120,
+    };
+
+    // Already expired, but within the grace a re-anchor could still bring it back.
+    assert_eq!(w.memory.prune_uses(at(end + 1)), 0);
+    assert_eq!(w.memory.prune_uses(at(end + USE_COUNT_GRACE_SECS)), 0);
+    // Bounds that only reach past the grace at their late edge are not enough.
+    let straddling = TimeBounds {
+        earliest: end,
+        latest: end + 2 * USE_COUNT_GRACE_SECS,
+    };
+    assert_eq!(w.memory.prune_uses(straddling), 0);
+    assert_eq!(w.memory.uses_of(c.id), 1);
+
+    assert_eq!(w.memory.prune_uses(at(end + USE_COUNT_GRACE_SECS + 1)), 1);
+    assert_eq!(w.memory.uses_of(c.id), 0);
+    assert_eq!(w.memory.uses_of(unknown), 1);
+    assert_eq!(w.memory.uses.len(), 1);
+    // Command ids stay (bounded on their own) for at-most-once.
+    assert_eq!(w.memory.commands.len(), 2);
+}
+
+#[test]
+fn old_state_counts_load_and_still_limit() {
+    let mut w = World::new();
+    let mut c = w.credential();
+    c.max_uses = Some(3);
+    let cred = w.sign(&c);
+    // Before ends were kept, `uses` mapped a credential id to a bare count.
+    let old = format!(r#"{{"commands":[],"uses":{{"{}":2}}}}"#, c.id);
+    w.memory = serde_json::from_str(&old).unwrap();
+    assert_eq!(
+        w.memory.uses.get(&c.id),
+        Some(&UseCount {
+            count: 2,
+            not_after: None
+        })
+    );
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([1; 16])).denial(),
+        None
+    );
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([2; 16])).denial(),
+        rejected(Reason::UseLimitExceeded)
+    );
+    // The grant filled the end in, so the entry can be pruned in time.
+    assert_eq!(w.memory.uses[&c.id].not_after, Some(NOW + 3600));
+    // And the new form reads back as written.
+    let text = serde_json::to_string(&w.memory).unwrap();
+    assert_eq!(
+        serde_json::from_str::<keyway_protocol::handshake::DoorMemory>(&text).unwrap(),
+        w.memory
+    );
+}
+
+#[test]
+fn replayed_grants_count_conservatively_until_the_credential_is_seen_again() {
+    let mut w = World::new();
+    // A crash after the log append: replay knows only the ids and counts the use.
+    let mut limited = w.credential();
+    limited.max_uses = Some(1);
+    w.memory.record_grant(limited.id, Id([1; 16]), 1);
+    let cred = w.sign(&limited);
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([2; 16])).denial(),
+        rejected(Reason::UseLimitExceeded),
+        "a replayed grant must still count against the limit"
+    );
+    // The same for a credential without a limit: it is not refused, and its next grant
+    // drops the entry the replay made.
+    let mut unlimited = w.credential();
+    unlimited.id = Id([0x52; 16]);
+    w.memory.record_grant(unlimited.id, Id([3; 16]), 2);
+    assert_eq!(w.memory.uses_of(unlimited.id), 1);
+    let cred = w.sign(&unlimited);
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([4; 16])).denial(),
+        None
+    );
+    assert!(!w.memory.uses.contains_key(&unlimited.id));
+    assert_eq!(w.memory.uses_of(limited.id), 1);
 }
 
 #[test]

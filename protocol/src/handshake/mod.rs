@@ -20,7 +20,7 @@ pub use frames::{Action, PROTOCOL_VERSION, ResultBody};
 pub use initiator::{Initiator, SignRequest};
 pub use responder::{
     AuthInput, COMMAND_MEMORY, DEFAULT_NONCE_VALIDITY_MS, Decision, DoorConfig, DoorIdentity,
-    DoorMemory, LockPolicy, Responder,
+    DoorMemory, LockPolicy, Responder, USE_COUNT_GRACE_SECS, UseCount, UseCounting,
 };
 
 use crate::keys::CryptoError;

@@ -5,7 +5,7 @@ use super::frames::{
     self, Action, AuthBody, Challenge, Hello, PROTOCOL_VERSION, ResultBody, Sealed,
 };
 use super::keyschedule::{self, Direction, DirectionalKey};
-use crate::credential::{Holder, SignedCredential};
+use crate::credential::{Credential, Holder, SignedCredential};
 use crate::id::Id;
 use crate::keys::{CryptoError, PublicKey, Signature, SigningKey};
 use crate::reason::Reason;
@@ -71,14 +71,81 @@ impl DoorConfig {
     }
 }
 
+/// How long after a credential's end (unix seconds) its use count is still kept. Trusted time
+/// is only as good as the last time statement: a re-anchor to a corrected server clock can move
+/// the bounds back, and a count dropped on bounds that ran late would hand a credential that is
+/// valid again fresh uses. A day covers any correction a sane server makes.
+pub const USE_COUNT_GRACE_SECS: u64 = 86_400;
+
 /// Durable door state for at-most-once actuation and use limits. Serializable so the
-/// controller persists it with its event log.
+/// controller persists it with its event log. Both parts stay bounded: `commands` by
+/// [`COMMAND_MEMORY`], `uses` by the use-limited credentials still (or lately) valid, once
+/// [`DoorMemory::prune_uses`] runs with trusted time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DoorMemory {
     /// Granted (credential, command) pairs with their event sequence, oldest first.
     pub commands: VecDeque<(Id, Id, u64)>,
-    /// Granted unlocks per credential.
-    pub uses: BTreeMap<Id, u32>,
+    /// Granted unlocks of use-limited credentials; credentials without a limit have no entry.
+    pub uses: BTreeMap<Id, UseCount>,
+}
+
+/// Unlocks granted to one use-limited credential at this door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "UseCountRecord")]
+pub struct UseCount {
+    pub count: u32,
+    /// The credential's `not_after` (unix seconds), after which the count can be forgotten.
+    /// `None` while unknown (a state file from before ends were kept, or a grant replayed from
+    /// the event log): such an entry is kept, and settled by the credential's next grant.
+    pub not_after: Option<u64>,
+}
+
+/// What a `uses` value may look like on disk.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum UseCountRecord {
+    /// State files written before ends were kept map a credential to a bare count.
+    Bare(u32),
+    Full {
+        count: u32,
+        #[serde(default)]
+        not_after: Option<u64>,
+    },
+}
+
+impl From<UseCountRecord> for UseCount {
+    fn from(r: UseCountRecord) -> Self {
+        match r {
+            UseCountRecord::Bare(count) => Self {
+                count,
+                not_after: None,
+            },
+            UseCountRecord::Full { count, not_after } => Self { count, not_after },
+        }
+    }
+}
+
+/// What a grant adds to the door's use counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UseCounting {
+    /// The credential has no use limit: nothing is kept.
+    Unlimited,
+    /// It has one, which matters until `not_after` (unix seconds).
+    Limited { not_after: u64 },
+    /// Its terms are not at hand (a grant replayed from the event log, which names only the
+    /// credential): counted as if limited, so a crash never gives a use back.
+    Unknown,
+}
+
+impl UseCounting {
+    pub fn of(credential: &Credential) -> Self {
+        match credential.max_uses {
+            Some(_) => Self::Limited {
+                not_after: credential.not_after,
+            },
+            None => Self::Unlimited,
+        }
+    }
 }
 
 impl DoorMemory {
@@ -90,13 +157,67 @@ impl DoorMemory {
             .map(|e| e.2)
     }
 
-    /// Records a granted command; call after the relay is driven and the event is logged.
+    /// Unlocks counted so far against `credential`'s use limit.
+    pub fn uses_of(&self, credential: Id) -> u32 {
+        self.uses.get(&credential).map_or(0, |u| u.count)
+    }
+
+    /// Records an actuated decision (nothing otherwise); call after the event is logged and
+    /// before the relay is driven.
+    pub fn record_decision(&mut self, decision: &Decision, event_seq: u64) {
+        if let (true, Some(credential)) = (decision.actuate(), decision.credential_id) {
+            self.record(
+                credential,
+                decision.command_id,
+                event_seq,
+                decision.use_counting,
+            );
+        }
+    }
+
+    /// Records a grant known only by its ids, such as a logged event replayed after a crash:
+    /// the use is counted whatever the credential's limit ([`UseCounting::Unknown`]). Live
+    /// grants go through [`DoorMemory::record_decision`], which keeps no count for unlimited
+    /// credentials.
     pub fn record_grant(&mut self, credential: Id, command: Id, event_seq: u64) {
+        self.record(credential, command, event_seq, UseCounting::Unknown);
+    }
+
+    fn record(&mut self, credential: Id, command: Id, event_seq: u64, counting: UseCounting) {
         if self.commands.len() == COMMAND_MEMORY {
             self.commands.pop_front();
         }
         self.commands.push_back((credential, command, event_seq));
-        *self.uses.entry(credential).or_default() += 1;
+        let end = match counting {
+            // A credential id names one signed credential (the server draws a fresh id per
+            // issuance), so one seen without a limit never had one: an entry for it came from
+            // a replay or an old state file and counts nothing.
+            UseCounting::Unlimited => {
+                self.uses.remove(&credential);
+                return;
+            }
+            UseCounting::Limited { not_after } => Some(not_after),
+            UseCounting::Unknown => None,
+        };
+        let entry = self.uses.entry(credential).or_insert(UseCount {
+            count: 0,
+            not_after: None,
+        });
+        entry.count = entry.count.saturating_add(1);
+        // Fills an unknown end; should two ever differ, the later one wins (keeping is safe).
+        entry.not_after = entry.not_after.max(end);
+    }
+
+    /// Forgets the counts of credentials that certainly ended: `time.earliest` (trusted) is more
+    /// than [`USE_COUNT_GRACE_SECS`] past their `not_after`, so the validity check refuses them
+    /// before their count matters. Entries whose end is unknown stay. Returns how many went.
+    pub fn prune_uses(&mut self, time: TimeBounds) -> usize {
+        let before = self.uses.len();
+        self.uses.retain(|_, u| {
+            u.not_after
+                .is_none_or(|end| time.earliest <= end.saturating_add(USE_COUNT_GRACE_SECS))
+        });
+        before - self.uses.len()
     }
 }
 
@@ -124,6 +245,8 @@ pub struct Decision {
     pub outcome: Result<u32, Reason>,
     /// The command was already executed: answer granted, do not actuate.
     pub duplicate_of: Option<u64>,
+    /// What a grant adds to the use counts; `Unknown` until the credential verified.
+    pub use_counting: UseCounting,
 }
 
 impl Decision {
@@ -282,6 +405,7 @@ impl Responder {
             holder: None,
             outcome: Err(Reason::NoAccess),
             duplicate_of: None,
+            use_counting: UseCounting::Unknown,
         };
         decision.outcome = decide(
             &body,
@@ -344,6 +468,7 @@ fn decide(
     let cred = SignedCredential::verify(&body.credential, &config.trusted)?.credential;
     decision.credential_id = Some(cred.id);
     decision.holder = Some(cred.holder);
+    decision.use_counting = UseCounting::of(&cred);
     let signed = keyschedule::device_signed_message(th2, &body.command_id);
     if !cred
         .device_key
@@ -377,7 +502,7 @@ fn decide(
     let time = input.time.ok_or(Reason::ClockUntrusted)?;
     cred.check_access_within(time.earliest, time.latest, lock, policy.place)?;
     if let Some(max) = cred.max_uses
-        && memory.uses.get(&cred.id).copied().unwrap_or(0) >= max
+        && memory.uses_of(cred.id) >= max
     {
         return Err(Reason::UseLimitExceeded);
     }

@@ -149,10 +149,7 @@ impl World {
             Err(e) => return Outcome::DoorRefusedAuth(e),
         };
         let seq = self.memory.commands.len() as u64 + 100;
-        if decision.actuate() {
-            self.memory
-                .record_grant(decision.credential_id.unwrap(), decision.command_id, seq);
-        }
+        self.memory.record_decision(&decision, seq);
         let result = door.result_frame(&decision, seq).unwrap();
         let body = phone.on_result(&result).unwrap();
         Outcome::Verdict(decision, body)
