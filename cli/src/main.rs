@@ -74,7 +74,8 @@ enum Command {
     /// Walk-up: run the engine live against the radio, or replay a trace.
     Walk {
         /// CSV trace `t_ms,lock,rssi` (optional `motion`: walking, still; `carry`: covered,
-        /// uncovered; `pace`: m/s); prints one JSON line per unlock decision.
+        /// uncovered; `pace`: m/s; `range_m`: a ranged distance, metres); prints one JSON
+        /// line per unlock decision.
         #[arg(long)]
         replay: Option<PathBuf>,
         /// Advertised RSSI at 1 m for replayed traces.

@@ -4,8 +4,9 @@
 //! no change) replays what the phone's motion detector said, from that row on, and an optional
 //! `carry` column (`covered`, `uncovered`, `unknown`, or empty) what its proximity sensor said,
 //! and an optional `pace` column (walking speed in m/s, `unknown`, or empty) what its step
-//! counter said (kept, but with the default parameters not used, like a phone's); without them
-//! the engine decides on RSSI alone. Output: one JSON line per unlock decision,
+//! counter said; without them the engine decides on RSSI alone. An optional `range_m` column
+//! replays a secure-ranging distance (UWB, Channel Sounding) measured at that row's time; a
+//! row with a range may leave `rssi` empty. Output: one JSON line per unlock decision,
 //! nothing else on stdout.
 
 use anyhow::{Context, bail};
@@ -17,7 +18,10 @@ use std::io::{BufRead, Write};
 pub struct Row {
     pub t_ms: u64,
     pub lock: String,
-    pub rssi: i16,
+    /// The advertisement's RSSI (`None` on a row that only carries a range).
+    pub rssi: Option<i16>,
+    /// A ranged distance to the lock measured at this time, metres.
+    pub range_m: Option<f64>,
     /// The motion detector's report from this row on, if it changed.
     pub motion: Option<Motion>,
     /// The proximity sensor's report from this row on, if it changed.
@@ -54,6 +58,7 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
     let mi = cols.iter().position(|c| c == "motion");
     let ci = cols.iter().position(|c| c == "carry");
     let pi = cols.iter().position(|c| c == "pace");
+    let gi = cols.iter().position(|c| c == "range_m");
     let mut rows = Vec::new();
     for (n, line) in lines {
         let line = line?;
@@ -70,9 +75,26 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         let t_ms: f64 = get(ti)?
             .parse()
             .with_context(|| format!("line {}: bad t_ms", n + 1))?;
-        let rssi: f64 = get(ri)?
-            .parse()
-            .with_context(|| format!("line {}: bad rssi", n + 1))?;
+        let range_m = match gi.and_then(|i| fields.get(i)).map(|v| v.trim_matches('"')) {
+            None | Some("") => None,
+            Some(v) => Some(
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite() && *d >= 0.0)
+                    .with_context(|| {
+                        format!("line {}: range_m {v:?} is not a distance in metres", n + 1)
+                    })?,
+            ),
+        };
+        let rssi = match get(ri)? {
+            "" if range_m.is_some() => None,
+            v => Some(
+                v.parse::<f64>()
+                    .with_context(|| format!("line {}: bad rssi", n + 1))?
+                    .round()
+                    .clamp(-127.0, 20.0) as i16,
+            ),
+        };
         let lock = get(li)?.trim_matches('"').to_owned();
         if lock.is_empty() || t_ms < 0.0 {
             bail!("line {}: empty lock or negative time", n + 1);
@@ -94,7 +116,8 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         rows.push(Row {
             t_ms: t_ms as u64,
             lock,
-            rssi: rssi.round().clamp(-127.0, 20.0) as i16,
+            rssi,
+            range_m,
             motion: report(
                 mi.and_then(|i| fields.get(i)),
                 "motion",
@@ -157,7 +180,13 @@ pub fn run(
         if let Some(p) = r.pace {
             engine.set_pace(p);
         }
-        if let Some(d) = engine.observe(&r.lock, r.t_ms, r.rssi, tx_power) {
+        let heard = r
+            .rssi
+            .and_then(|rssi| engine.observe(&r.lock, r.t_ms, rssi, tx_power));
+        let ranged = r
+            .range_m
+            .and_then(|d| engine.observe_range(&r.lock, r.t_ms, d));
+        for d in heard.into_iter().chain(ranged) {
             serde_json::to_writer(
                 &mut *out,
                 &serde_json::json!({"t_ms": d.t_ms, "lock": d.lock}),
@@ -214,7 +243,8 @@ mod tests {
             Row {
                 t_ms: 5,
                 lock: "X".into(),
-                rssi: -60,
+                rssi: Some(-60),
+                range_m: None,
                 motion: None,
                 carry: None,
                 pace: None,
@@ -275,6 +305,48 @@ mod tests {
             s.push_str(&format!("{},A,{rssi:.0},{value}\n", i * 100));
         }
         parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_range_column_decides_where_rssi_cannot() {
+        // A bag 14 dB down: RSSI alone never unlocks; ranged rows (some with no RSSI) do, once,
+        // near the door.
+        let mut s = String::from("t_ms,lock,rssi,range_m\n");
+        for i in 0..150u64 {
+            let d = (10.0 - 0.12 * i as f64).max(0.5);
+            let rssi = -59.0 - 20.0 * d.log10() - 14.0;
+            s.push_str(&format!("{},A,{rssi:.0},\n", i * 100));
+            s.push_str(&format!("{},A,,{:.2}\n", i * 100 + 50, d + 0.1));
+        }
+        let rssi_only: String = s
+            .lines()
+            .filter(|l| !l.contains(",,"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let replay = |text: &str| {
+            let mut out = Vec::new();
+            let n = run(
+                &parse(text.as_bytes()).unwrap(),
+                -59,
+                WalkUpParams::default(),
+                &mut out,
+            );
+            (n.unwrap(), out)
+        };
+        assert_eq!(replay(&rssi_only).0, 0);
+        let (n, out) = replay(&s);
+        assert_eq!(n, 1);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        // The median of the last half second is within 1.2 m about when the walker reaches
+        // 1 m, 7.5 s in.
+        let t = line["t_ms"].as_u64().unwrap();
+        assert!((7_400..=8_200).contains(&t), "{t}");
+        let err = parse("t_ms,lock,rssi,range_m\n1,A,,near\n".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"line 2: range_m "near" is not a distance in metres"#
+        );
+        assert!(parse("t_ms,lock,rssi,range_m\n1,A,,\n".as_bytes()).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use crate::events::{EventLog, EventLogError, Recovery};
 use crate::identity::Identity;
+use crate::session::Nearness;
 use crate::store::{CachedConfig, CachedRevocations, DoorState, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -540,7 +541,7 @@ impl Core {
         lock: Id,
         action: Action,
         frame: &[u8],
-        rssi: Option<i16>,
+        near: Nearness,
     ) -> Result<BleVerdict, Reason> {
         let method = match action {
             Action::Unlock => Method::Ble,
@@ -557,7 +558,8 @@ impl Core {
             config,
             time,
             mono_ms: self.mono_ms(),
-            rssi,
+            rssi: near.rssi,
+            range_m: near.range_m,
         };
         let empty = Default::default();
         let memory = inner.state.memories.get(&lock).unwrap_or(&empty);

@@ -65,6 +65,10 @@ enum Command {
         /// Seed of the simulated radio noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Simulated radio only: the doors range to connected phones (as UWB or Channel
+        /// Sounding would) with this error σ, metres, and decide walk-up by the distance.
+        #[arg(long)]
+        sim_ranging_sigma_m: Option<f64>,
         /// Simulate a person walking through after every unlock (door sensor events).
         #[arg(long)]
         simulate_entry: bool,
@@ -148,6 +152,7 @@ async fn run() -> anyhow::Result<()> {
             advertising_interval_ms,
             connection_interval_ms,
             seed,
+            sim_ranging_sigma_m,
             simulate_entry,
             held_open_secs,
         } => {
@@ -156,6 +161,7 @@ async fn run() -> anyhow::Result<()> {
                     seed,
                     advertising_interval_ms: advertising_interval_ms.unwrap_or(30),
                     connection_interval_ms,
+                    ranging_sigma_m: sim_ranging_sigma_m,
                     ..HubConfig::default()
                 };
                 hub.model.exponent = path_loss_exponent;

@@ -73,8 +73,11 @@ pub async fn serve_link(core: Arc<Core>, mut link: Box<dyn PeripheralLink>, defa
                 }
             },
             Step::AwaitAuth { lock, action } => {
-                let rssi = door_rssi(link.as_ref());
-                match core.ble_auth(&mut responder, lock, action, &message, rssi) {
+                let near = Nearness {
+                    rssi: door_rssi(link.as_ref()),
+                    range_m: link.range_m(),
+                };
+                match core.ble_auth(&mut responder, lock, action, &message, near) {
                     Ok(verdict) => {
                         let _ = send(&mut link, &verdict.result_frame).await;
                         // The phone closes; keep reading so its disconnect ends the task.
@@ -101,6 +104,13 @@ fn door_rssi(link: &dyn PeripheralLink) -> Option<i16> {
     let mut samples: Vec<i16> = (0..3).filter_map(|_| link.rssi()).collect();
     samples.sort_unstable();
     samples.get(samples.len() / 2).copied()
+}
+
+/// How near the door measured the phone during this connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nearness {
+    pub rssi: Option<i16>,
+    pub range_m: Option<f64>,
 }
 
 fn method_of(action: Action) -> Method {

@@ -10,6 +10,7 @@ use keyway_controller::core::Connection;
 use keyway_protocol::credential::ScopeEntry;
 use keyway_protocol::handshake::Action;
 use keyway_protocol::{Reason, SigningKey};
+use keyway_sim_radio::HubConfig;
 use ring::rand::SystemRandom;
 use std::time::Duration;
 
@@ -172,6 +173,61 @@ async fn every_offline_denial_reason_is_answered_and_logged() {
         events
             .iter()
             .any(|e| e.method == Some(Method::WalkUp) && e.granted == Some(true))
+    );
+}
+
+#[tokio::test]
+async fn a_door_that_ranges_decides_walk_up_by_the_distance() {
+    let rig = Rig::with_hub(HubConfig {
+        ranging_sigma_m: Some(0.05),
+        ..HubConfig::default()
+    })
+    .await;
+    rig.ready().await;
+    let (_, cred) = rig.credential(|_| {});
+    let trusted = rig.trusted();
+    let walk_up = |phone| {
+        unlock_with(
+            phone,
+            LOCK_A,
+            Action::WalkUp,
+            &trusted,
+            &cred,
+            &rig.device,
+            random_id(),
+        )
+    };
+    // At 2 m the phone is loud enough for the RSSI floor most of the time, but ranged too far.
+    let short = rig.phone(2.0, 0.0).await;
+    for _ in 0..3 {
+        let r = walk_up(&short).await;
+        assert_eq!(reason_of(&r), Some(Reason::TooFar), "{r:?}");
+    }
+    // A tap is the user's own act: the same phone opens the door.
+    let r = rig
+        .unlock(&short, LOCK_A, &cred, random_id())
+        .await
+        .unwrap();
+    assert!(r.granted, "{r:?}");
+    let near = rig.phone(0.5, 0.0).await;
+    let r = walk_up(&near).await.unwrap();
+    assert!(r.granted, "{r:?}");
+    let state = rig.server.state.clone();
+    eventually("attempts uploaded", 10, || state.event_count() >= 5).await;
+    let walk_ups: Vec<_> = state
+        .events()
+        .into_iter()
+        .filter(|e| e.method == Some(Method::WalkUp))
+        .map(|e| (e.granted, e.reason))
+        .collect();
+    assert_eq!(
+        walk_ups,
+        [
+            (Some(false), Some(Reason::TooFar)),
+            (Some(false), Some(Reason::TooFar)),
+            (Some(false), Some(Reason::TooFar)),
+            (Some(true), None),
+        ]
     );
 }
 

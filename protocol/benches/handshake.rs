@@ -92,6 +92,7 @@ fn exchange(s: &Setup, cmd: u8) -> (Duration, Duration, [Vec<u8>; 4]) {
         }),
         mono_ms: 0,
         rssi: None,
+        range_m: None,
     };
     let t = Instant::now();
     let (mut phone, hello) = Initiator::start(&s.rng, LOCK, Action::Unlock).unwrap();

@@ -111,6 +111,7 @@ fn main() {
             }),
             mono_ms: 5,
             rssi: None,
+            range_m: None,
         };
         let decision = door.on_auth(&auth, &input, &memory).unwrap();
         memory.record_decision(&decision, 1);

@@ -144,6 +144,7 @@ fn generate() -> Vectors {
         }),
         mono_ms: 10,
         rssi: None,
+        range_m: None,
     };
     let decision = door.on_auth(&auth, &input, &DoorMemory::default()).unwrap();
     assert!(decision.actuate());

@@ -9,6 +9,7 @@ use keyway_protocol::credential::{Schedule, ScopeEntry, Window};
 use keyway_protocol::handshake::frames::{self, Challenge, Hello, Sealed};
 use keyway_protocol::handshake::{
     Action, HandshakeError, Initiator, Responder, USE_COUNT_GRACE_SECS, UseCount, UseCounting,
+    WALK_UP_MAX_RANGE_M,
 };
 use keyway_protocol::revocation::RevocationList;
 use keyway_protocol::time::TimeBounds;
@@ -440,6 +441,41 @@ fn walk_up_needs_the_door_policy_and_the_door_rssi() {
     assert_eq!(
         w.unlock(LOCK, Action::WalkUp, &cred, Id([5; 16])).denial(),
         rejected(Reason::WalkUpDisabled)
+    );
+}
+
+#[test]
+fn a_door_that_ranges_decides_walk_up_by_the_distance() {
+    let mut w = World::new();
+    let cred = w.sign(&w.credential());
+    // A deep bag: far too weak for the RSSI floor, but ranged at the door.
+    w.rssi = Some(-90);
+    w.range_m = Some(0.6);
+    assert_eq!(
+        w.unlock(LOCK, Action::WalkUp, &cred, Id([1; 16])).denial(),
+        None
+    );
+    w.range_m = Some(WALK_UP_MAX_RANGE_M);
+    assert_eq!(
+        w.unlock(LOCK, Action::WalkUp, &cred, Id([2; 16])).denial(),
+        None
+    );
+    // Held up towards the door from 2 m: strong enough for the floor, but ranged too far;
+    // a relayed phone reads further still.
+    w.rssi = Some(-40);
+    for (i, range) in [2.0, 30.0, f64::NAN].into_iter().enumerate() {
+        w.range_m = Some(range);
+        assert_eq!(
+            w.unlock(LOCK, Action::WalkUp, &cred, Id([3 + i as u8; 16]))
+                .denial(),
+            rejected(Reason::TooFar),
+            "{range} m"
+        );
+    }
+    // A tap is the user's own act: ranging does not gate it.
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &cred, Id([9; 16])).denial(),
+        None
     );
 }
 

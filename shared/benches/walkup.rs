@@ -28,6 +28,10 @@
 //! `--family TEXT` runs only families whose name contains it; `--bars` records every arrival
 //! test instead and prints the trade-off over a grid of walking and still bars, and which
 //! reports the approaches that miss had, with `KEYWAY_BARS_DUMP` set each miss's tests).
+//! Ranging (round 12): `--ranging SHARE` gives that share of traces a phone and door that
+//! range (UWB or Channel Sounding), with `--range-hz`, `--range-sigma`, `--range-nlos-m`,
+//! `--range-outliers`, `--range-loss` for the ranging model and `--range-unlock-m` for the
+//! engine; the ranging model is stated in the report.
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
@@ -522,6 +526,83 @@ fn shadowing_db() -> f64 {
     SHADOWING_DB.get().copied().unwrap_or(2.0)
 }
 
+/// Share of traces whose phone and door range to each other (`--ranging SHARE`, default 0:
+/// RSSI alone, as every figure before round 12). A ranging phone also hears adverts; the
+/// engine decides by range while readings come (see `walkup::ranging`).
+static RANGING: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+/// Ranging readings per second once a session is up (`--range-hz`, default 5).
+static RANGE_HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+/// Per-reading error, one σ in metres (`--range-sigma`, default 0.1: UWB in line of sight;
+/// Channel Sounding is nearer 0.3).
+static RANGE_SIGMA: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+/// Largest extra length a covered phone's readings get from the body or bag in the way
+/// (`--range-nlos-m`, default 0.6: each covered trace draws its bias from 0 to this, an
+/// uncovered one from 0 to a sixth of it). Signals that go round read long, never short.
+static RANGE_NLOS_M: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+/// Share of readings that are multipath outliers, 0.5–3 m long (`--range-outliers`, default
+/// 0.03), and of rounds that fail and report nothing (`--range-loss`, default 0.1).
+static RANGE_OUTLIERS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+static RANGE_LOSS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+/// A session starts 300–1,000 ms (BLE connection and the UWB key exchange) after the phone
+/// first comes within this of the door, and readings stop beyond it plus 2 m.
+const RANGE_START_M: f64 = 6.0;
+
+/// One trace's ranging: when readings come and how they err. Drawn from its own generator
+/// (seeded from the trace's without advancing it), so turning ranging on leaves every RSSI,
+/// motion and report draw as it was.
+struct Ranger {
+    rng: Rng,
+    bias_m: f64,
+    /// When the session is up (set once the phone first comes near).
+    up_at: Option<u64>,
+    next_at: u64,
+}
+
+impl Ranger {
+    fn for_trace(rng: &Rng, offset_db: f64) -> Option<Ranger> {
+        let share = RANGING.get().copied().unwrap_or(0.0);
+        let mut own = Rng(rng.0 ^ 0x5241_4E47_4544_2121);
+        if own.uniform() >= share {
+            return None;
+        }
+        let nlos = RANGE_NLOS_M.get().copied().unwrap_or(0.6);
+        let bias_m = if offset_db < -1.5 {
+            own.range(0.0, nlos)
+        } else {
+            own.range(0.0, nlos / 6.0)
+        };
+        Some(Ranger {
+            rng: own,
+            bias_m,
+            up_at: None,
+            next_at: 0,
+        })
+    }
+
+    /// The reading due at `t_ms` with the phone at `d` metres, if any.
+    fn reading(&mut self, t_ms: u64, d: f64) -> Option<f64> {
+        if self.up_at.is_none() && d <= RANGE_START_M {
+            let up = t_ms + self.rng.range(300.0, 1_000.0) as u64;
+            self.up_at = Some(up);
+            self.next_at = up;
+        }
+        if self.up_at.is_none() || t_ms < self.next_at || d > RANGE_START_M + 2.0 {
+            return None;
+        }
+        self.next_at += (1000.0 / RANGE_HZ.get().copied().unwrap_or(5.0)) as u64;
+        if self.rng.uniform() < RANGE_LOSS.get().copied().unwrap_or(0.1) {
+            return None;
+        }
+        let outlier = if self.rng.uniform() < RANGE_OUTLIERS.get().copied().unwrap_or(0.03) {
+            self.rng.range(0.5, 3.0)
+        } else {
+            0.0
+        };
+        let sigma = RANGE_SIGMA.get().copied().unwrap_or(0.1);
+        Some((d + self.bias_m + outlier + sigma * self.rng.normal()).max(0.0))
+    }
+}
+
 /// Which bar an arrival test had to clear: the wearer's motion picks it (see `WalkUpParams`).
 #[derive(Clone, Copy, PartialEq)]
 enum Bar {
@@ -553,6 +634,7 @@ fn run(
 ) -> Vec<u64> {
     let mut e = WalkUpEngine::new(params);
     e.set_enabled("door", true);
+    let mut ranger = Ranger::for_trace(rng, radio.offset_db);
     e.set_carry(report_carry(rng, radio.offset_db));
     let mut pace = report_pace(rng, trace.walking_m_s);
     let mut out = vec![];
@@ -582,6 +664,11 @@ fn run(
             let rho = (-((t - last_t) as f64) / SHADOWING_TAU_MS).exp();
             slow = rho * slow + (1.0 - rho * rho).sqrt() * slow_sigma * rng.normal();
             last_t = t;
+        }
+        if let Some(r) = ranger.as_mut().and_then(|r| r.reading(t, d))
+            && let Some(dec) = e.observe_range("door", t, r)
+        {
+            out.push(dec.t_ms);
         }
         if rng.uniform() < loss() {
             continue; // missed advertisement
@@ -1595,6 +1682,18 @@ fn report(params: WalkUpParams, n: usize, seen_only: bool, only: Option<&str>) -
     } else {
         println!("carry: none reported\n");
     }
+    let ranging = RANGING.get().copied().unwrap_or(0.0);
+    if ranging > 0.0 {
+        println!(
+            "ranging: {:.0}% of traces, {} Hz from 0.3–1 s after coming within {RANGE_START_M} m, σ {} m, covered phones up to {} m long, {:.0}% outliers, {:.0}% failed rounds\n",
+            ranging * 100.0,
+            RANGE_HZ.get().copied().unwrap_or(5.0),
+            RANGE_SIGMA.get().copied().unwrap_or(0.1),
+            RANGE_NLOS_M.get().copied().unwrap_or(0.6),
+            RANGE_OUTLIERS.get().copied().unwrap_or(0.03) * 100.0,
+            RANGE_LOSS.get().copied().unwrap_or(0.1) * 100.0,
+        );
+    }
     println!(
         "{:<32} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
         "family", "set", "unlocked", "in 1.5 s", "p50 ms", "p99 ms", "double"
@@ -2213,11 +2312,31 @@ fn main() {
     if let Some(v) = arg("--window-ms") {
         params.window_ms = v as u64;
     }
+    for (flag, cell) in [
+        ("--ranging", &RANGING),
+        ("--range-hz", &RANGE_HZ),
+        ("--range-sigma", &RANGE_SIGMA),
+        ("--range-nlos-m", &RANGE_NLOS_M),
+        ("--range-outliers", &RANGE_OUTLIERS),
+        ("--range-loss", &RANGE_LOSS),
+    ] {
+        if let Some(v) = arg(flag) {
+            cell.set(v).expect("set once");
+        }
+    }
+    if let Some(v) = arg("--range-unlock-m") {
+        params.ranging.unlock_m = v;
+    }
     let only = args
         .iter()
         .position(|a| a == "--family")
         .and_then(|i| args.get(i + 1));
     if args.iter().any(|a| a == "--bars") {
+        // Bars replay RSSI tests only; a ranged unlock would go uncounted.
+        assert!(
+            RANGING.get().is_none_or(|&r| r == 0.0),
+            "--bars does not model ranging; leave out --ranging"
+        );
         bars(
             params,
             n,

@@ -333,6 +333,19 @@ impl KeywayCore {
     pub fn proximity_stopped(&self) {
         self.runtime.send(Event::SetCarry(Carry::Unknown));
     }
+
+    /// A distance in metres that the platform's secure ranging (UWB: Nearby Interaction,
+    /// androidx.core.uwb; or Bluetooth Channel Sounding) measured to the door heard as
+    /// `peer` (the same peer as its advertisements). While a door's distances keep coming,
+    /// walk-up decides by them rather than by RSSI; a failed round may be sent as NaN or a
+    /// negative value and is ignored.
+    pub fn ranging(&self, peer: String, distance_m: f64) {
+        self.runtime.send(Event::Ranged(crate::app::walkup::Ranged {
+            peer,
+            distance_m,
+            at_ms: now_ms(),
+        }));
+    }
 }
 
 impl KeywayCore {

@@ -209,6 +209,7 @@ async fn door(org: &Org) -> (String, Arc<AtomicUsize>) {
                             }),
                             mono_ms: mono,
                             rssi: link.rssi(),
+                            range_m: None,
                         };
                         let decision = {
                             let mem = memory.lock().unwrap();
@@ -217,11 +218,7 @@ async fn door(org: &Org) -> (String, Arc<AtomicUsize>) {
                         seq += 1;
                         if decision.actuate() {
                             g.fetch_add(1, Ordering::SeqCst);
-                            memory.lock().unwrap().record_grant(
-                                decision.credential_id.unwrap(),
-                                decision.command_id,
-                                seq,
-                            );
+                            memory.lock().unwrap().record_decision(&decision, seq);
                         }
                         responder.result_frame(&decision, seq).unwrap()
                     };

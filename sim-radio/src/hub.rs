@@ -32,6 +32,9 @@ pub struct HubConfig {
     /// event) and a connect waits for the door's next advertising event plus one interval.
     /// 0 delivers immediately.
     pub connection_interval_ms: u64,
+    /// When set, doors can range to connected phones (UWB, Channel Sounding): each range is
+    /// the true distance plus Gaussian error of this σ, metres. `None`: no ranging.
+    pub ranging_sigma_m: Option<f64>,
 }
 
 impl Default for HubConfig {
@@ -46,6 +49,7 @@ impl Default for HubConfig {
             connect_min_rssi: -95,
             phone_tx_power_at_1m: -59.0,
             connection_interval_ms: 0,
+            ranging_sigma_m: None,
         }
     }
 }
@@ -490,6 +494,23 @@ impl DoorLink {
             self.shared.cfg.phone_tx_power_at_1m,
             pos.distance(&door_pos),
         )
+    }
+
+    /// A fresh ranged distance to the phone, metres, when the hub's doors range
+    /// ([`HubConfig::ranging_sigma_m`]).
+    pub fn range_m(&self) -> Option<f64> {
+        let sigma = self.shared.cfg.ranging_sigma_m?;
+        let distance = {
+            let st = self.shared.state.lock().unwrap();
+            let phone = st.phones.get(&self.phone)?;
+            let door = st.doors.get(&self.door)?;
+            phone
+                .motion
+                .position(Instant::now())
+                .distance(&door.position)
+        };
+        let error = sigma * self.shared.noise.lock().unwrap().gaussian();
+        Some((distance + error).max(0.0))
     }
 
     /// Drops the link; the phone sees `disconnected` with reason `door`.

@@ -213,6 +213,7 @@ async fn serve_one(mut dl: DoorLink, identity: DoorIdentity, config: DoorConfig)
                 }),
                 mono_ms: 1500,
                 rssi: dl.rssi(),
+                range_m: None,
             };
             let d = responder
                 .on_auth(&msg, &input, &DoorMemory::default())

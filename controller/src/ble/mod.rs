@@ -45,6 +45,11 @@ pub trait PeripheralLink: Send {
     fn notify<'a>(&'a mut self, fragment: &'a [u8]) -> BoxFuture<'a, Result<(), LinkClosed>>;
     /// The phone's signal as this door hears it now, if the transport can measure it.
     fn rssi(&self) -> Option<i16>;
+    /// The distance to the phone by secure ranging (UWB, Channel Sounding), metres, if this
+    /// door can range; it then decides walk-up instead of RSSI.
+    fn range_m(&self) -> Option<f64> {
+        None
+    }
     fn att_mtu(&self) -> usize;
     /// The lock this link reaches when the transport knows it (one radio per lock).
     fn lock(&self) -> Option<Id>;

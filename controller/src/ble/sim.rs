@@ -48,6 +48,10 @@ impl PeripheralLink for SimLink {
         self.link.rssi()
     }
 
+    fn range_m(&self) -> Option<f64> {
+        self.link.range_m()
+    }
+
     fn att_mtu(&self) -> usize {
         self.link.att_mtu()
     }

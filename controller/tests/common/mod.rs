@@ -455,25 +455,26 @@ impl Rig {
     }
 
     pub async fn with_options(core_options: CoreOptions) -> Self {
-        Self::build(core_options, true).await
+        Self::build(core_options, true, HubConfig::default()).await
+    }
+
+    /// A rig whose simulated air is `hub` (ranging doors, link timing).
+    pub async fn with_hub(hub: HubConfig) -> Self {
+        Self::build(CoreOptions::default(), true, hub).await
     }
 
     /// A rig whose server never answers time requests.
     pub async fn without_trusted_time() -> Self {
-        Self::build(CoreOptions::default(), false).await
+        Self::build(CoreOptions::default(), false, HubConfig::default()).await
     }
 
-    async fn build(core_options: CoreOptions, answer_time: bool) -> Self {
+    async fn build(core_options: CoreOptions, answer_time: bool, hub: HubConfig) -> Self {
         let server = TestServer::start().await;
         server
             .state
             .answer_time
             .store(answer_time, std::sync::atomic::Ordering::SeqCst);
-        let hub = Arc::new(
-            RadioHub::bind("127.0.0.1:0", HubConfig::default())
-                .await
-                .unwrap(),
-        );
+        let hub = Arc::new(RadioHub::bind("127.0.0.1:0", hub).await.unwrap());
         let dir = tempfile::tempdir().unwrap();
         identity::provision(&server.url(), TOKEN, dir.path())
             .await

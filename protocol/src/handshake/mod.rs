@@ -21,6 +21,7 @@ pub use initiator::{Initiator, SignRequest};
 pub use responder::{
     AuthInput, COMMAND_MEMORY, DEFAULT_NONCE_VALIDITY_MS, Decision, DoorConfig, DoorIdentity,
     DoorMemory, LockPolicy, Responder, USE_COUNT_GRACE_SECS, UseCount, UseCounting,
+    WALK_UP_MAX_RANGE_M,
 };
 
 use crate::keys::CryptoError;

@@ -18,6 +18,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Default lifetime of a door nonce: AUTH must arrive within this many milliseconds.
 pub const DEFAULT_NONCE_VALIDITY_MS: u64 = 10_000;
+/// Farthest a walk-up phone may be, metres, when the door measures it by secure ranging (UWB,
+/// Bluetooth Channel Sounding; [`AuthInput::range_m`]). Looser than the phone's own bar (the
+/// core's `RangingParams::unlock_m`, 1.2 m), so the door does not refuse what the phone's
+/// reading decided; a relayed phone cannot pass, since a relay only adds time of flight.
+pub const WALK_UP_MAX_RANGE_M: f64 = 1.5;
 /// How many executed command ids the door remembers for at-most-once actuation.
 pub const COMMAND_MEMORY: usize = 1024;
 
@@ -231,6 +236,10 @@ pub struct AuthInput<'a> {
     pub mono_ms: u64,
     /// RSSI of this connection as the door measures it.
     pub rssi: Option<i16>,
+    /// Distance to the phone by the door's own secure ranging during this connection,
+    /// metres; `None` when the door cannot range. Where present it decides walk-up instead of
+    /// `rssi` ([`WALK_UP_MAX_RANGE_M`]).
+    pub range_m: Option<f64>,
 }
 
 /// The door's verdict on an authenticated AUTH.
@@ -492,7 +501,15 @@ fn decide(
         if !policy.walk_up {
             return Err(Reason::WalkUpDisabled);
         }
-        if input.rssi.is_none_or(|rssi| rssi < policy.walk_up_min_rssi) {
+        let near = match input.range_m {
+            // A measured distance beats a signal level that the phone's carry shifts by
+            // several dB (and NaN is not near).
+            Some(range) => range <= WALK_UP_MAX_RANGE_M,
+            None => input
+                .rssi
+                .is_some_and(|rssi| rssi >= policy.walk_up_min_rssi),
+        };
+        if !near {
             return Err(Reason::TooFar);
         }
     }

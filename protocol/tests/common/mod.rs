@@ -29,6 +29,8 @@ pub struct World {
     pub phone_trust: TrustedKeys,
     pub mono_ms: u64,
     pub rssi: Option<i16>,
+    /// The door's own ranged distance to the phone (`None`: it cannot range).
+    pub range_m: Option<f64>,
     pub time: Option<TimeBounds>,
 }
 
@@ -71,6 +73,7 @@ impl World {
             phone_trust: trusted,
             mono_ms: 1_000,
             rssi: Some(-55),
+            range_m: None,
             time: Some(TimeBounds {
                 earliest: NOW,
                 latest: NOW,
@@ -106,6 +109,7 @@ impl World {
             time: self.time,
             mono_ms: self.mono_ms,
             rssi: self.rssi,
+            range_m: self.range_m,
         }
     }
 

@@ -105,6 +105,11 @@ pub enum Event {
     /// `pace_doubt` is 1). Shells that forward raw accelerometer samples get this from the
     /// core.
     SetPace(Option<f64>),
+    /// A distance the shell's secure ranging (UWB, Bluetooth Channel Sounding) measured to a
+    /// door it heard (`{"ranged": {"peer": "…", "distance_m": 0.8, "at_ms": …}}`); while a
+    /// door's readings keep coming the walk-up engine decides by them, not by RSSI. Shells
+    /// call [`crate::ffi::KeywayCore::ranging`], which stamps the time.
+    Ranged(walkup::Ranged),
 
     // ---- effect answers (internal) ----
     #[serde(skip)]
@@ -304,6 +309,7 @@ impl crux_core::App for Keyway {
             Event::UnlockAt { lock, now_ms } => unlock::decide(model, lock, now_ms),
             Event::UnlockDone { route, outcome } => unlock::done(model, route, outcome),
             Event::Scanned(item) => walkup::scanned(model, item),
+            Event::Ranged(reading) => walkup::ranged(model, reading),
             Event::Noop => Command::done(),
         }
     }

@@ -302,19 +302,14 @@ impl Door {
                             }),
                             mono_ms: 1_500,
                             rssi: Some(-50),
+                            range_m: None,
                         };
                         let decision = self
                             .responder
                             .on_auth(message, &input, &self.memory)
                             .unwrap();
                         let reply = self.responder.result_frame(&decision, 1).unwrap();
-                        if decision.actuate() {
-                            self.memory.record_grant(
-                                decision.credential_id.unwrap(),
-                                decision.command_id,
-                                1,
-                            );
-                        }
+                        self.memory.record_decision(&decision, 1);
                         BleOutput::Reply { message: reply }
                     }
                     BleOperation::Disconnect { .. } => panic!("disconnect is a notification"),

@@ -4,6 +4,7 @@
 
 use super::{Cmd, Event, Model, keys, kv_put, unlock};
 use crate::effects::{ScanItem, ScanOperation};
+use crate::walkup::WalkUpDecision;
 use crux_core::Command;
 use crux_core::render::render;
 use keyway_protocol::advert::Advertisement;
@@ -112,13 +113,53 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
         }
         return Command::done();
     };
+    decided(model, decision, parsed.walk_up())
+}
+
+/// A distance the shell's secure ranging (UWB, Bluetooth Channel Sounding) measured to a door
+/// it heard, named by the BLE peer it ranged with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranged {
+    pub peer: String,
+    pub distance_m: f64,
+    /// On the clock advertisements are stamped with.
+    pub at_ms: u64,
+}
+
+pub fn ranged(model: &mut Model, reading: Ranged) -> Cmd {
+    // Only a door heard advertising can be ranged to: its advertisement names the lock.
+    let Some((short, heard)) = model.heard.iter().find(|(_, h)| h.peer == reading.peer) else {
+        return Command::done();
+    };
+    let walk_up_flag = heard.walk_up_flag;
+    let Some(lock) = model
+        .directory
+        .locks
+        .iter()
+        .find(|l| l.short_id.eq_ignore_ascii_case(short))
+        .map(|l| l.id.clone())
+    else {
+        return Command::done();
+    };
+    model.clock_ms = model.clock_ms.max(reading.at_ms);
+    match model
+        .engine
+        .observe_range(&lock, reading.at_ms, reading.distance_m)
+    {
+        Some(decision) => decided(model, decision, walk_up_flag),
+        None => Command::done(),
+    }
+}
+
+/// The engine decided `decision.lock` was reached: start the hands-free unlock, or note why not.
+fn decided(model: &mut Model, decision: WalkUpDecision, door_allows_walk_up: bool) -> Cmd {
     let mut note = WalkUpNote {
         lock: decision.lock.clone(),
         t_ms: decision.t_ms,
         distance_m: decision.distance_m,
         skipped: None,
     };
-    let cmd = if !parsed.walk_up() {
+    let cmd = if !door_allows_walk_up {
         note.skipped = Some(keyway_protocol::Reason::WalkUpDisabled.message().to_owned());
         render()
     } else {
@@ -214,6 +255,60 @@ mod tests {
         assert_eq!(u.route, Some(crate::app::Route::Ble));
         assert!(v.last_walk_up.unwrap().skipped.is_none());
         assert!(v.places[0].locks[0].nearby && v.places[0].locks[0].walk_up_enabled);
+    }
+
+    #[test]
+    fn a_ranged_phone_in_a_bag_unlocks_once_by_its_measured_distance() {
+        let app = Keyway;
+        let mut m = model();
+        m.credential = Some(held_credential(NOW_S + 86_400));
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: LOCK.into(),
+                enabled: true,
+            },
+            &mut m,
+        );
+        // A deep bag: 14 dB down, RSSI alone never gets near enough to test an arrival.
+        let t0 = NOW_S * 1000;
+        let mut connects = 0;
+        let mut at_unlock = None;
+        for i in 0..130u64 {
+            let at = t0 + i * 100;
+            let walked = app.update(advert(approach_rssi(i) - 14, at, FLAG_WALK_UP), &mut m);
+            // The shell ranges with the door it heard, as JSON, a failed round every so often.
+            let d = (10.0 - 0.12 * i as f64).max(0.4);
+            let reading = if i % 7 == 0 { -1.0 } else { d + 0.15 };
+            let json = format!(
+                r#"{{"ranged":{{"peer":"door-1","distance_m":{reading},"at_ms":{}}}}}"#,
+                at + 50
+            );
+            let ranged = app.update(serde_json::from_str(&json).unwrap(), &mut m);
+            for mut cmd in [walked, ranged] {
+                let n = cmd
+                    .effects()
+                    .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
+                    .count();
+                if n > 0 && at_unlock.is_none() {
+                    at_unlock = Some(d);
+                }
+                connects += n;
+            }
+        }
+        assert_eq!(connects, 1);
+        assert!((0.4..=1.1).contains(&at_unlock.unwrap()), "{at_unlock:?}");
+        assert!(app.view(&m).unlock.unwrap().walk_up);
+        // A door never heard cannot be ranged to, and a bad reading is refused as JSON.
+        let mut cmd = app.update(
+            Event::Ranged(Ranged {
+                peer: "stranger".into(),
+                distance_m: 0.3,
+                at_ms: t0 + 20_000,
+            }),
+            &mut m,
+        );
+        assert_eq!(cmd.effects().count(), 0);
+        assert!(serde_json::from_str::<Event>(r#"{"ranged":{"peer":"door-1"}}"#).is_err());
     }
 
     #[test]

@@ -20,13 +20,17 @@
 //!    gone beyond `arm_distance_m` again and `cooldown_ms` has passed (one unlock per
 //!    approach).
 //!
+//! Where the phone can range to a door (UWB, Channel Sounding: [`WalkUpEngine::observe_range`]),
+//! the measured distance decides instead, by the plain rule of [`ranging`], for as long as
+//! readings keep coming.
+//!
 //! Proximity is not proof of presence: a relay defeats any RSSI logic. The door applies its own
-//! RSSI check on walk-up requests, and a secure-ranging hook (UWB / Channel Sounding) would slot
-//! in where the distance estimate is made.
+//! RSSI check on walk-up requests; only the door's own ranging could stop a relay.
 
 pub mod arrival;
 pub mod motion;
 pub mod pace;
+pub mod ranging;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -110,6 +114,9 @@ pub struct WalkUpParams {
     pub max_fall_db: f64,
     /// A lock not heard for this long resets to unarmed-far (it went out of range).
     pub lost_after_ms: u64,
+    /// The rule for doors the phone ranges to (UWB, Channel Sounding).
+    #[serde(default)]
+    pub ranging: ranging::RangingParams,
 }
 
 impl Default for WalkUpParams {
@@ -145,6 +152,7 @@ impl Default for WalkUpParams {
             trend_ms: 800,
             max_fall_db: 1.5,
             lost_after_ms: 15_000,
+            ranging: ranging::RangingParams::default(),
         }
     }
 }
@@ -241,6 +249,10 @@ pub struct LockProximity {
     /// until a test found a finite one (or when the last had too few readings): how close the
     /// phone came to unlocking.
     pub evidence: Option<f64>,
+    /// The ranged distance (median of the last readings) while the phone ranges to this
+    /// door, metres.
+    #[serde(default)]
+    pub ranged_m: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +270,10 @@ struct Track {
     last_test: Option<u64>,
     /// What that test found (`None` with too few readings or a result that is no number).
     last_evidence: Option<f64>,
+    /// Ranged distances within `ranging.window_ms`, metres.
+    ranges: VecDeque<(u64, f64)>,
+    /// When the last ranged distance arrived.
+    last_range: Option<u64>,
     last_unlock: Option<u64>,
     last_seen: u64,
     tx_power: i8,
@@ -369,16 +385,7 @@ impl WalkUpEngine {
             Motion::Still => p.min_evidence,
         };
         let track = self.tracks.entry(lock.to_owned()).or_default();
-        if track.last_seen != 0 && t_ms.saturating_sub(track.last_seen) > p.lost_after_ms {
-            // Unheard for a while (out of range, or scanning paused): start over, unarmed, so a
-            // phone that reappears next to the door (someone leaving) does not unlock.
-            let last_unlock = track.last_unlock;
-            *track = Track {
-                last_unlock,
-                ..Track::default()
-            };
-        }
-        track.last_seen = t_ms;
+        track.touch(t_ms, &p);
         track.tx_power = tx_power;
         push_within(&mut track.window, (t_ms, rssi), p.window_ms);
         push_within(&mut track.recent, (t_ms, rssi), p.fit_ms);
@@ -399,10 +406,12 @@ impl WalkUpEngine {
         while track.history.len() > 2 && t_ms.saturating_sub(track.history[1].0) >= p.trend_ms {
             track.history.pop_front();
         }
+        if track.ranged(t_ms, &p) {
+            // The door's measured distance decides while it keeps coming (observe_range).
+            return None;
+        }
         let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
-        let cooled = track
-            .last_unlock
-            .is_none_or(|u| t_ms.saturating_sub(u) >= p.cooldown_ms);
+        let cooled = track.cooled(t_ms, &p);
         if distance > p.arm_distance_m && cooled {
             track.armed = true;
         }
@@ -455,6 +464,42 @@ impl WalkUpEngine {
         })
     }
 
+    /// Feeds one secure-ranging measurement (UWB, Channel Sounding) of the distance to
+    /// `lock`, metres; returns a decision when it completes an approach. While a lock's
+    /// readings keep coming (`ranging.fresh_ms`), they alone arm and unlock it: see
+    /// [`ranging`]. Readings must be in time order per lock; failed rounds (NaN, negative)
+    /// are ignored.
+    pub fn observe_range(
+        &mut self,
+        lock: &str,
+        t_ms: u64,
+        distance_m: f64,
+    ) -> Option<WalkUpDecision> {
+        if !self.enabled.contains(lock) || !ranging::usable(distance_m) {
+            return None;
+        }
+        let p = self.params;
+        let track = self.tracks.entry(lock.to_owned()).or_default();
+        track.touch(t_ms, &p);
+        track.last_range = Some(t_ms);
+        push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
+        let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
+        let cooled = track.cooled(t_ms, &p);
+        if estimate.settled && estimate.distance_m > p.arm_distance_m && cooled {
+            track.armed = true;
+        }
+        if !track.armed || !cooled || !estimate.arrived(&p.ranging) {
+            return None;
+        }
+        track.armed = false;
+        track.last_unlock = Some(t_ms);
+        Some(WalkUpDecision {
+            t_ms,
+            lock: lock.to_owned(),
+            distance_m: estimate.distance_m,
+        })
+    }
+
     /// When the arrival test last ran for `lock`, and what it found (`None` with too few
     /// readings or a result that is no number).
     pub fn last_test(&self, lock: &str) -> Option<(u64, Option<f64>)> {
@@ -476,6 +521,11 @@ impl WalkUpEngine {
                     armed: t.armed,
                     approaching: trend_fall(&t.history, t.last_seen, self.params.trend_ms) < -0.5,
                     evidence: t.last_evidence,
+                    ranged_m: t
+                        .ranged(t.last_seen, &self.params)
+                        .then(|| ranging::estimate(&t.ranges, &self.params.ranging))
+                        .flatten()
+                        .map(|e| e.distance_m),
                 })
             })
             .collect();
@@ -484,11 +534,39 @@ impl WalkUpEngine {
     }
 }
 
+impl Track {
+    /// A reading of either kind arrived at `t_ms`. Unheard for a while (out of range, or
+    /// scanning paused), the track starts over, unarmed, so a phone that reappears next to
+    /// the door (someone leaving) does not unlock.
+    fn touch(&mut self, t_ms: u64, p: &WalkUpParams) {
+        if self.last_seen != 0 && t_ms.saturating_sub(self.last_seen) > p.lost_after_ms {
+            let last_unlock = self.last_unlock;
+            *self = Track {
+                last_unlock,
+                ..Track::default()
+            };
+        }
+        self.last_seen = t_ms;
+    }
+
+    /// Whether ranged distances for this lock are current at `t_ms`.
+    fn ranged(&self, t_ms: u64, p: &WalkUpParams) -> bool {
+        self.last_range
+            .is_some_and(|r| t_ms.saturating_sub(r) <= p.ranging.fresh_ms)
+    }
+
+    fn cooled(&self, t_ms: u64, p: &WalkUpParams) -> bool {
+        self.last_unlock
+            .is_none_or(|u| t_ms.saturating_sub(u) >= p.cooldown_ms)
+    }
+}
+
 /// Appends a reading and drops those older than `keep_ms` before it.
-fn push_within(readings: &mut VecDeque<(u64, i16)>, reading: (u64, i16), keep_ms: u64) {
+fn push_within<T>(readings: &mut VecDeque<(u64, T)>, reading: (u64, T), keep_ms: u64) {
+    let now = reading.0;
     readings.push_back(reading);
     while let Some(&(t, _)) = readings.front() {
-        if reading.0.saturating_sub(t) > keep_ms {
+        if now.saturating_sub(t) > keep_ms {
             readings.pop_front();
         } else {
             break;
@@ -597,10 +675,11 @@ mod tests {
     }
 
     #[test]
-    fn parameters_saved_before_walks_and_covered_doubt_load_with_todays() {
+    fn parameters_saved_before_walks_covered_doubt_and_ranging_load_with_todays() {
         let mut saved = serde_json::to_value(WalkUpParams::default()).unwrap();
         saved.as_object_mut().unwrap().remove("walks");
         saved.as_object_mut().unwrap().remove("covered_doubt");
+        saved.as_object_mut().unwrap().remove("ranging");
         let loaded: WalkUpParams = serde_json::from_value(saved).unwrap();
         assert_eq!(loaded, WalkUpParams::default());
     }
@@ -661,6 +740,134 @@ mod tests {
                 "every {gap_ms} ms: {late} ms after reaching 1 m"
             );
         }
+    }
+
+    /// A walk like [`walk`] whose RSSI reads `rssi_offset_db` off (a bag, a raised hand) and
+    /// whose phone ranges to the door every 100 ms while within `range_within_m`, reading
+    /// `range_bias_m` long. Returns (decision time, true distance then).
+    fn walk_ranged(
+        e: &mut WalkUpEngine,
+        (from, to, hold_ms): (f64, f64, u64),
+        rssi_offset_db: f64,
+        (range_within_m, range_bias_m): (f64, f64),
+    ) -> Vec<(u64, f64)> {
+        let mut out = vec![];
+        let dur = ((from - to).abs() / 1.2 * 1000.0) as u64;
+        let t0 = 1_000;
+        // RSSI every 50 ms, a range on every other one.
+        for t in (t0..=t0 + dur + hold_ms).step_by(50) {
+            let frac = ((t - t0) as f64 / dur.max(1) as f64).min(1.0);
+            let d = from + (to - from) * frac;
+            let rssi = (rssi_at(d, TX, 2.0) + rssi_offset_db).round() as i16;
+            let mut decisions = vec![e.observe("front", t, rssi, TX)];
+            if (t - t0) % 100 == 0 && d <= range_within_m {
+                decisions.push(e.observe_range("front", t, d + range_bias_m));
+            }
+            out.extend(decisions.into_iter().flatten().map(|dec| (dec.t_ms, d)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_ranged_bagged_phone_unlocks_once_at_the_door() {
+        // 12 dB of bag reads as four times the distance: RSSI alone never gets near the gate.
+        let mut rssi_only = engine();
+        assert!(walk_ranged(&mut rssi_only, (10.0, 0.5, 5_000), -12.0, (0.0, 0.0)).is_empty());
+        let mut e = engine();
+        let unlocks = walk_ranged(&mut e, (10.0, 0.5, 5_000), -12.0, (6.0, 0.2));
+        assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+        let (_, d) = unlocks[0];
+        assert!((0.5..=1.1).contains(&d), "unlocked at {d} m");
+        let shown = &e.snapshot()[0];
+        assert!((shown.ranged_m.unwrap() - 0.7).abs() < 1e-9, "{shown:?}");
+    }
+
+    #[test]
+    fn ranging_overrules_a_raised_phone_that_reads_near() {
+        // Walked up to 2 m and held up 4 dB, but reported covered: to RSSI that is a bagged
+        // phone at the door (with a low bar, so the report alone decides).
+        let fooled = || {
+            let mut e = WalkUpEngine::new(WalkUpParams {
+                min_evidence: 2.0,
+                ..WalkUpParams::default()
+            });
+            e.set_enabled("front", true);
+            e.set_carry(Carry::Covered);
+            e
+        };
+        let unlocks = walk_ranged(&mut fooled(), (10.0, 2.0, 6_000), 4.0, (0.0, 0.0));
+        assert_eq!(unlocks.len(), 1, "RSSI alone is fooled");
+        assert!(walk_ranged(&mut fooled(), (10.0, 2.0, 6_000), 4.0, (6.0, 0.0)).is_empty());
+    }
+
+    #[test]
+    fn ranging_never_unlocks_leaving_or_passing() {
+        let mut e = engine();
+        assert!(walk_ranged(&mut e, (0.4, 10.0, 2_000), 0.0, (20.0, 0.0)).is_empty());
+        // Ranged from the start, the walk-past is armed and comes no nearer than 2 m.
+        let mut e = engine();
+        let mut unlocks = vec![];
+        for (i, t) in (1_000..20_000).step_by(100).enumerate() {
+            let x = -10.0 + 1.2 * i as f64 / 10.0;
+            let d = (x * x + 4.0f64).sqrt();
+            unlocks.extend(e.observe("front", t, at(d), TX));
+            unlocks.extend(e.observe_range("front", t + 50, d));
+        }
+        assert!(unlocks.is_empty(), "{unlocks:?}");
+    }
+
+    #[test]
+    fn one_ranged_unlock_per_approach_and_failed_rounds_ignored() {
+        let mut e = engine();
+        let mut unlocks = vec![];
+        let mut t = 1_000;
+        let mut feed = |e: &mut WalkUpEngine, d: f64, unlocks: &mut Vec<u64>| {
+            unlocks.extend(e.observe_range("front", t, d).map(|dec| dec.t_ms));
+            unlocks.extend(
+                e.observe_range("front", t + 50, f64::NAN)
+                    .map(|dec| dec.t_ms),
+            );
+            t += 100;
+        };
+        // 0.5 m per reading, 5 m/s: a run, so the half-second median lags by a metre.
+        let walk_in = [
+            5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0, 0.8, 0.6, 0.6, 0.6, 0.6,
+        ];
+        for d in walk_in {
+            feed(&mut e, d, &mut unlocks);
+        }
+        assert_eq!(unlocks.len(), 1);
+        // Standing at the door for a minute: no second unlock.
+        for _ in 0..600 {
+            feed(&mut e, 0.6, &mut unlocks);
+        }
+        assert_eq!(unlocks.len(), 1);
+        // Back out beyond 3 m and in again, past the cooldown: the next approach unlocks.
+        for d in [1.0, 2.0, 3.0, 3.5, 4.0, 4.0, 4.0, 4.0]
+            .into_iter()
+            .chain(walk_in)
+        {
+            feed(&mut e, d, &mut unlocks);
+        }
+        assert_eq!(unlocks.len(), 2);
+        // A lock without walk-up takes no readings.
+        assert!(e.observe_range("back", t, 0.5).is_none());
+    }
+
+    #[test]
+    fn when_ranging_stops_rssi_decides_again() {
+        // Ranged from 10 m down to 4 m only (the session dropped); RSSI finishes the approach.
+        let mut e = engine();
+        let mut unlocks = vec![];
+        let dur = ((10.0 - 0.4) / 1.2 * 1000.0) as u64;
+        for t in (1_000..=1_000 + dur + 4_000).step_by(50) {
+            let d = 10.0 - 9.6 * (((t - 1_000) as f64) / dur as f64).min(1.0);
+            unlocks.extend(e.observe("front", t, at(d), TX));
+            if t % 100 == 0 && d > 4.0 {
+                unlocks.extend(e.observe_range("front", t, d));
+            }
+        }
+        assert_eq!(unlocks.len(), 1, "{unlocks:?}");
     }
 
     #[test]

@@ -101,6 +101,9 @@ class BindingsTest(unittest.TestCase):
         wait_for(core, obs, lambda v: v["ready"])
         # No BLE shell: adverts are accepted and ignored, scanning reports the missing radio.
         core.ble_advert("peer", b"\x01", -60)
+        # Ranged distances to a door never heard, or failed rounds, are ignored too.
+        core.ranging("peer", 0.8)
+        core.ranging("peer", float("nan"))
         core.send_event('"start_scan"')
         view = wait_for(core, obs, lambda v: v["notice"] is not None)
         self.assertIn("Bluetooth", view["notice"])

@@ -1,0 +1,132 @@
+//! The secure-ranging hook: distances a phone measures to a door by UWB two-way ranging
+//! (iPhone's Nearby Interaction, Android's UWB API, Aliro's UWB step) or Bluetooth Channel
+//! Sounding. Where RSSI can only guess a distance through an unknown carry offset of several
+//! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm, so
+//! while a door is ranged the engine decides by range and ignores RSSI for it.
+//!
+//! The rule is deliberately plain: arm beyond `arm_distance_m` (as with RSSI), then unlock
+//! once the median of the last readings is within `unlock_m` and not growing. The median
+//! shrugs off the occasional wild reading; ranging errors through a body or a bag are mostly
+//! long (the signal goes round), so the bar sits above the 1 m target, and people stop
+//! 0.3–0.7 m from a door.
+//!
+//! Ranging is also what defeats a relay: a relayed signal arrives late, so it can only make a
+//! phone look further away. That property belongs to the door's own measurement; this module
+//! is the phone's half (when to ask the door to open), not proof of presence.
+
+use std::collections::VecDeque;
+
+/// Tunable parameters of the range rule.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RangingParams {
+    /// Unlock once the ranged distance is within this, metres.
+    pub unlock_m: f64,
+    /// Readings within this look-back form the estimate, ms.
+    pub window_ms: u64,
+    /// Fewest readings in the window before the estimate counts.
+    pub min_readings: usize,
+    /// Ranging counts as current for this long after its last reading; while current it
+    /// decides for its lock and RSSI neither arms nor unlocks, ms.
+    pub fresh_ms: u64,
+    /// The newest reading may exceed the oldest in the window by at most this, metres:
+    /// never while moving away.
+    pub max_recede_m: f64,
+}
+
+impl Default for RangingParams {
+    fn default() -> Self {
+        Self {
+            unlock_m: 1.2,
+            window_ms: 500,
+            min_readings: 3,
+            fresh_ms: 1_500,
+            max_recede_m: 0.3,
+        }
+    }
+}
+
+/// What the recent readings say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeEstimate {
+    /// Median of the readings in the window, metres.
+    pub distance_m: f64,
+    /// Enough readings for a decision.
+    pub settled: bool,
+    /// The newest reading is further than the oldest by more than `max_recede_m`.
+    pub receding: bool,
+}
+
+impl RangeEstimate {
+    /// Whether these readings ask for an unlock (arming and cooldown aside).
+    pub fn arrived(&self, params: &RangingParams) -> bool {
+        self.settled && !self.receding && self.distance_m <= params.unlock_m
+    }
+}
+
+/// The estimate over `readings` (time order, already trimmed to the window); `None` when
+/// there are none.
+pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Option<RangeEstimate> {
+    let (&(_, oldest), &(_, newest)) = (readings.front()?, readings.back()?);
+    let mut v: Vec<f64> = readings.iter().map(|&(_, d)| d).collect();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let distance_m = if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    };
+    Some(RangeEstimate {
+        distance_m,
+        settled: readings.len() >= params.min_readings,
+        receding: newest - oldest > params.max_recede_m,
+    })
+}
+
+/// A reading worth keeping: a finite, non-negative distance (ranging stacks report NaN or
+/// a negative value for a failed round).
+pub fn usable(distance_m: f64) -> bool {
+    distance_m.is_finite() && distance_m >= 0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(ds: &[f64]) -> VecDeque<(u64, f64)> {
+        ds.iter()
+            .enumerate()
+            .map(|(i, &d)| (i as u64 * 100, d))
+            .collect()
+    }
+
+    #[test]
+    fn the_median_ignores_one_wild_reading() {
+        let p = RangingParams::default();
+        let e = estimate(&window(&[0.9, 6.0, 0.8]), &p).unwrap();
+        assert_eq!(e.distance_m, 0.9);
+        assert!(e.arrived(&p));
+        let e = estimate(&window(&[0.9, 0.7, 0.8, 1.1]), &p).unwrap();
+        assert!((e.distance_m - 0.85).abs() < 1e-9);
+    }
+
+    #[test]
+    fn too_few_readings_far_away_or_moving_away_never_arrive() {
+        let p = RangingParams::default();
+        assert!(estimate(&VecDeque::new(), &p).is_none());
+        assert!(!estimate(&window(&[0.5, 0.5]), &p).unwrap().arrived(&p));
+        assert!(!estimate(&window(&[1.5, 1.4, 1.3]), &p).unwrap().arrived(&p));
+        let leaving = estimate(&window(&[0.4, 0.7, 1.0]), &p).unwrap();
+        assert!(leaving.receding && !leaving.arrived(&p));
+        // Standing still with the usual jitter is not moving away.
+        let standing = estimate(&window(&[0.6, 0.5, 0.75]), &p).unwrap();
+        assert!(!standing.receding && standing.arrived(&p));
+    }
+
+    #[test]
+    fn failed_rounds_are_not_readings() {
+        for bad in [f64::NAN, f64::INFINITY, -0.1] {
+            assert!(!usable(bad));
+        }
+        assert!(usable(0.0) && usable(3.2));
+    }
+}
