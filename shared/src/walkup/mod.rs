@@ -481,6 +481,12 @@ impl WalkUpEngine {
         let p = self.params;
         let track = self.tracks.entry(lock.to_owned()).or_default();
         track.touch(t_ms, &p);
+        if !track.ranged(t_ms, &p) {
+            // Ranging (re)starts: it arms by its own readings only. RSSI's arming may rest on
+            // a bagged phone reading far while it stands at the door (someone leaving).
+            track.armed = false;
+            track.ranges.clear();
+        }
         track.last_range = Some(t_ms);
         push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
         let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
@@ -488,7 +494,7 @@ impl WalkUpEngine {
         if estimate.settled && estimate.distance_m > p.arm_distance_m && cooled {
             track.armed = true;
         }
-        if !track.armed || !cooled || !estimate.arrived(&p.ranging) {
+        if !track.armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
             return None;
         }
         track.armed = false;
@@ -780,6 +786,25 @@ mod tests {
         assert!((0.5..=1.1).contains(&d), "unlocked at {d} m");
         let shown = &e.snapshot()[0];
         assert!((shown.ranged_m.unwrap() - 0.7).abs() < 1e-9, "{shown:?}");
+    }
+
+    #[test]
+    fn ranging_that_starts_at_the_door_does_not_trust_rssis_arming() {
+        // Someone leaving with the phone deep in a bag (18 dB down): its RSSI reads 4 m, which
+        // arms the RSSI side while they stand at the door; ranging comes up a second later.
+        let mut e = engine();
+        let mut unlocks = vec![];
+        let rssi_at_door = (rssi_at(0.5, TX, 2.0) - 18.0).round() as i16;
+        for t in (1_000..3_000).step_by(50) {
+            unlocks.extend(e.observe("front", t, rssi_at_door, TX));
+        }
+        assert!(e.snapshot()[0].armed, "the bag fooled RSSI's arming");
+        for t in (3_000..4_000).step_by(100) {
+            unlocks.extend(e.observe("front", t, rssi_at_door, TX));
+            unlocks.extend(e.observe_range("front", t + 50, 0.8));
+        }
+        unlocks.extend(e.observe_range("front", 4_050, 1.5));
+        assert!(unlocks.is_empty(), "{unlocks:?}");
     }
 
     #[test]

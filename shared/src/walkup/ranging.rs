@@ -4,16 +4,19 @@
 //! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm, so
 //! while a door is ranged the engine decides by range and ignores RSSI for it.
 //!
-//! The rule is deliberately plain: arm beyond `arm_distance_m` (as with RSSI), then unlock
+//! The rule is deliberately plain: arm once ranged beyond `arm_distance_m` (RSSI's arming does
+//! not carry over: a bagged phone's RSSI reads far while it stands at the door), then unlock
 //! once the median of the last readings is within `unlock_m` and not growing. The median
-//! shrugs off the occasional wild reading; ranging errors through a body or a bag are mostly
-//! long (the signal goes round), so the bar sits above the 1 m target, and people stop
+//! shrugs off the occasional wild reading. Ranging errors through a body or a bag are long,
+//! never short (the signal goes round), so the bar sits above the 1 m target, and higher
+//! still (`covered_extra_m`) for a phone its proximity sensor reports covered; people stop
 //! 0.3–0.7 m from a door.
 //!
 //! Ranging is also what defeats a relay: a relayed signal arrives late, so it can only make a
 //! phone look further away. That property belongs to the door's own measurement; this module
 //! is the phone's half (when to ask the door to open), not proof of presence.
 
+use super::Carry;
 use std::collections::VecDeque;
 
 /// Tunable parameters of the range rule.
@@ -21,6 +24,9 @@ use std::collections::VecDeque;
 pub struct RangingParams {
     /// Unlock once the ranged distance is within this, metres.
     pub unlock_m: f64,
+    /// Added to `unlock_m` for a phone reported covered (pocket, bag: the body or bag in the
+    /// way makes readings long), and half of it when the carry is unknown, metres.
+    pub covered_extra_m: f64,
     /// Readings within this look-back form the estimate, ms.
     pub window_ms: u64,
     /// Fewest readings in the window before the estimate counts.
@@ -37,6 +43,7 @@ impl Default for RangingParams {
     fn default() -> Self {
         Self {
             unlock_m: 1.2,
+            covered_extra_m: 0.5,
             window_ms: 500,
             min_readings: 3,
             fresh_ms: 1_500,
@@ -57,9 +64,16 @@ pub struct RangeEstimate {
 }
 
 impl RangeEstimate {
-    /// Whether these readings ask for an unlock (arming and cooldown aside).
-    pub fn arrived(&self, params: &RangingParams) -> bool {
-        self.settled && !self.receding && self.distance_m <= params.unlock_m
+    /// Whether these readings ask for an unlock (arming and cooldown aside) from a phone
+    /// carried as `carry` reports.
+    pub fn arrived(&self, params: &RangingParams, carry: Carry) -> bool {
+        let extra = match carry {
+            Carry::Covered => params.covered_extra_m,
+            Carry::Unknown => params.covered_extra_m / 2.0,
+            Carry::Uncovered => 0.0,
+        };
+        // Written so that a NaN bar never unlocks.
+        self.settled && !self.receding && self.distance_m <= params.unlock_m + extra
     }
 }
 
@@ -67,16 +81,8 @@ impl RangeEstimate {
 /// there are none.
 pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Option<RangeEstimate> {
     let (&(_, oldest), &(_, newest)) = (readings.front()?, readings.back()?);
-    let mut v: Vec<f64> = readings.iter().map(|&(_, d)| d).collect();
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    let distance_m = if v.len() % 2 == 0 {
-        (v[mid - 1] + v[mid]) / 2.0
-    } else {
-        v[mid]
-    };
     Some(RangeEstimate {
-        distance_m,
+        distance_m: super::quantile(readings.iter().map(|&(_, d)| d), 0.5),
         settled: readings.len() >= params.min_readings,
         receding: newest - oldest > params.max_recede_m,
     })
@@ -104,7 +110,7 @@ mod tests {
         let p = RangingParams::default();
         let e = estimate(&window(&[0.9, 6.0, 0.8]), &p).unwrap();
         assert_eq!(e.distance_m, 0.9);
-        assert!(e.arrived(&p));
+        assert!(e.arrived(&p, Carry::Uncovered));
         let e = estimate(&window(&[0.9, 0.7, 0.8, 1.1]), &p).unwrap();
         assert!((e.distance_m - 0.85).abs() < 1e-9);
     }
@@ -113,13 +119,27 @@ mod tests {
     fn too_few_readings_far_away_or_moving_away_never_arrive() {
         let p = RangingParams::default();
         assert!(estimate(&VecDeque::new(), &p).is_none());
-        assert!(!estimate(&window(&[0.5, 0.5]), &p).unwrap().arrived(&p));
-        assert!(!estimate(&window(&[1.5, 1.4, 1.3]), &p).unwrap().arrived(&p));
+        assert!(!estimate(&window(&[0.5, 0.5]), &p).unwrap().arrived(&p, Carry::Uncovered));
+        assert!(!estimate(&window(&[1.5, 1.4, 1.3]), &p).unwrap().arrived(&p, Carry::Uncovered));
         let leaving = estimate(&window(&[0.4, 0.7, 1.0]), &p).unwrap();
-        assert!(leaving.receding && !leaving.arrived(&p));
+        assert!(leaving.receding && !leaving.arrived(&p, Carry::Uncovered));
         // Standing still with the usual jitter is not moving away.
         let standing = estimate(&window(&[0.6, 0.5, 0.75]), &p).unwrap();
-        assert!(!standing.receding && standing.arrived(&p));
+        assert!(!standing.receding && standing.arrived(&p, Carry::Uncovered));
+    }
+
+    #[test]
+    fn a_covered_phone_may_read_longer() {
+        let p = RangingParams::default();
+        let through_a_bag = estimate(&window(&[1.5, 1.6, 1.55]), &p).unwrap();
+        assert!(!through_a_bag.arrived(&p, Carry::Uncovered));
+        assert!(!through_a_bag.arrived(&p, Carry::Unknown));
+        assert!(through_a_bag.arrived(&p, Carry::Covered));
+        let unsure = estimate(&window(&[1.35, 1.4, 1.3]), &p).unwrap();
+        assert!(unsure.arrived(&p, Carry::Unknown) && !unsure.arrived(&p, Carry::Uncovered));
+        // Even covered, two metres away is not at the door.
+        let short = estimate(&window(&[2.0, 1.95, 2.05]), &p).unwrap();
+        assert!(!short.arrived(&p, Carry::Covered));
     }
 
     #[test]
