@@ -491,7 +491,7 @@ impl WalkUpEngine {
         push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
         let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
         let cooled = track.cooled(t_ms, &p);
-        if estimate.settled && estimate.distance_m > p.arm_distance_m && cooled {
+        if estimate.far(&p.ranging) && cooled {
             track.armed = true;
         }
         if !track.armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {

@@ -4,7 +4,7 @@
 //! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm, so
 //! while a door is ranged the engine decides by range and ignores RSSI for it.
 //!
-//! The rule is deliberately plain: arm once ranged beyond `arm_distance_m` (RSSI's arming does
+//! The rule is deliberately plain: arm once ranged beyond `arm_m` (RSSI's arming does
 //! not carry over: a bagged phone's RSSI reads far while it stands at the door), then unlock
 //! once the median of the last readings is within `unlock_m` and not growing. The median
 //! shrugs off the occasional wild reading. Ranging errors through a body or a bag are long,
@@ -24,6 +24,10 @@ use std::collections::VecDeque;
 pub struct RangingParams {
     /// Unlock once the ranged distance is within this, metres.
     pub unlock_m: f64,
+    /// Ranging arms its lock once it reads the phone beyond this, metres: nearer than RSSI's
+    /// `arm_distance_m`, since a ranged 2.5 m is 2.5 m whatever the carry, and a brisk
+    /// walker's session may come up only 4 m out.
+    pub arm_m: f64,
     /// Added to `unlock_m` for a phone reported covered (pocket, bag: the body or bag in the
     /// way makes readings long), and half of it when the carry is unknown, metres.
     pub covered_extra_m: f64,
@@ -43,8 +47,9 @@ impl Default for RangingParams {
     fn default() -> Self {
         Self {
             unlock_m: 1.2,
-            covered_extra_m: 0.5,
-            window_ms: 500,
+            covered_extra_m: 0.3,
+            arm_m: 2.5,
+            window_ms: 700,
             min_readings: 3,
             fresh_ms: 1_500,
             max_recede_m: 0.3,
@@ -57,6 +62,9 @@ impl Default for RangingParams {
 pub struct RangeEstimate {
     /// Median of the readings in the window, metres.
     pub distance_m: f64,
+    /// The shortest of them: errors only lengthen readings, so this is what arms (a pair of
+    /// multipath outliers can lift a median beyond `arm_m`, not every reading).
+    pub nearest_m: f64,
     /// Enough readings for a decision.
     pub settled: bool,
     /// The newest reading is further than the oldest by more than `max_recede_m`.
@@ -64,6 +72,11 @@ pub struct RangeEstimate {
 }
 
 impl RangeEstimate {
+    /// Whether these readings show the phone beyond `arm_m`.
+    pub fn far(&self, params: &RangingParams) -> bool {
+        self.settled && self.nearest_m > params.arm_m
+    }
+
     /// Whether these readings ask for an unlock (arming and cooldown aside) from a phone
     /// carried as `carry` reports.
     pub fn arrived(&self, params: &RangingParams, carry: Carry) -> bool {
@@ -83,6 +96,10 @@ pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Opti
     let (&(_, oldest), &(_, newest)) = (readings.front()?, readings.back()?);
     Some(RangeEstimate {
         distance_m: super::quantile(readings.iter().map(|&(_, d)| d), 0.5),
+        nearest_m: readings
+            .iter()
+            .map(|&(_, d)| d)
+            .fold(f64::INFINITY, f64::min),
         settled: readings.len() >= params.min_readings,
         receding: newest - oldest > params.max_recede_m,
     })
@@ -111,6 +128,10 @@ mod tests {
         let e = estimate(&window(&[0.9, 6.0, 0.8]), &p).unwrap();
         assert_eq!(e.distance_m, 0.9);
         assert!(e.arrived(&p, Carry::Uncovered));
+        // Two outliers lift the median, never the nearest reading: no arming on them.
+        let e = estimate(&window(&[0.8, 3.4, 3.9]), &p).unwrap();
+        assert!(e.distance_m > p.arm_m && !e.far(&p));
+        assert!(estimate(&window(&[2.6, 3.4, 2.9]), &p).unwrap().far(&p));
         let e = estimate(&window(&[0.9, 0.7, 0.8, 1.1]), &p).unwrap();
         assert!((e.distance_m - 0.85).abs() < 1e-9);
     }
@@ -119,8 +140,16 @@ mod tests {
     fn too_few_readings_far_away_or_moving_away_never_arrive() {
         let p = RangingParams::default();
         assert!(estimate(&VecDeque::new(), &p).is_none());
-        assert!(!estimate(&window(&[0.5, 0.5]), &p).unwrap().arrived(&p, Carry::Uncovered));
-        assert!(!estimate(&window(&[1.5, 1.4, 1.3]), &p).unwrap().arrived(&p, Carry::Uncovered));
+        assert!(
+            !estimate(&window(&[0.5, 0.5]), &p)
+                .unwrap()
+                .arrived(&p, Carry::Uncovered)
+        );
+        assert!(
+            !estimate(&window(&[1.5, 1.4, 1.3]), &p)
+                .unwrap()
+                .arrived(&p, Carry::Uncovered)
+        );
         let leaving = estimate(&window(&[0.4, 0.7, 1.0]), &p).unwrap();
         assert!(leaving.receding && !leaving.arrived(&p, Carry::Uncovered));
         // Standing still with the usual jitter is not moving away.
@@ -131,14 +160,14 @@ mod tests {
     #[test]
     fn a_covered_phone_may_read_longer() {
         let p = RangingParams::default();
-        let through_a_bag = estimate(&window(&[1.5, 1.6, 1.55]), &p).unwrap();
+        let through_a_bag = estimate(&window(&[1.4, 1.5, 1.45]), &p).unwrap();
         assert!(!through_a_bag.arrived(&p, Carry::Uncovered));
         assert!(!through_a_bag.arrived(&p, Carry::Unknown));
         assert!(through_a_bag.arrived(&p, Carry::Covered));
-        let unsure = estimate(&window(&[1.35, 1.4, 1.3]), &p).unwrap();
+        let unsure = estimate(&window(&[1.3, 1.35, 1.25]), &p).unwrap();
         assert!(unsure.arrived(&p, Carry::Unknown) && !unsure.arrived(&p, Carry::Uncovered));
-        // Even covered, two metres away is not at the door.
-        let short = estimate(&window(&[2.0, 1.95, 2.05]), &p).unwrap();
+        // Even covered, nearly two metres away is not at the door.
+        let short = estimate(&window(&[1.8, 1.75, 1.85]), &p).unwrap();
         assert!(!short.arrived(&p, Carry::Covered));
     }
 
