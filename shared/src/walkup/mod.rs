@@ -22,7 +22,7 @@
 //!
 //! Where the phone can range to a door (UWB, Channel Sounding: [`WalkUpEngine::observe_range`]),
 //! the measured distance decides instead, by the plain rule of [`ranging`], for as long as
-//! readings keep coming.
+//! enough readings keep coming.
 //!
 //! Proximity is not proof of presence: a relay defeats any RSSI logic. The door applies its own
 //! RSSI check on walk-up requests; only the door's own ranging could stop a relay.
@@ -272,8 +272,8 @@ struct Track {
     last_evidence: Option<f64>,
     /// Ranged distances within `ranging.window_ms`, metres.
     ranges: VecDeque<(u64, f64)>,
-    /// When the last ranged distance arrived.
-    last_range: Option<u64>,
+    /// Armed by ranging: ranged beyond `ranging.arm_m` since the last unlock.
+    range_armed: bool,
     last_unlock: Option<u64>,
     last_seen: u64,
     tx_power: i8,
@@ -406,8 +406,9 @@ impl WalkUpEngine {
         while track.history.len() > 2 && t_ms.saturating_sub(track.history[1].0) >= p.trend_ms {
             track.history.pop_front();
         }
-        if track.ranged(t_ms, &p) {
-            // The door's measured distance decides while it keeps coming (observe_range).
+        if track.range_armed && track.ranging_decides(t_ms, &p) {
+            // The measured distance decides while enough of it comes and it saw the phone
+            // far (observe_range); a session that came up too near to arm leaves it to RSSI.
             return None;
         }
         let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
@@ -456,6 +457,7 @@ impl WalkUpEngine {
             return None;
         }
         track.armed = false;
+        track.range_armed = false;
         track.last_unlock = Some(t_ms);
         Some(WalkUpDecision {
             t_ms,
@@ -465,9 +467,9 @@ impl WalkUpEngine {
     }
 
     /// Feeds one secure-ranging measurement (UWB, Channel Sounding) of the distance to
-    /// `lock`, metres; returns a decision when it completes an approach. While a lock's
-    /// readings keep coming (`ranging.fresh_ms`), they alone arm and unlock it: see
-    /// [`ranging`]. Readings must be in time order per lock; failed rounds (NaN, negative)
+    /// `lock`, metres; returns a decision when it completes an approach. Once ranging saw
+    /// the phone far, and while enough of its readings are recent (`ranging.readings` within
+    /// `ranging.window_ms`), they alone unlock the lock: see [`ranging`]. Readings must be in time order per lock; failed rounds (NaN, negative)
     /// are ignored.
     pub fn observe_range(
         &mut self,
@@ -481,22 +483,21 @@ impl WalkUpEngine {
         let p = self.params;
         let track = self.tracks.entry(lock.to_owned()).or_default();
         track.touch(t_ms, &p);
-        if !track.ranged(t_ms, &p) {
+        push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
+        if track.ranges.len() == 1 {
             // Ranging (re)starts: it arms by its own readings only. RSSI's arming may rest on
             // a bagged phone reading far while it stands at the door (someone leaving).
-            track.armed = false;
-            track.ranges.clear();
+            track.range_armed = false;
         }
-        track.last_range = Some(t_ms);
-        push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
         let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
         let cooled = track.cooled(t_ms, &p);
         if estimate.far(&p.ranging) && cooled {
-            track.armed = true;
+            track.range_armed = true;
         }
-        if !track.armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
+        if !track.range_armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
             return None;
         }
+        track.range_armed = false;
         track.armed = false;
         track.last_unlock = Some(t_ms);
         Some(WalkUpDecision {
@@ -524,11 +525,11 @@ impl WalkUpEngine {
                     lock: lock.clone(),
                     smoothed_rssi: s,
                     distance_m: distance_from_rssi(s, t.tx_power, self.params.path_loss_exponent),
-                    armed: t.armed,
+                    armed: t.armed || t.range_armed,
                     approaching: trend_fall(&t.history, t.last_seen, self.params.trend_ms) < -0.5,
                     evidence: t.last_evidence,
                     ranged_m: t
-                        .ranged(t.last_seen, &self.params)
+                        .ranging_decides(t.last_seen, &self.params)
                         .then(|| ranging::estimate(&t.ranges, &self.params.ranging))
                         .flatten()
                         .map(|e| e.distance_m),
@@ -555,10 +556,15 @@ impl Track {
         self.last_seen = t_ms;
     }
 
-    /// Whether ranged distances for this lock are current at `t_ms`.
-    fn ranged(&self, t_ms: u64, p: &WalkUpParams) -> bool {
-        self.last_range
-            .is_some_and(|r| t_ms.saturating_sub(r) <= p.ranging.fresh_ms)
+    /// Whether enough ranged distances for this lock are recent at `t_ms` to decide by
+    /// (see [`ranging::RangingParams::window_ms`]); RSSI decides otherwise.
+    fn ranging_decides(&self, t_ms: u64, p: &WalkUpParams) -> bool {
+        let recent = self
+            .ranges
+            .iter()
+            .filter(|&&(t, _)| t_ms.saturating_sub(t) <= p.ranging.window_ms)
+            .count();
+        recent >= p.ranging.readings.max(1)
     }
 
     fn cooled(&self, t_ms: u64, p: &WalkUpParams) -> bool {
@@ -789,7 +795,7 @@ mod tests {
     }
 
     #[test]
-    fn ranging_that_starts_at_the_door_does_not_trust_rssis_arming() {
+    fn ranging_that_starts_at_the_door_never_arms() {
         // Someone leaving with the phone deep in a bag (18 dB down): its RSSI reads 4 m, which
         // arms the RSSI side while they stand at the door; ranging comes up a second later.
         let mut e = engine();
@@ -805,6 +811,15 @@ mod tests {
         }
         unlocks.extend(e.observe_range("front", 4_050, 1.5));
         assert!(unlocks.is_empty(), "{unlocks:?}");
+    }
+
+    #[test]
+    fn a_session_that_comes_up_too_near_to_arm_leaves_the_approach_to_rssi() {
+        // Ranged only from 2 m in (a brisk walker, a slow session): never seen far by range.
+        let mut e = engine();
+        let unlocks = walk_ranged(&mut e, (10.0, 0.4, 5_000), 0.0, (2.0, 0.0));
+        assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+        assert!(unlocks[0].1 <= 1.0, "{unlocks:?}");
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! (iPhone's Nearby Interaction, Android's UWB API, Aliro's UWB step) or Bluetooth Channel
 //! Sounding. Where RSSI can only guess a distance through an unknown carry offset of several
 //! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm, so
-//! while a door is ranged the engine decides by range and ignores RSSI for it.
+//! while a door is ranged often enough, and ranging saw the phone far, the engine decides by
+//! range and ignores RSSI for it; when readings thin out (a session coming up, a stack that
+//! fails) or the session came up too near to arm (a brisk walker, a slow stack), RSSI
+//! decides as it would without ranging.
 //!
 //! The rule is deliberately plain: arm once ranged beyond `arm_m` (RSSI's arming does
 //! not carry over: a bagged phone's RSSI reads far while it stands at the door), then unlock
-//! once the median of the last readings is within `unlock_m` and not growing. The median
+//! once the median of the newest three readings is within `unlock_m` and not growing. The median
 //! shrugs off the occasional wild reading. Ranging errors through a body or a bag are long,
 //! never short (the signal goes round), so the bar sits above the 1 m target, and higher
 //! still (`covered_extra_m`) for a phone its proximity sensor reports covered; people stop
@@ -31,14 +34,13 @@ pub struct RangingParams {
     /// Added to `unlock_m` for a phone reported covered (pocket, bag: the body or bag in the
     /// way makes readings long), and half of it when the carry is unknown, metres.
     pub covered_extra_m: f64,
-    /// Readings within this look-back form the estimate, ms.
+    /// The estimate is made of the newest this many readings…
+    pub readings: usize,
+    /// …of those no older than this, ms. Until there are enough (a session coming up, a
+    /// stack that ranges once a second and fails often) ranging decides nothing and RSSI
+    /// decides alone.
     pub window_ms: u64,
-    /// Fewest readings in the window before the estimate counts.
-    pub min_readings: usize,
-    /// Ranging counts as current for this long after its last reading; while current it
-    /// decides for its lock and RSSI neither arms nor unlocks, ms.
-    pub fresh_ms: u64,
-    /// The newest reading may exceed the oldest in the window by at most this, metres:
+    /// The newest reading may exceed the oldest of the estimate by at most this, metres:
     /// never while moving away.
     pub max_recede_m: f64,
 }
@@ -49,10 +51,9 @@ impl Default for RangingParams {
             unlock_m: 1.2,
             covered_extra_m: 0.3,
             arm_m: 2.5,
-            window_ms: 700,
-            min_readings: 3,
-            fresh_ms: 1_500,
-            max_recede_m: 0.3,
+            readings: 3,
+            window_ms: 2_500,
+            max_recede_m: 0.5,
         }
     }
 }
@@ -60,21 +61,19 @@ impl Default for RangingParams {
 /// What the recent readings say.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RangeEstimate {
-    /// Median of the readings in the window, metres.
+    /// Median of the newest readings, metres.
     pub distance_m: f64,
     /// The shortest of them: errors only lengthen readings, so this is what arms (a pair of
     /// multipath outliers can lift a median beyond `arm_m`, not every reading).
     pub nearest_m: f64,
-    /// Enough readings for a decision.
-    pub settled: bool,
-    /// The newest reading is further than the oldest by more than `max_recede_m`.
+    /// The newest is further than the oldest of them by more than `max_recede_m`.
     pub receding: bool,
 }
 
 impl RangeEstimate {
     /// Whether these readings show the phone beyond `arm_m`.
     pub fn far(&self, params: &RangingParams) -> bool {
-        self.settled && self.nearest_m > params.arm_m
+        self.nearest_m > params.arm_m
     }
 
     /// Whether these readings ask for an unlock (arming and cooldown aside) from a phone
@@ -86,22 +85,23 @@ impl RangeEstimate {
             Carry::Uncovered => 0.0,
         };
         // Written so that a NaN bar never unlocks.
-        self.settled && !self.receding && self.distance_m <= params.unlock_m + extra
+        !self.receding && self.distance_m <= params.unlock_m + extra
     }
 }
 
-/// The estimate over `readings` (time order, already trimmed to the window); `None` when
-/// there are none.
+/// The estimate over the newest `params.readings` of `readings` (time order, already trimmed
+/// to the window); `None` until there are that many.
 pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Option<RangeEstimate> {
-    let (&(_, oldest), &(_, newest)) = (readings.front()?, readings.back()?);
+    let n = params.readings.max(1);
+    if readings.len() < n {
+        return None;
+    }
+    let newest = || readings.iter().skip(readings.len() - n).map(|&(_, d)| d);
+    let (oldest, latest) = (newest().next()?, newest().last()?);
     Some(RangeEstimate {
-        distance_m: super::quantile(readings.iter().map(|&(_, d)| d), 0.5),
-        nearest_m: readings
-            .iter()
-            .map(|&(_, d)| d)
-            .fold(f64::INFINITY, f64::min),
-        settled: readings.len() >= params.min_readings,
-        receding: newest - oldest > params.max_recede_m,
+        distance_m: super::quantile(newest(), 0.5),
+        nearest_m: newest().fold(f64::INFINITY, f64::min),
+        receding: latest - oldest > params.max_recede_m,
     })
 }
 
@@ -132,28 +132,26 @@ mod tests {
         let e = estimate(&window(&[0.8, 3.4, 3.9]), &p).unwrap();
         assert!(e.distance_m > p.arm_m && !e.far(&p));
         assert!(estimate(&window(&[2.6, 3.4, 2.9]), &p).unwrap().far(&p));
-        let e = estimate(&window(&[0.9, 0.7, 0.8, 1.1]), &p).unwrap();
-        assert!((e.distance_m - 0.85).abs() < 1e-9);
+        // Only the newest three count.
+        let e = estimate(&window(&[5.0, 0.9, 0.7, 0.8]), &p).unwrap();
+        assert!((e.distance_m - 0.8).abs() < 1e-9);
     }
 
     #[test]
     fn too_few_readings_far_away_or_moving_away_never_arrive() {
         let p = RangingParams::default();
         assert!(estimate(&VecDeque::new(), &p).is_none());
-        assert!(
-            !estimate(&window(&[0.5, 0.5]), &p)
-                .unwrap()
-                .arrived(&p, Carry::Uncovered)
-        );
+        assert!(estimate(&window(&[0.5, 0.5]), &p).is_none());
         assert!(
             !estimate(&window(&[1.5, 1.4, 1.3]), &p)
                 .unwrap()
                 .arrived(&p, Carry::Uncovered)
         );
         let leaving = estimate(&window(&[0.4, 0.7, 1.0]), &p).unwrap();
+        assert!(leaving.distance_m <= p.unlock_m);
         assert!(leaving.receding && !leaving.arrived(&p, Carry::Uncovered));
         // Standing still with the usual jitter is not moving away.
-        let standing = estimate(&window(&[0.6, 0.5, 0.75]), &p).unwrap();
+        let standing = estimate(&window(&[0.6, 0.5, 0.95]), &p).unwrap();
         assert!(!standing.receding && standing.arrived(&p, Carry::Uncovered));
     }
 
