@@ -97,7 +97,7 @@ pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Opti
         return None;
     }
     let newest = || readings.iter().skip(readings.len() - n).map(|&(_, d)| d);
-    let (oldest, latest) = (newest().next()?, newest().last()?);
+    let (oldest, latest) = (newest().next()?, readings.back()?.1);
     Some(RangeEstimate {
         distance_m: super::quantile(newest(), 0.5),
         nearest_m: newest().fold(f64::INFINITY, f64::min),
