@@ -215,29 +215,8 @@ mod tests {
         }))
     }
 
-    /// Noise-free RSSI of reading `i` (10 per second) on a walk from 10 m to 0.4 m at 1.2 m/s.
-    fn approach_rssi(i: u64) -> i16 {
-        let d = (10.0 - 0.12 * i as f64).max(0.4);
-        (-59.0 - 20.0 * d.log10()).round() as i16
-    }
-
-    /// Walks from 10 m to 0.4 m at 1.2 m/s then stands, noise-free; returns the commands
-    /// that asked for a BLE connection.
-    fn approach(app: &Keyway, m: &mut Model, flags: u8) -> usize {
-        let t0 = NOW_S * 1000;
-        let mut connects = 0;
-        for i in 0..130u64 {
-            let mut cmd = app.update(advert(approach_rssi(i), t0 + i * 100, flags), m);
-            connects += cmd
-                .effects()
-                .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
-                .count();
-        }
-        connects
-    }
-
-    #[test]
-    fn enabled_lock_unlocks_once_over_ble_on_approach() {
+    /// A signed-in model holding a credential, with walk-up on for the lock.
+    fn opted_in() -> (Keyway, Model) {
         let app = Keyway;
         let mut m = model();
         m.credential = Some(held_credential(NOW_S + 86_400));
@@ -248,6 +227,34 @@ mod tests {
             },
             &mut m,
         );
+        (app, m)
+    }
+
+    /// How many BLE connections `cmd` asks for.
+    fn connects(cmd: &mut Cmd) -> usize {
+        cmd.effects()
+            .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
+            .count()
+    }
+
+    /// Noise-free RSSI of reading `i` (10 per second) on a walk from 10 m to 0.4 m at 1.2 m/s.
+    fn approach_rssi(i: u64) -> i16 {
+        let d = (10.0 - 0.12 * i as f64).max(0.4);
+        (-59.0 - 20.0 * d.log10()).round() as i16
+    }
+
+    /// Walks from 10 m to 0.4 m at 1.2 m/s then stands, noise-free; returns the commands
+    /// that asked for a BLE connection.
+    fn approach(app: &Keyway, m: &mut Model, flags: u8) -> usize {
+        let t0 = NOW_S * 1000;
+        (0..130u64)
+            .map(|i| connects(&mut app.update(advert(approach_rssi(i), t0 + i * 100, flags), m)))
+            .sum()
+    }
+
+    #[test]
+    fn enabled_lock_unlocks_once_over_ble_on_approach() {
+        let (app, mut m) = opted_in();
         assert_eq!(approach(&app, &mut m, FLAG_WALK_UP), 1);
         let v = app.view(&m);
         let u = v.unlock.unwrap();
@@ -259,19 +266,10 @@ mod tests {
 
     #[test]
     fn a_ranged_phone_in_a_bag_unlocks_once_by_its_measured_distance() {
-        let app = Keyway;
-        let mut m = model();
-        m.credential = Some(held_credential(NOW_S + 86_400));
-        let _ = app.update(
-            Event::SetWalkUp {
-                lock: LOCK.into(),
-                enabled: true,
-            },
-            &mut m,
-        );
+        let (app, mut m) = opted_in();
         // A deep bag: 14 dB down, RSSI alone never gets near enough to test an arrival.
         let t0 = NOW_S * 1000;
-        let mut connects = 0;
+        let mut connections = 0;
         let mut at_unlock = None;
         for i in 0..130u64 {
             let at = t0 + i * 100;
@@ -285,17 +283,14 @@ mod tests {
             );
             let ranged = app.update(serde_json::from_str(&json).unwrap(), &mut m);
             for mut cmd in [walked, ranged] {
-                let n = cmd
-                    .effects()
-                    .filter(|e| matches!(e, Effect::Ble(r) if matches!(r.operation, BleOperation::Connect { .. })))
-                    .count();
+                let n = connects(&mut cmd);
                 if n > 0 && at_unlock.is_none() {
                     at_unlock = Some(d);
                 }
-                connects += n;
+                connections += n;
             }
         }
-        assert_eq!(connects, 1);
+        assert_eq!(connections, 1);
         assert!((0.4..=1.1).contains(&at_unlock.unwrap()), "{at_unlock:?}");
         assert!(app.view(&m).unlock.unwrap().walk_up);
         // A door never heard cannot be ranged to, and a bad reading is refused as JSON.
@@ -313,16 +308,7 @@ mod tests {
 
     #[test]
     fn walk_up_that_cannot_reach_the_door_says_so() {
-        let app = Keyway;
-        let mut m = model();
-        m.credential = Some(held_credential(NOW_S + 86_400));
-        let _ = app.update(
-            Event::SetWalkUp {
-                lock: LOCK.into(),
-                enabled: true,
-            },
-            &mut m,
-        );
+        let (app, mut m) = opted_in();
         let t0 = NOW_S * 1000;
         // Walk up, keeping the command that connects to the door; the door never answers.
         let mut connecting = None;
