@@ -12,7 +12,6 @@
 
 use crate::events::{EventLog, EventLogError, Recovery};
 use crate::identity::Identity;
-use crate::session::Nearness;
 use crate::store::{CachedConfig, CachedRevocations, DoorState, Store};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -154,6 +153,13 @@ fn event_time(inner: &Inner) -> u64 {
         .and_then(|c| c.bounds(rtc_ms()).ok())
         .map(|b| (b.earliest + b.latest) * 500)
         .unwrap_or_else(rtc_ms)
+}
+
+/// How near the door measured the phone during one connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nearness {
+    pub rssi: Option<i16>,
+    pub range_m: Option<f64>,
 }
 
 /// The outcome of one BLE AUTH: what to notify and what was logged.

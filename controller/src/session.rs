@@ -6,7 +6,7 @@
 //! is dropped. The controller itself never stops for a phone.
 
 use crate::ble::PeripheralLink;
-use crate::core::Core;
+use crate::core::{Core, Nearness};
 use keyway_channel::Method;
 use keyway_protocol::gatt::{self, Reassembler};
 use keyway_protocol::handshake::frames::{self, Hello};
@@ -104,13 +104,6 @@ fn door_rssi(link: &dyn PeripheralLink) -> Option<i16> {
     let mut samples: Vec<i16> = (0..3).filter_map(|_| link.rssi()).collect();
     samples.sort_unstable();
     samples.get(samples.len() / 2).copied()
-}
-
-/// How near the door measured the phone during this connection.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Nearness {
-    pub rssi: Option<i16>,
-    pub range_m: Option<f64>,
 }
 
 fn method_of(action: Action) -> Method {

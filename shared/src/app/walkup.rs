@@ -346,15 +346,7 @@ mod tests {
             0,
             "user did not opt in"
         );
-        let mut m = model();
-        m.credential = Some(held_credential(NOW_S + 86_400));
-        let _ = app.update(
-            Event::SetWalkUp {
-                lock: LOCK.into(),
-                enabled: true,
-            },
-            &mut m,
-        );
+        let (_, mut m) = opted_in();
         assert_eq!(
             approach(&app, &mut m, 0),
             0,

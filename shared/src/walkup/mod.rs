@@ -456,21 +456,14 @@ impl WalkUpEngine {
         if evidence.is_nan() || needed.is_nan() || evidence < needed {
             return None;
         }
-        track.armed = false;
-        track.range_armed = false;
-        track.last_unlock = Some(t_ms);
-        Some(WalkUpDecision {
-            t_ms,
-            lock: lock.to_owned(),
-            distance_m: distance,
-        })
+        Some(track.fire(lock, t_ms, distance))
     }
 
     /// Feeds one secure-ranging measurement (UWB, Channel Sounding) of the distance to
     /// `lock`, metres; returns a decision when it completes an approach. Once ranging saw
     /// the phone far, and while enough of its readings are recent (`ranging.readings` within
-    /// `ranging.window_ms`), they alone unlock the lock: see [`ranging`]. Readings must be in time order per lock; failed rounds (NaN, negative)
-    /// are ignored.
+    /// `ranging.window_ms`), they alone unlock the lock: see [`ranging`]. Readings must be in
+    /// time order per lock; failed rounds (NaN, negative) are ignored.
     pub fn observe_range(
         &mut self,
         lock: &str,
@@ -497,14 +490,7 @@ impl WalkUpEngine {
         if !track.range_armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
             return None;
         }
-        track.range_armed = false;
-        track.armed = false;
-        track.last_unlock = Some(t_ms);
-        Some(WalkUpDecision {
-            t_ms,
-            lock: lock.to_owned(),
-            distance_m: estimate.distance_m,
-        })
+        Some(track.fire(lock, t_ms, estimate.distance_m))
     }
 
     /// When the arrival test last ran for `lock`, and what it found (`None` with too few
@@ -565,6 +551,19 @@ impl Track {
             .filter(|&&(t, _)| t_ms.saturating_sub(t) <= p.ranging.window_ms)
             .count();
         recent >= p.ranging.readings.max(1)
+    }
+
+    /// Unlocks `lock` at `t_ms`: one unlock per approach, whichever measure decided, so both
+    /// disarm until the phone has been far again.
+    fn fire(&mut self, lock: &str, t_ms: u64, distance_m: f64) -> WalkUpDecision {
+        self.armed = false;
+        self.range_armed = false;
+        self.last_unlock = Some(t_ms);
+        WalkUpDecision {
+            t_ms,
+            lock: lock.to_owned(),
+            distance_m,
+        }
     }
 
     fn cooled(&self, t_ms: u64, p: &WalkUpParams) -> bool {
