@@ -79,7 +79,11 @@ pub async fn list_mine(
 }
 
 pub fn check_name(name: &str) -> ApiResult<&str> {
-    let name = name.trim();
+    // Trim exactly what the OpenAPI document's `\S` pattern calls white space (ECMA-262's
+    // set, as JSON Schema reads it): Rust's `trim` also drops U+0085 and keeps U+FEFF, so a
+    // name the schema accepts ("\u{85}") was refused.
+    let ecma_space = |c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}';
+    let name = name.trim_matches(ecma_space);
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::invalid("name must be 1..200 characters"));
     }
@@ -524,4 +528,22 @@ pub async fn revocations(
     caller.role_in(&state, &org).await?;
     let (list, serial) = orgkeys::revocation_list(&state, &org).await?;
     Ok(Json(json!({"serial": serial, "list": list})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_are_trimmed_as_the_schema_reads_white_space() {
+        assert_eq!(check_name("  Front door \u{3000}").unwrap(), "Front door");
+        // Not white space to JSON Schema's `\S`: a valid (if odd) name.
+        assert_eq!(check_name("\u{85}").unwrap(), "\u{85}");
+        // White space to JSON Schema, so nothing is left.
+        for blank in ["", " \t\n", "\u{feff}", "\u{a0}\u{2028}"] {
+            assert!(check_name(blank).is_err(), "{blank:?}");
+        }
+        assert!(check_name(&"x".repeat(201)).is_err());
+        assert!(check_name(&"x".repeat(200)).is_ok());
+    }
 }
