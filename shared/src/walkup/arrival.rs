@@ -189,16 +189,68 @@ pub fn evidence(
     offsets: Offsets,
     pace: Pace,
 ) -> Option<f64> {
+    evidence_ranged(readings, now_ms, model, offsets, pace, Ranges::NONE)
+}
+
+/// Ranged distances (UWB, Channel Sounding) the test fits beside the RSSI, and how they err.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranges<'a> {
+    /// `(t_ms, metres)`, time order.
+    pub readings: &'a [(u64, f64)],
+    pub noise: RangeNoise,
+}
+
+impl Ranges<'_> {
+    pub const NONE: Ranges<'static> = Ranges {
+        readings: &[],
+        noise: RangeNoise {
+            sigma_m: 1.0,
+            outlier_share: 0.0,
+            outlier_span_m: 1.0,
+            max_bias_m: 0.0,
+        },
+    };
+}
+
+/// How a ranged distance errs: Gaussian noise around the true distance lengthened by a bias
+/// that holds over the window (a body or bag in the way: 0 to `max_bias_m`, uniformly), except
+/// for a share of multipath outliers read up to `outlier_span_m` longer still. A signal that
+/// goes round arrives late, never early, so short readings are strong evidence and long ones
+/// weak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangeNoise {
+    pub sigma_m: f64,
+    pub outlier_share: f64,
+    pub outlier_span_m: f64,
+    pub max_bias_m: f64,
+}
+
+/// Biases fitted per hypothesis, spread evenly over `0..=max_bias_m`.
+const RANGE_BIASES: usize = 4;
+/// At most this many (the newest) ranged readings are fitted: they say where the phone is
+/// now; the RSSI already says how it got there.
+const MAX_RANGES: usize = 12;
+
+/// [`evidence`], with ranged distances in the fit as well.
+pub fn evidence_ranged(
+    readings: &VecDeque<(u64, i16)>,
+    now_ms: u64,
+    model: &Model,
+    offsets: Offsets,
+    pace: Pace,
+    ranges: Ranges<'_>,
+) -> Option<f64> {
     if readings.len() < MIN_READINGS {
         return None;
     }
-    let fit = Fit::new(
+    let mut fit = Fit::new(
         &bins(readings, now_ms),
         model.noise,
         model.tx_power as f64,
         10.0 * model.path_loss_exponent,
         offsets,
     );
+    fit.ranged = RangeFit::new(ranges, now_ms);
     let any = Hypotheses::fit(&fit, &SPEEDS, model.walks);
     let (arrival, alternative) = match pace.likely_speeds() {
         None => (any.arrival(), any.alternative()),
@@ -428,6 +480,105 @@ struct Fit {
     tx: f64,
     slope: f64,
     offsets: Offsets,
+    /// Ranged distances fitted beside the RSSI, if any.
+    ranged: Option<RangeFit>,
+}
+
+/// Ranged readings relative to now (s, metres) and the constants of their likelihood.
+struct RangeFit {
+    times: Vec<f64>,
+    metres: Vec<f64>,
+    sigma: f64,
+    /// `ln((1 − ε)/(σ√(2π)))` and `ln(ε/span)`.
+    ln_inlier: f64,
+    ln_outlier: f64,
+    span: f64,
+    biases: Vec<f64>,
+}
+
+impl RangeFit {
+    fn new(ranges: Ranges<'_>, now_ms: u64) -> Option<Self> {
+        let n = ranges.noise;
+        let sane = n.sigma_m.is_finite()
+            && n.sigma_m > 0.0
+            && (0.0..1.0).contains(&n.outlier_share)
+            && n.outlier_span_m.is_finite()
+            && n.outlier_span_m > 0.0
+            && n.max_bias_m.is_finite()
+            && n.max_bias_m >= 0.0;
+        let usable = ranges
+            .readings
+            .iter()
+            .filter(|&&(t, d)| t <= now_ms && d.is_finite() && d >= 0.0);
+        let kept: Vec<(u64, f64)> = usable.copied().collect();
+        let kept = &kept[kept.len().saturating_sub(MAX_RANGES)..];
+        if !sane || kept.is_empty() {
+            return None;
+        }
+        let biases = if n.max_bias_m > 0.0 {
+            (0..RANGE_BIASES)
+                .map(|i| n.max_bias_m * i as f64 / (RANGE_BIASES - 1) as f64)
+                .collect()
+        } else {
+            vec![0.0]
+        };
+        Some(Self {
+            times: kept
+                .iter()
+                .map(|&(t, _)| (t as f64 - now_ms as f64) / 1000.0)
+                .collect(),
+            metres: kept.iter().map(|&(_, d)| d).collect(),
+            sigma: n.sigma_m,
+            ln_inlier: (1.0 - n.outlier_share).ln()
+                - (n.sigma_m * (2.0 * std::f64::consts::PI).sqrt()).ln(),
+            ln_outlier: if n.outlier_share > 0.0 {
+                (n.outlier_share / n.outlier_span_m).ln()
+            } else {
+                f64::NEG_INFINITY
+            },
+            span: n.outlier_span_m,
+            biases,
+        })
+    }
+
+    /// Negative log-likelihood of the readings against `distance(t)`, the bias marginalised
+    /// over its grid.
+    fn nll(&self, distance: impl Fn(f64) -> f64) -> f64 {
+        // Fixed arrays: this runs for every hypothesis.
+        let mut truth = [0.0; MAX_RANGES];
+        for (d, &t) in truth.iter_mut().zip(&self.times) {
+            *d = distance(t).max(0.0);
+        }
+        let mut per_bias = [0.0; RANGE_BIASES];
+        for (nll, &b) in per_bias.iter_mut().zip(&self.biases) {
+            *nll = self
+                .metres
+                .iter()
+                .zip(&truth)
+                    .map(|(&r, &d)| {
+                        let expected = d + b;
+                        let z = (r - expected) / self.sigma;
+                        let inlier = self.ln_inlier - 0.5 * z * z;
+                        let ln_p = if r >= expected && r <= expected + self.span {
+                            ln_add(inlier, self.ln_outlier)
+                        } else {
+                            inlier
+                        };
+                        -ln_p
+                    })
+                    .sum();
+        }
+        -log_mean_likelihood(&per_bias[..self.biases.len()])
+    }
+}
+
+/// `ln(eᵃ + eᵇ)`, computed stably.
+fn ln_add(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    if lo == f64::NEG_INFINITY {
+        return hi;
+    }
+    hi + (lo - hi).exp().ln_1p()
 }
 
 impl Fit {
@@ -468,6 +619,7 @@ impl Fit {
             tx,
             slope,
             offsets,
+            ranged: None,
         };
         fit.ones = fit.whiten(vec![1.0; n]);
         fit.ones_norm = fit.ones.iter().map(|u| u * u).sum();
@@ -499,6 +651,12 @@ impl Fit {
     /// `distance(t)`, with the best carry offset inside the likely range, mixed with the best
     /// one anywhere by the [`Offsets::doubt`].
     fn sse(&self, distance: impl Fn(f64) -> f64) -> f64 {
+        let ranged = self.ranged.as_ref().map_or(0.0, |r| r.nll(&distance));
+        ranged + self.sse_rssi(distance)
+    }
+
+    /// The RSSI's part of [`Fit::sse`].
+    fn sse_rssi(&self, distance: impl Fn(f64) -> f64) -> f64 {
         let per_ln = self.slope / std::f64::consts::LN_10;
         let predicted = |i: usize| self.tx - per_ln * distance(self.times[i]).max(0.05).ln();
         let (mut along, mut squared) = (0.0, 0.0);

@@ -32,6 +32,7 @@ pub mod motion;
 pub mod pace;
 pub mod ranging;
 
+use ranging::RangeRule;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Tunable parameters. Defaults are tuned by `benches/walkup.rs` on its tuning families.
@@ -270,8 +271,10 @@ struct Track {
     last_test: Option<u64>,
     /// What that test found (`None` with too few readings or a result that is no number).
     last_evidence: Option<f64>,
-    /// Ranged distances within `ranging.window_ms`, metres.
+    /// Ranged distances within `ranging.window_ms`, metres…
     ranges: VecDeque<(u64, f64)>,
+    /// …and within `fit_ms`, for the fused arrival test.
+    fit_ranges: VecDeque<(u64, f64)>,
     /// Armed by ranging: ranged beyond `ranging.arm_m` since the last unlock.
     range_armed: bool,
     last_unlock: Option<u64>,
@@ -406,18 +409,28 @@ impl WalkUpEngine {
         while track.history.len() > 2 && t_ms.saturating_sub(track.history[1].0) >= p.trend_ms {
             track.history.pop_front();
         }
-        if track.range_armed && track.ranging_decides(t_ms, &p) {
-            // The measured distance decides while enough of it comes and it saw the phone
-            // far (observe_range); a session that came up too near to arm leaves it to RSSI.
-            return None;
-        }
         let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
-        let cooled = track.cooled(t_ms, &p);
-        if distance > p.arm_distance_m && cooled {
-            track.armed = true;
-        }
-        if !track.armed || distance > p.gate_distance_m {
-            return None;
+        // Ranging takes over while enough of it comes and it saw the phone far
+        // (observe_range); a session that came up too near to arm leaves it to RSSI.
+        let ranged = track.range_armed && track.ranging_decides(t_ms, &p);
+        if ranged {
+            if p.ranging.rule == RangeRule::Direct {
+                return None; // observe_range decides alone
+            }
+            // Fused: the ranged distance opens the test; RSSI's arming and gate do not
+            // count (a bag reads far at the door).
+            let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
+            if estimate.receding || !(estimate.distance_m <= p.ranging.gate_m) {
+                return None;
+            }
+        } else {
+            let cooled = track.cooled(t_ms, &p);
+            if distance > p.arm_distance_m && cooled {
+                track.armed = true;
+            }
+            if !track.armed || distance > p.gate_distance_m {
+                return None;
+            }
         }
         if trend_fall(&track.history, t_ms, p.trend_ms) > p.max_fall_db {
             return None;
@@ -440,7 +453,11 @@ impl WalkUpEngine {
             },
             walks: p.walks,
         };
-        let evidence = arrival::evidence(
+        let ranges: Vec<(u64, f64)> = match ranged {
+            true => track.fit_ranges.iter().copied().collect(),
+            false => vec![],
+        };
+        let evidence = arrival::evidence_ranged(
             &track.recent,
             t_ms,
             &model,
@@ -449,6 +466,10 @@ impl WalkUpEngine {
                 reported: self.pace,
                 spread: p.pace_spread,
                 doubt: p.pace_doubt,
+            },
+            arrival::Ranges {
+                readings: &ranges,
+                noise: p.ranging.noise(self.carry),
             },
         )?;
         track.last_evidence = Some(evidence);
@@ -477,6 +498,7 @@ impl WalkUpEngine {
         let track = self.tracks.entry(lock.to_owned()).or_default();
         track.touch(t_ms, &p);
         push_within(&mut track.ranges, (t_ms, distance_m), p.ranging.window_ms);
+        push_within(&mut track.fit_ranges, (t_ms, distance_m), p.fit_ms);
         if track.ranges.len() == 1 {
             // Ranging (re)starts: it arms by its own readings only. RSSI's arming may rest on
             // a bagged phone reading far while it stands at the door (someone leaving).
@@ -486,6 +508,9 @@ impl WalkUpEngine {
         let cooled = track.cooled(t_ms, &p);
         if estimate.far(&p.ranging) && cooled {
             track.range_armed = true;
+        }
+        if p.ranging.rule != RangeRule::Direct {
+            return None; // the arrival test decides, on the next advertisement
         }
         if !track.range_armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
             return None;
@@ -779,6 +804,60 @@ mod tests {
         out
     }
 
+    /// An engine that decides by the direct ranging rule (round 12).
+    fn direct_engine() -> WalkUpEngine {
+        let mut e = WalkUpEngine::new(WalkUpParams {
+            ranging: ranging::RangingParams {
+                rule: RangeRule::Direct,
+                ..Default::default()
+            },
+            ..WalkUpParams::default()
+        });
+        e.set_enabled("front", true);
+        e
+    }
+
+    /// A walk to `to` m whose RSSI reads `rssi_off` dB off and whose phone ranges twice a
+    /// second (Channel-Sounding-like) within 6 m, reading 0.2 m long and ±0.25 m noisy.
+    /// Returns (decision time, true distance then).
+    fn walk_ranged_slowly(e: &mut WalkUpEngine, to: f64, rssi_off: f64) -> Vec<(u64, f64)> {
+        let mut out = vec![];
+        let dur = ((10.0 - to) / 1.2 * 1000.0) as u64;
+        for t in (1_000..=1_000 + dur + 6_000).step_by(50) {
+            let d = 10.0 + (to - 10.0) * ((t - 1_000) as f64 / dur as f64).min(1.0);
+            let rssi = (rssi_at(d, TX, 2.0) + rssi_off).round() as i16;
+            out.extend(e.observe("front", t, rssi, TX).map(|dec| (dec.t_ms, d)));
+            if t % 500 == 0 && d <= 6.0 {
+                let wobble = if t % 1_000 == 0 { 0.25 } else { -0.25 };
+                let r = d + 0.2 + wobble;
+                out.extend(e.observe_range("front", t, r).map(|dec| (dec.t_ms, d)));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fused_ranging_unlocks_a_bag_at_the_door_and_not_a_raised_phone_short_of_it() {
+        let covered = |mut e: WalkUpEngine| {
+            e.set_carry(Carry::Covered);
+            e
+        };
+        // 12 dB of bag: RSSI alone never gets near the gate; two noisy ranges a second do.
+        assert!(walk_ranged(&mut covered(engine()), (10.0, 0.5, 6_000), -12.0, (0.0, 0.0)).is_empty());
+        for e in [engine(), direct_engine()] {
+            let unlocks = walk_ranged_slowly(&mut covered(e), 0.5, -12.0);
+            assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+        }
+        // The fused test waits for the phone to be within 1 m; the median of three slow
+        // readings decides where it happens to be.
+        let fused = walk_ranged_slowly(&mut covered(engine()), 0.5, -12.0);
+        assert!(fused[0].1 <= 1.0, "{fused:?}");
+        // Held up 4 dB, stopping 2 m out, reported covered: ranging keeps both rules shut.
+        for e in [engine(), direct_engine()] {
+            assert!(walk_ranged_slowly(&mut covered(e), 2.0, 4.0).is_empty());
+        }
+    }
+
     #[test]
     fn a_ranged_bagged_phone_unlocks_once_at_the_door() {
         // 12 dB of bag reads as four times the distance: RSSI alone never gets near the gate.
@@ -857,7 +936,8 @@ mod tests {
 
     #[test]
     fn one_ranged_unlock_per_approach_and_failed_rounds_ignored() {
-        let mut e = engine();
+        // Ranges alone (no advertisement heard between them) decide only by the direct rule.
+        let mut e = direct_engine();
         let mut unlocks = vec![];
         let mut t = 1_000;
         let mut feed = |e: &mut WalkUpEngine, d: f64, unlocks: &mut Vec<u64>| {

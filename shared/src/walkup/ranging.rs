@@ -22,9 +22,37 @@
 use super::Carry;
 use std::collections::VecDeque;
 
+/// How ranged distances decide.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RangeRule {
+    /// Alone, once armed: the median of the newest readings within `unlock_m` (round 12).
+    /// Quick with UWB-class ranging; a noisier stack's median lags and strays.
+    Direct,
+    /// Fitted beside the RSSI in the arrival test (round 13), which then decides against
+    /// the same bars as RSSI alone: each reading weighs by the noise it is assumed to have.
+    #[default]
+    Fused,
+}
+
 /// Tunable parameters of the range rule.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RangingParams {
+    /// Which rule decides (parameters saved before round 13 load today's).
+    pub rule: RangeRule,
+    /// The fused rule's noise model: one σ per reading, metres…
+    pub sigma_m: f64,
+    /// …the share of multipath outliers, read up to `outlier_span_m` long…
+    pub outlier_share: f64,
+    pub outlier_span_m: f64,
+    /// …and how much longer than the truth a covered phone's readings may be (pocket, bag,
+    /// the wearer's body in the way; also assumed with no carry report), and an uncovered
+    /// one's, metres.
+    pub covered_bias_m: f64,
+    pub uncovered_bias_m: f64,
+    /// The fused rule runs the arrival test once the ranged estimate is within this, metres.
+    pub gate_m: f64,
     /// Unlock once the ranged distance is within this, metres.
     pub unlock_m: f64,
     /// Ranging arms its lock once it reads the phone beyond this, metres: nearer than RSSI's
@@ -48,6 +76,13 @@ pub struct RangingParams {
 impl Default for RangingParams {
     fn default() -> Self {
         Self {
+            rule: RangeRule::default(),
+            sigma_m: 0.3,
+            outlier_share: 0.05,
+            outlier_span_m: 3.0,
+            covered_bias_m: 0.8,
+            uncovered_bias_m: 0.2,
+            gate_m: 2.0,
             unlock_m: 1.2,
             covered_extra_m: 0.3,
             arm_m: 2.5,
@@ -86,6 +121,21 @@ impl RangeEstimate {
         };
         // Written so that a NaN bar never unlocks.
         !self.receding && self.distance_m <= params.unlock_m + extra
+    }
+}
+
+impl RangingParams {
+    /// The fused rule's noise model for a phone carried as `carry` reports.
+    pub fn noise(&self, carry: Carry) -> super::arrival::RangeNoise {
+        super::arrival::RangeNoise {
+            sigma_m: self.sigma_m,
+            outlier_share: self.outlier_share,
+            outlier_span_m: self.outlier_span_m,
+            max_bias_m: match carry {
+                Carry::Uncovered => self.uncovered_bias_m,
+                Carry::Covered | Carry::Unknown => self.covered_bias_m,
+            },
+        }
     }
 }
 
