@@ -198,6 +198,21 @@ pub struct Ranges<'a> {
     /// `(t_ms, metres)`, time order.
     pub readings: &'a [(u64, f64)],
     pub noise: RangeNoise,
+    /// How the phone may be carried. How it is carried moves the RSSI and the ranged
+    /// distance together (a bag weakens the one and lengthens the other), so with ranges in
+    /// the fit the carry offset comes from these, each paired with its lengthening, rather
+    /// than from the test's [`Offsets`].
+    pub carries: [CarryClass; 2],
+}
+
+/// One way of carrying the phone: the carry offsets it allows (dB), how much longer than the
+/// truth it makes ranged distances (0 to `max_bias_m`, uniformly; the bias holds over the
+/// window), and its prior weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CarryClass {
+    pub offsets: (f64, f64),
+    pub max_bias_m: f64,
+    pub weight: f64,
 }
 
 impl Ranges<'_> {
@@ -207,13 +222,16 @@ impl Ranges<'_> {
             sigma_m: 1.0,
             outlier_share: 0.0,
             outlier_span_m: 1.0,
-            max_bias_m: 0.0,
         },
+        carries: [CarryClass {
+            offsets: OFFSET_RANGE_DB,
+            max_bias_m: 0.0,
+            weight: 0.0,
+        }; 2],
     };
 }
 
-/// How a ranged distance errs: Gaussian noise around the true distance lengthened by a bias
-/// that holds over the window (a body or bag in the way: 0 to `max_bias_m`, uniformly), except
+/// How a ranged distance errs: Gaussian noise around the (lengthened) true distance, except
 /// for a share of multipath outliers read up to `outlier_span_m` longer still. A signal that
 /// goes round arrives late, never early, so short readings are strong evidence and long ones
 /// weak.
@@ -222,10 +240,9 @@ pub struct RangeNoise {
     pub sigma_m: f64,
     pub outlier_share: f64,
     pub outlier_span_m: f64,
-    pub max_bias_m: f64,
 }
 
-/// Biases fitted per hypothesis, spread evenly over `0..=max_bias_m`.
+/// Biases fitted per hypothesis and carry, spread evenly over `0..=max_bias_m`.
 const RANGE_BIASES: usize = 4;
 /// At most this many (the newest) ranged readings are fitted: they say where the phone is
 /// now; the RSSI already says how it got there.
@@ -493,7 +510,8 @@ struct RangeFit {
     ln_inlier: f64,
     ln_outlier: f64,
     span: f64,
-    biases: Vec<f64>,
+    /// The carry classes with weight, each with its grid of biases.
+    carries: Vec<(CarryClass, Vec<f64>)>,
 }
 
 impl RangeFit {
@@ -503,25 +521,37 @@ impl RangeFit {
             && n.sigma_m > 0.0
             && (0.0..1.0).contains(&n.outlier_share)
             && n.outlier_span_m.is_finite()
-            && n.outlier_span_m > 0.0
-            && n.max_bias_m.is_finite()
-            && n.max_bias_m >= 0.0;
-        let usable = ranges
+            && n.outlier_span_m > 0.0;
+        let carries: Vec<(CarryClass, Vec<f64>)> = ranges
+            .carries
+            .into_iter()
+            .filter(|c| {
+                c.weight.is_finite()
+                    && c.weight > 0.0
+                    && c.max_bias_m.is_finite()
+                    && c.max_bias_m >= 0.0
+                    && c.offsets.0 <= c.offsets.1
+            })
+            .map(|c| {
+                let biases = match c.max_bias_m > 0.0 {
+                    true => (0..RANGE_BIASES)
+                        .map(|i| c.max_bias_m * i as f64 / (RANGE_BIASES - 1) as f64)
+                        .collect(),
+                    false => vec![0.0],
+                };
+                (c, biases)
+            })
+            .collect();
+        let kept: Vec<(u64, f64)> = ranges
             .readings
             .iter()
-            .filter(|&&(t, d)| t <= now_ms && d.is_finite() && d >= 0.0);
-        let kept: Vec<(u64, f64)> = usable.copied().collect();
+            .filter(|&&(t, d)| t <= now_ms && d.is_finite() && d >= 0.0)
+            .copied()
+            .collect();
         let kept = &kept[kept.len().saturating_sub(MAX_RANGES)..];
-        if !sane || kept.is_empty() {
+        if !sane || kept.is_empty() || carries.is_empty() {
             return None;
         }
-        let biases = if n.max_bias_m > 0.0 {
-            (0..RANGE_BIASES)
-                .map(|i| n.max_bias_m * i as f64 / (RANGE_BIASES - 1) as f64)
-                .collect()
-        } else {
-            vec![0.0]
-        };
         Some(Self {
             times: kept
                 .iter()
@@ -537,38 +567,33 @@ impl RangeFit {
                 f64::NEG_INFINITY
             },
             span: n.outlier_span_m,
-            biases,
+            carries,
         })
     }
 
-    /// Negative log-likelihood of the readings against `distance(t)`, the bias marginalised
-    /// over its grid.
-    fn nll(&self, distance: impl Fn(f64) -> f64) -> f64 {
-        // Fixed arrays: this runs for every hypothesis.
-        let mut truth = [0.0; MAX_RANGES];
-        for (d, &t) in truth.iter_mut().zip(&self.times) {
-            *d = distance(t).max(0.0);
-        }
+    /// Negative log-likelihood of the readings against the true distances `truth` (one per
+    /// reading), the bias marginalised over `biases`.
+    fn nll(&self, truth: &[f64], biases: &[f64]) -> f64 {
         let mut per_bias = [0.0; RANGE_BIASES];
-        for (nll, &b) in per_bias.iter_mut().zip(&self.biases) {
+        for (nll, &b) in per_bias.iter_mut().zip(biases) {
             *nll = self
                 .metres
                 .iter()
-                .zip(&truth)
-                    .map(|(&r, &d)| {
-                        let expected = d + b;
-                        let z = (r - expected) / self.sigma;
-                        let inlier = self.ln_inlier - 0.5 * z * z;
-                        let ln_p = if r >= expected && r <= expected + self.span {
-                            ln_add(inlier, self.ln_outlier)
-                        } else {
-                            inlier
-                        };
-                        -ln_p
-                    })
-                    .sum();
+                .zip(truth)
+                .map(|(&r, &d)| {
+                    let expected = d + b;
+                    let z = (r - expected) / self.sigma;
+                    let inlier = self.ln_inlier - 0.5 * z * z;
+                    let ln_p = if r >= expected && r <= expected + self.span {
+                        ln_add(inlier, self.ln_outlier)
+                    } else {
+                        inlier
+                    };
+                    -ln_p
+                })
+                .sum();
         }
-        -log_mean_likelihood(&per_bias[..self.biases.len()])
+        -log_mean_likelihood(&per_bias[..biases.len()])
     }
 }
 
@@ -651,12 +676,27 @@ impl Fit {
     /// `distance(t)`, with the best carry offset inside the likely range, mixed with the best
     /// one anywhere by the [`Offsets::doubt`].
     fn sse(&self, distance: impl Fn(f64) -> f64) -> f64 {
-        let ranged = self.ranged.as_ref().map_or(0.0, |r| r.nll(&distance));
-        ranged + self.sse_rssi(distance)
+        let Some(ranged) = &self.ranged else {
+            return self.sse_rssi(distance);
+        };
+        // With ranges, each way of carrying the phone fits its offsets and its lengthening
+        // together, and the ways are mixed by their weights.
+        let (along, squared) = self.residuals(&distance);
+        let mut truth = [0.0; MAX_RANGES];
+        for (d, &t) in truth.iter_mut().zip(&ranged.times) {
+            *d = distance(t).max(0.0);
+        }
+        let truth = &truth[..ranged.times.len()];
+        let mut parts = [(0.0, f64::NEG_INFINITY); 2];
+        for (part, (class, biases)) in parts.iter_mut().zip(&ranged.carries) {
+            let rssi = self.within(along, squared, class.offsets);
+            *part = (class.weight, -(rssi + ranged.nll(truth, biases)));
+        }
+        -ln_weighted(&parts)
     }
 
-    /// The RSSI's part of [`Fit::sse`].
-    fn sse_rssi(&self, distance: impl Fn(f64) -> f64) -> f64 {
+    /// The whitened residuals' projection on the offset direction and their squared norm.
+    fn residuals(&self, distance: impl Fn(f64) -> f64) -> (f64, f64) {
         let per_ln = self.slope / std::f64::consts::LN_10;
         let predicted = |i: usize| self.tx - per_ln * distance(self.times[i]).max(0.05).ln();
         let (mut along, mut squared) = (0.0, 0.0);
@@ -667,17 +707,29 @@ impl Fit {
                 squared += z * z;
             },
         );
-        // ½‖z − o·u‖² expanded, so each offset range costs nothing more.
-        let within = |(lo, hi): (f64, f64)| {
-            let o = (along / self.ones_norm).clamp(lo, hi);
-            0.5 * (squared - 2.0 * o * along + o * o * self.ones_norm)
-        };
-        let likely = within(self.offsets.likely);
+        (along, squared)
+    }
+
+    /// `½‖z − o·u‖²` at the best offset `o` within `(lo, hi)`, expanded so each offset range
+    /// costs nothing more.
+    fn within(&self, along: f64, squared: f64, (lo, hi): (f64, f64)) -> f64 {
+        let o = (along / self.ones_norm).clamp(lo, hi);
+        0.5 * (squared - 2.0 * o * along + o * o * self.ones_norm)
+    }
+
+    /// The RSSI's part of [`Fit::sse`].
+    fn sse_rssi(&self, distance: impl Fn(f64) -> f64) -> f64 {
+        let (along, squared) = self.residuals(distance);
+        let likely = self.within(along, squared, self.offsets.likely);
         if self.offsets.doubt <= 0.0 {
             return likely;
         }
         let (lo, hi) = self.offsets.likely;
-        let anywhere = within((lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)));
+        let anywhere = self.within(
+            along,
+            squared,
+            (lo.min(OFFSET_RANGE_DB.0), hi.max(OFFSET_RANGE_DB.1)),
+        );
         -ln_mix(self.offsets.doubt, -likely, -anywhere)
     }
 }

@@ -229,6 +229,38 @@ impl Carry {
     }
 }
 
+impl Carry {
+    /// The ways of carrying the phone the fused ranging test weighs, given this report: a
+    /// covered phone reads weak and long (cloth, the wearer's body), an uncovered one about
+    /// right or strong, and nearly true in range. A report is trusted as its doubt says; no
+    /// report weighs both alike.
+    pub fn classes(self, params: &WalkUpParams) -> [arrival::CarryClass; 2] {
+        let covered_weight = match self {
+            Carry::Covered => 1.0 - params.covered_doubt,
+            Carry::Uncovered => params.carry_doubt,
+            Carry::Unknown => 0.5,
+        };
+        // A doubt that is no probability makes the weights meaningless: weigh both alike.
+        let covered_weight = match (0.0..=1.0).contains(&covered_weight) {
+            true => covered_weight,
+            false => 0.5,
+        };
+        let r = &params.ranging;
+        [
+            arrival::CarryClass {
+                offsets: params.covered_offset_db,
+                max_bias_m: r.covered_bias_m,
+                weight: covered_weight,
+            },
+            arrival::CarryClass {
+                offsets: params.uncovered_offset_db,
+                max_bias_m: r.uncovered_bias_m,
+                weight: 1.0 - covered_weight,
+            },
+        ]
+    }
+}
+
 /// An unlock decision.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WalkUpDecision {
@@ -412,18 +444,25 @@ impl WalkUpEngine {
         let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
         // Ranging takes over while enough of it comes and it saw the phone far
         // (observe_range); a session that came up too near to arm leaves it to RSSI.
-        let ranged = track.range_armed && track.ranging_decides(t_ms, &p);
-        if ranged {
-            if p.ranging.rule == RangeRule::Direct {
-                return None; // observe_range decides alone
-            }
-            // Fused: the ranged distance opens the test; RSSI's arming and gate do not
-            // count (a bag reads far at the door).
-            let estimate = ranging::estimate(&track.ranges, &p.ranging)?;
-            if estimate.receding || !(estimate.distance_m <= p.ranging.gate_m) {
-                return None;
-            }
-        } else {
+        let ranging_now = track.ranging_decides(t_ms, &p);
+        if track.range_armed && ranging_now && p.ranging.rule == RangeRule::Direct {
+            return None; // observe_range decides alone
+        }
+        // Fused: while ranges come, they gate the test whoever armed it. A stack that ranges
+        // twice a second cannot refute "walked in during the last half second" from one
+        // standing 2 m out, and RSSI fooled by a raised phone would then decide.
+        let fused = p.ranging.rule == RangeRule::Fused;
+        let estimate = (fused && ranging_now)
+            .then(|| ranging::estimate(&track.ranges, &p.ranging))
+            .flatten();
+        if let Some(estimate) = estimate
+            && (estimate.receding || !estimate.within(p.ranging.gate_m, &p.ranging, self.carry))
+        {
+            return None;
+        }
+        // Once ranging armed it, RSSI's arming and gate do not count (a bag reads far at the
+        // door).
+        if !(track.range_armed && estimate.is_some()) {
             let cooled = track.cooled(t_ms, &p);
             if distance > p.arm_distance_m && cooled {
                 track.armed = true;
@@ -453,9 +492,12 @@ impl WalkUpEngine {
             },
             walks: p.walks,
         };
-        let ranges: Vec<(u64, f64)> = match ranged {
-            true => track.fit_ranges.iter().copied().collect(),
-            false => vec![],
+        // The fused rule fits whatever ranges came within the window, whoever armed: a
+        // session that came up too near to arm still tells a phone 2 m out from one at the
+        // door.
+        let ranges: Vec<(u64, f64)> = match p.ranging.rule {
+            RangeRule::Fused => track.fit_ranges.iter().copied().collect(),
+            RangeRule::Direct => vec![],
         };
         let evidence = arrival::evidence_ranged(
             &track.recent,
@@ -469,7 +511,8 @@ impl WalkUpEngine {
             },
             arrival::Ranges {
                 readings: &ranges,
-                noise: p.ranging.noise(self.carry),
+                noise: p.ranging.noise(),
+                carries: self.carry.classes(&p),
             },
         )?;
         track.last_evidence = Some(evidence);
@@ -804,17 +847,25 @@ mod tests {
         out
     }
 
-    /// An engine that decides by the direct ranging rule (round 12).
-    fn direct_engine() -> WalkUpEngine {
+    /// An engine that decides by the given ranging rule.
+    fn ruled_engine(rule: RangeRule) -> WalkUpEngine {
         let mut e = WalkUpEngine::new(WalkUpParams {
             ranging: ranging::RangingParams {
-                rule: RangeRule::Direct,
+                rule,
                 ..Default::default()
             },
             ..WalkUpParams::default()
         });
         e.set_enabled("front", true);
         e
+    }
+
+    fn direct_engine() -> WalkUpEngine {
+        ruled_engine(RangeRule::Direct)
+    }
+
+    fn fused_engine() -> WalkUpEngine {
+        ruled_engine(RangeRule::Fused)
     }
 
     /// A walk to `to` m whose RSSI reads `rssi_off` dB off and whose phone ranges twice a
@@ -843,17 +894,25 @@ mod tests {
             e
         };
         // 12 dB of bag: RSSI alone never gets near the gate; two noisy ranges a second do.
-        assert!(walk_ranged(&mut covered(engine()), (10.0, 0.5, 6_000), -12.0, (0.0, 0.0)).is_empty());
-        for e in [engine(), direct_engine()] {
+        assert!(
+            walk_ranged(
+                &mut covered(engine()),
+                (10.0, 0.5, 6_000),
+                -12.0,
+                (0.0, 0.0)
+            )
+            .is_empty()
+        );
+        for e in [fused_engine(), direct_engine()] {
             let unlocks = walk_ranged_slowly(&mut covered(e), 0.5, -12.0);
             assert_eq!(unlocks.len(), 1, "{unlocks:?}");
         }
         // The fused test waits for the phone to be within 1 m; the median of three slow
         // readings decides where it happens to be.
-        let fused = walk_ranged_slowly(&mut covered(engine()), 0.5, -12.0);
+        let fused = walk_ranged_slowly(&mut covered(fused_engine()), 0.5, -12.0);
         assert!(fused[0].1 <= 1.0, "{fused:?}");
         // Held up 4 dB, stopping 2 m out, reported covered: ranging keeps both rules shut.
-        for e in [engine(), direct_engine()] {
+        for e in [fused_engine(), direct_engine()] {
             assert!(walk_ranged_slowly(&mut covered(e), 2.0, 4.0).is_empty());
         }
     }

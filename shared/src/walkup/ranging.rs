@@ -1,13 +1,16 @@
 //! The secure-ranging hook: distances a phone measures to a door by UWB two-way ranging
 //! (iPhone's Nearby Interaction, Android's UWB API, Aliro's UWB step) or Bluetooth Channel
 //! Sounding. Where RSSI can only guess a distance through an unknown carry offset of several
-//! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm, so
-//! while a door is ranged often enough, and ranging saw the phone far, the engine decides by
-//! range and ignores RSSI for it; when readings thin out (a session coming up, a stack that
-//! fails) or the session came up too near to arm (a brisk walker, a slow stack), RSSI
-//! decides as it would without ranging.
+//! dB, ranging measures the time of flight (or phase) and reads within about 10–50 cm.
 //!
-//! The rule is deliberately plain: arm once ranged beyond `arm_m` (RSSI's arming does
+//! Two rules ([`RangeRule`]). The default, since round 13, fits the readings beside the RSSI
+//! in the arrival test ([`super::arrival::evidence_ranged`]), so each reading counts as much
+//! as its noise allows and a stack's accuracy need not be known to the decimetre; while
+//! readings come, their estimate also gates the test, and once ranging saw the phone far it
+//! arms the lock by itself. Round 12's direct rule, kept for comparison, decides by range
+//! alone while readings come, and leaves it to RSSI when they thin out (a session coming up,
+//! a stack that fails) or the session came up too near to arm (a brisk walker, a slow
+//! stack). It is deliberately plain: arm once ranged beyond `arm_m` (RSSI's arming does
 //! not carry over: a bagged phone's RSSI reads far while it stands at the door), then unlock
 //! once the median of the newest three readings is within `unlock_m` and not growing. The median
 //! shrugs off the occasional wild reading. Ranging errors through a body or a bag are long,
@@ -27,10 +30,13 @@ use std::collections::VecDeque;
 #[serde(rename_all = "snake_case")]
 pub enum RangeRule {
     /// Alone, once armed: the median of the newest readings within `unlock_m` (round 12).
-    /// Quick with UWB-class ranging; a noisier stack's median lags and strays.
+    /// Good with UWB-class ranging (decimetres, several readings a second); a noisier
+    /// stack's median lags and strays.
     Direct,
     /// Fitted beside the RSSI in the arrival test (round 13), which then decides against
-    /// the same bars as RSSI alone: each reading weighs by the noise it is assumed to have.
+    /// the same bars as RSSI alone, each reading weighed by the noise `sigma_m` assumes; the
+    /// ranged estimate also gates the test (`gate_m`). Better than `Direct` with UWB-class
+    /// and Channel-Sounding-class stacks alike: see `benches/walkup.rs`.
     #[default]
     Fused,
 }
@@ -47,11 +53,13 @@ pub struct RangingParams {
     pub outlier_share: f64,
     pub outlier_span_m: f64,
     /// …and how much longer than the truth a covered phone's readings may be (pocket, bag,
-    /// the wearer's body in the way; also assumed with no carry report), and an uncovered
-    /// one's, metres.
+    /// the wearer's body in the way), and an uncovered one's, metres. The test pairs each
+    /// with its carry offsets and weighs the two by the carry report (see
+    /// [`Carry::classes`]).
     pub covered_bias_m: f64,
     pub uncovered_bias_m: f64,
-    /// The fused rule runs the arrival test once the ranged estimate is within this, metres.
+    /// The fused rule runs the arrival test only while the ranged estimate is within this
+    /// (plus `covered_extra_m` for a covered phone, half of it with no report), metres.
     pub gate_m: f64,
     /// Unlock once the ranged distance is within this, metres.
     pub unlock_m: f64,
@@ -82,7 +90,7 @@ impl Default for RangingParams {
             outlier_span_m: 3.0,
             covered_bias_m: 0.8,
             uncovered_bias_m: 0.2,
-            gate_m: 2.0,
+            gate_m: 1.6,
             unlock_m: 1.2,
             covered_extra_m: 0.3,
             arm_m: 2.5,
@@ -114,27 +122,29 @@ impl RangeEstimate {
     /// Whether these readings ask for an unlock (arming and cooldown aside) from a phone
     /// carried as `carry` reports.
     pub fn arrived(&self, params: &RangingParams, carry: Carry) -> bool {
+        !self.receding && self.within(params.unlock_m, params, carry)
+    }
+
+    /// Whether the estimate is within `bar_m`, widened for a phone carried as `carry`
+    /// reports (a covered phone's readings run long).
+    pub fn within(&self, bar_m: f64, params: &RangingParams, carry: Carry) -> bool {
         let extra = match carry {
             Carry::Covered => params.covered_extra_m,
             Carry::Unknown => params.covered_extra_m / 2.0,
             Carry::Uncovered => 0.0,
         };
-        // Written so that a NaN bar never unlocks.
-        !self.receding && self.distance_m <= params.unlock_m + extra
+        // Written so that a NaN bar never passes.
+        self.distance_m <= bar_m + extra
     }
 }
 
 impl RangingParams {
-    /// The fused rule's noise model for a phone carried as `carry` reports.
-    pub fn noise(&self, carry: Carry) -> super::arrival::RangeNoise {
+    /// The fused rule's noise model.
+    pub fn noise(&self) -> super::arrival::RangeNoise {
         super::arrival::RangeNoise {
             sigma_m: self.sigma_m,
             outlier_share: self.outlier_share,
             outlier_span_m: self.outlier_span_m,
-            max_bias_m: match carry {
-                Carry::Uncovered => self.uncovered_bias_m,
-                Carry::Covered | Carry::Unknown => self.covered_bias_m,
-            },
         }
     }
 }
