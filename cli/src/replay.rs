@@ -180,13 +180,14 @@ pub fn run(
         if let Some(p) = r.pace {
             engine.set_pace(p);
         }
-        let heard = r
-            .rssi
-            .and_then(|rssi| engine.observe(&r.lock, r.t_ms, rssi, tx_power));
+        // The range first, so that the arrival test this row's RSSI may run weighs it.
         let ranged = r
             .range_m
             .and_then(|d| engine.observe_range(&r.lock, r.t_ms, d));
-        for d in heard.into_iter().chain(ranged) {
+        let heard = r
+            .rssi
+            .and_then(|rssi| engine.observe(&r.lock, r.t_ms, rssi, tx_power));
+        for d in ranged.into_iter().chain(heard) {
             serde_json::to_writer(
                 &mut *out,
                 &serde_json::json!({"t_ms": d.t_ms, "lock": d.lock}),

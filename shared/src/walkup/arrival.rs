@@ -1034,6 +1034,66 @@ mod tests {
     }
 
     #[test]
+    fn ranged_distances_tell_a_bag_at_the_door_from_a_raised_phone_short_of_it() {
+        use crate::walkup::{Carry, WalkUpParams};
+        let p = WalkUpParams::default();
+        let model = Model {
+            walks: p.walks,
+            ..MODEL
+        };
+        // Ranged twice a second over the same 3 s, `long` metres long.
+        let ranged = |distance: &dyn Fn(f64) -> f64, long: f64| -> Vec<(u64, f64)> {
+            (7_000..=10_000)
+                .step_by(500)
+                .map(|t| (t, distance(t as f64 / 1000.0) + long))
+                .collect()
+        };
+        let judge = |offset: f64, distance: &dyn Fn(f64) -> f64, long: Option<f64>, carry| {
+            let walk = readings(offset, distance);
+            let ranges = long.map(|l| ranged(distance, l)).unwrap_or_default();
+            let ranges = Ranges {
+                readings: &ranges,
+                noise: p.ranging.noise(),
+                carries: Carry::classes(carry, &p),
+            };
+            let offsets = Carry::offsets(carry, &p);
+            evidence_ranged(&walk, 10_000, &model, offsets, Pace::ANY, ranges).unwrap()
+        };
+        // A bagged phone (−5 dB) that arrived, its ranges 0.4 m long through the bag: RSSI
+        // alone is unsure; the ranges make it sure.
+        let bag = judge(-5.0, &arrived_at_9s, None, Carry::Unknown);
+        let bag_ranged = judge(-5.0, &arrived_at_9s, Some(0.4), Carry::Unknown);
+        assert!(
+            bag_ranged > bag + 3.0 && bag_ranged > 5.0,
+            "{bag} then {bag_ranged}"
+        );
+        // A phone held up (+3 dB) that stopped 1.9 m out, ranged true: reported in the hand,
+        // it is surely no arrival. Reported covered or not at all, 1.9 m is within reach of a
+        // bag at the door read up to 0.8 m long, so the ranges only count against arrival;
+        // the engine's gate on the ranged estimate keeps those shut.
+        let short = |t: f64| 1.9 + 1.2 * (8.0 - t).max(0.0);
+        for carry in [Carry::Uncovered, Carry::Unknown, Carry::Covered] {
+            let alone = judge(3.0, &short, None, carry);
+            let with = judge(3.0, &short, Some(0.0), carry);
+            assert!(with < alone, "{carry:?}: {alone} then {with}");
+            if carry == Carry::Uncovered {
+                assert!(with < alone - 2.0 && with < -3.0, "{alone} then {with}");
+            }
+        }
+        // Without readings, or with ones that are no distance, the test is RSSI's alone.
+        let no_number = Ranges {
+            readings: &[(9_000, f64::NAN), (9_500, -1.0)],
+            noise: p.ranging.noise(),
+            carries: Carry::Unknown.classes(&p),
+        };
+        let walk = readings(-5.0, arrived_at_9s);
+        assert_eq!(
+            evidence_ranged(&walk, 10_000, &model, Offsets::ANY, Pace::ANY, no_number),
+            evidence(&walk, 10_000, &model, Offsets::ANY, Pace::ANY)
+        );
+    }
+
+    #[test]
     fn a_faster_advertising_door_does_not_multiply_the_evidence() {
         // Three times the readings of the same walk: the per-reading noise averages out, the
         // correlated part does not, so the evidence grows by far less than three times.

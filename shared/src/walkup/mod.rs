@@ -21,8 +21,9 @@
 //!    approach).
 //!
 //! Where the phone can range to a door (UWB, Channel Sounding: [`WalkUpEngine::observe_range`]),
-//! the measured distance decides instead, by the plain rule of [`ranging`], for as long as
-//! enough readings keep coming.
+//! the arrival test fits the measured distances too, and while enough keep coming their
+//! estimate gates it (see [`ranging`]; round 12's rule, by which they decided alone, remains
+//! as [`ranging::RangeRule::Direct`]).
 //!
 //! Proximity is not proof of presence: a relay defeats any RSSI logic. The door applies its own
 //! RSSI check on walk-up requests; only the door's own ranging could stop a relay.
@@ -442,7 +443,7 @@ impl WalkUpEngine {
             track.history.pop_front();
         }
         let distance = distance_from_rssi(smoothed, tx_power, p.path_loss_exponent);
-        // Ranging takes over while enough of it comes and it saw the phone far
+        // Direct rule: ranging takes over while enough of it comes and it saw the phone far
         // (observe_range); a session that came up too near to arm leaves it to RSSI.
         let ranging_now = track.ranging_decides(t_ms, &p);
         if track.range_armed && ranging_now && p.ranging.rule == RangeRule::Direct {
@@ -524,10 +525,11 @@ impl WalkUpEngine {
     }
 
     /// Feeds one secure-ranging measurement (UWB, Channel Sounding) of the distance to
-    /// `lock`, metres; returns a decision when it completes an approach. Once ranging saw
-    /// the phone far, and while enough of its readings are recent (`ranging.readings` within
-    /// `ranging.window_ms`), they alone unlock the lock: see [`ranging`]. Readings must be in
-    /// time order per lock; failed rounds (NaN, negative) are ignored.
+    /// `lock`, metres. Under the fused rule (the default) the next advertisement's arrival
+    /// test weighs it and this returns `None`; under [`ranging::RangeRule::Direct`] it returns
+    /// a decision when it completes an approach, once ranging saw the phone far and while
+    /// enough readings are recent (`ranging.readings` within `ranging.window_ms`). Readings
+    /// must be in time order per lock; failed rounds (NaN, negative) are ignored.
     pub fn observe_range(
         &mut self,
         lock: &str,
