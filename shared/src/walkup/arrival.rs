@@ -267,7 +267,9 @@ pub fn evidence_ranged(
         10.0 * model.path_loss_exponent,
         offsets,
     );
-    fit.ranged = RangeFit::new(ranges, now_ms);
+    // Ranges from before the first RSSI reading lie outside what the hypotheses describe.
+    let since = readings.iter().map(|&(t, _)| t).min().unwrap_or(now_ms);
+    fit.ranged = RangeFit::new(ranges, since, now_ms);
     let any = Hypotheses::fit(&fit, &SPEEDS, model.walks);
     let (arrival, alternative) = match pace.likely_speeds() {
         None => (any.arrival(), any.alternative()),
@@ -515,7 +517,8 @@ struct RangeFit {
 }
 
 impl RangeFit {
-    fn new(ranges: Ranges<'_>, now_ms: u64) -> Option<Self> {
+    /// The readings from `since_ms` to `now_ms` that are distances.
+    fn new(ranges: Ranges<'_>, since_ms: u64, now_ms: u64) -> Option<Self> {
         let n = ranges.noise;
         let sane = n.sigma_m.is_finite()
             && n.sigma_m > 0.0
@@ -545,7 +548,7 @@ impl RangeFit {
         let kept: Vec<(u64, f64)> = ranges
             .readings
             .iter()
-            .filter(|&&(t, d)| t <= now_ms && d.is_finite() && d >= 0.0)
+            .filter(|&&(t, d)| (since_ms..=now_ms).contains(&t) && d.is_finite() && d >= 0.0)
             .copied()
             .collect();
         let kept = &kept[kept.len().saturating_sub(MAX_RANGES)..];
@@ -674,7 +677,8 @@ impl Fit {
 
     /// Negative log-likelihood (up to a constant both hypotheses share) of the bins against
     /// `distance(t)`, with the best carry offset inside the likely range, mixed with the best
-    /// one anywhere by the [`Offsets::doubt`].
+    /// one anywhere by the [`Offsets::doubt`]. With ranges, the [`Ranges::carries`] take the
+    /// place of the `Offsets`: each class's best offset and its lengthening, mixed by weight.
     fn sse(&self, distance: impl Fn(f64) -> f64) -> f64 {
         let Some(ranged) = &self.ranged else {
             return self.sse_rssi(distance);
@@ -1080,9 +1084,10 @@ mod tests {
                 assert!(with < alone - 2.0 && with < -3.0, "{alone} then {with}");
             }
         }
-        // Without readings, or with ones that are no distance, the test is RSSI's alone.
+        // Without readings, with ones that are no distance, or with ones from before the
+        // RSSI in the window (a session that stopped long ago), the test is RSSI's alone.
         let no_number = Ranges {
-            readings: &[(9_000, f64::NAN), (9_500, -1.0)],
+            readings: &[(1_000, 0.5), (6_500, 0.6), (9_000, f64::NAN), (9_500, -1.0)],
             noise: p.ranging.noise(),
             carries: Carry::Unknown.classes(&p),
         };

@@ -228,9 +228,7 @@ impl Carry {
             },
         }
     }
-}
 
-impl Carry {
     /// The ways of carrying the phone the fused ranging test weighs, given this report: a
     /// covered phone reads weak and long (cloth, the wearer's body), an uncovered one about
     /// right or strong, and nearly true in range. A report is trusted as its doubt says; no
@@ -306,7 +304,7 @@ struct Track {
     last_evidence: Option<f64>,
     /// Ranged distances within `ranging.window_ms`, metres…
     ranges: VecDeque<(u64, f64)>,
-    /// …and within `fit_ms`, for the fused arrival test.
+    /// …and within `fit_ms` of the newest, for the fused arrival test.
     fit_ranges: VecDeque<(u64, f64)>,
     /// Armed by ranging: ranged beyond `ranging.arm_m` since the last unlock.
     range_armed: bool,
@@ -495,9 +493,15 @@ impl WalkUpEngine {
         };
         // The fused rule fits whatever ranges came within the window, whoever armed: a
         // session that came up too near to arm still tells a phone 2 m out from one at the
-        // door.
+        // door. (Kept ranges are trimmed only as new ones come: a session that stopped leaves
+        // its last readings behind, which must not count as recent.)
         let ranges: Vec<(u64, f64)> = match p.ranging.rule {
-            RangeRule::Fused => track.fit_ranges.iter().copied().collect(),
+            RangeRule::Fused => track
+                .fit_ranges
+                .iter()
+                .filter(|&&(t, _)| t_ms.saturating_sub(t) <= p.fit_ms)
+                .copied()
+                .collect(),
             RangeRule::Direct => vec![],
         };
         let evidence = arrival::evidence_ranged(

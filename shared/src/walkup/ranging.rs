@@ -61,20 +61,21 @@ pub struct RangingParams {
     /// The fused rule runs the arrival test only while the ranged estimate is within this
     /// (plus `covered_extra_m` for a covered phone, half of it with no report), metres.
     pub gate_m: f64,
-    /// Unlock once the ranged distance is within this, metres.
+    /// The direct rule unlocks once the ranged distance is within this, metres.
     pub unlock_m: f64,
     /// Ranging arms its lock once it reads the phone beyond this, metres: nearer than RSSI's
     /// `arm_distance_m`, since a ranged 2.5 m is 2.5 m whatever the carry, and a brisk
     /// walker's session may come up only 4 m out.
     pub arm_m: f64,
-    /// Added to `unlock_m` for a phone reported covered (pocket, bag: the body or bag in the
-    /// way makes readings long), and half of it when the carry is unknown, metres.
+    /// Added to `unlock_m` and `gate_m` for a phone reported covered (pocket, bag: the body
+    /// or bag in the way makes readings long), and half of it when the carry is unknown,
+    /// metres.
     pub covered_extra_m: f64,
     /// The estimate is made of the newest this many readings…
     pub readings: usize,
     /// …of those no older than this, ms. Until there are enough (a session coming up, a
-    /// stack that ranges once a second and fails often) ranging decides nothing and RSSI
-    /// decides alone.
+    /// stack that ranges once a second and fails often) the direct rule decides nothing and
+    /// RSSI decides alone; the fused rule still fits what readings came, without their gate.
     pub window_ms: u64,
     /// The newest reading may exceed the oldest of the estimate by at most this, metres:
     /// never while moving away.
