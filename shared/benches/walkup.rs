@@ -45,7 +45,14 @@
 //! `--range-gate-m` for what it assumes. Every model above was seen before it was designed;
 //! one was written down before any fused run and held out of it: noisy Channel Sounding
 //! (`--range-hz 2 --range-sigma 0.5 --range-nlos-m 0.8 --range-outliers 0.1 --range-loss
-//! 0.25`).
+//! 0.25`). It found the fused test overconfident with a stack noisier than it assumes, so it
+//! counts as seen. Round 14 lets the test learn the stack's noise; two models were written down
+//! before any round-14 run and held out of it: crowded Channel Sounding (`--range-hz 3
+//! --range-sigma 0.8 --range-nlos-m 1.0 --range-outliers 0.15 --range-loss 0.3`) and degraded
+//! UWB (`--range-hz 4 --range-sigma 0.4 --range-nlos-m 0.6 --range-outliers 0.08 --range-loss
+//! 0.15`). What round 14 must show on them, decided beforehand: ranging never worse than RSSI
+//! alone on the same traces (detection no lower, walk-pasts and standing false unlocks no
+//! more).
 //! Also prints the stripped size of the core library if a release build exists
 //! (`KEYWAY_CORE_LIB` overrides the path).
 
