@@ -594,10 +594,14 @@ async fn walk_live(sh: &Shell, duration_s: Option<u64>) -> anyhow::Result<()> {
         let v = sh.rt.view();
         if v.last_walk_up != last_decision {
             if let Some(d) = &v.last_walk_up {
-                let value = serde_json::json!({"t_ms": d.t_ms, "lock": d.lock, "distance_m": d.distance_m, "skipped": d.skipped});
+                let value = serde_json::json!({"t_ms": d.t_ms, "lock": d.lock, "distance_m": d.distance_m, "ranged_m": d.ranged_m, "skipped": d.skipped});
+                let at = match d.ranged_m {
+                    Some(r) => format!("{r:.1} m (ranged)"),
+                    None => format!("{:.1} m", d.distance_m),
+                };
                 sh.print(&value, || match &d.skipped {
-                    Some(why) => format!("walk-up at {:.1} m: skipped ({why})", d.distance_m),
-                    None => format!("walk-up at {:.1} m: unlocking {}", d.distance_m, d.lock),
+                    Some(why) => format!("walk-up at {at}: skipped ({why})"),
+                    None => format!("walk-up at {at}: unlocking {}", d.lock),
                 });
             }
             last_decision = v.last_walk_up.clone();

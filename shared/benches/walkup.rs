@@ -42,7 +42,9 @@
 //! --range-loss 0.3`).
 //! Round 13 fuses ranged distances into the arrival test (`--range-rule fused`, the default;
 //! `direct` is round 12's rule), with `--range-fit-sigma`, `--range-fit-bias-m` and
-//! `--range-gate-m` for what it assumes. Every model above was seen before it was designed;
+//! `--range-gate-m` for what it assumes (`--range-recede-m` for how far the newest reading
+//! may exceed the oldest of the gate's; and, since round 14, `--range-fit-levels`: over how
+//! many noise levels it learns σ; 1 is round 13's known σ). Every model above was seen before it was designed;
 //! one was written down before any fused run and held out of it: noisy Channel Sounding
 //! (`--range-hz 2 --range-sigma 0.5 --range-nlos-m 0.8 --range-outliers 0.1 --range-loss
 //! 0.25`). It found the fused test overconfident with a stack noisier than it assumes, so it
@@ -1716,9 +1718,11 @@ fn report(params: WalkUpParams, n: usize, seen_only: bool, only: Option<&str>) -
         );
         let r = params.ranging;
         println!(
-            "ranging rule: {:?} (fused assumes σ {} m, {:.0}% outliers up to {} m long, covered phones up to {} m long, uncovered {} m; test from {} m)\n",
+            "ranging rule: {:?} (fused assumes σ {} m, learned over {} levels up to {} m, {:.0}% outliers up to {} m long, covered phones up to {} m long, uncovered {} m; test from {} m)\n",
             r.rule,
             r.sigma_m,
+            r.noise_levels,
+            r.sigma_m * (1u32 << r.noise_levels.saturating_sub(1).min(31)) as f64,
             r.outlier_share * 100.0,
             r.outlier_span_m,
             r.covered_bias_m,
@@ -2363,11 +2367,17 @@ fn main() {
     if let Some(v) = arg("--range-fit-sigma") {
         params.ranging.sigma_m = v;
     }
+    if let Some(v) = arg("--range-fit-levels") {
+        params.ranging.noise_levels = v as usize;
+    }
     if let Some(v) = arg("--range-fit-bias-m") {
         params.ranging.covered_bias_m = v;
     }
     if let Some(v) = arg("--range-gate-m") {
         params.ranging.gate_m = v;
+    }
+    if let Some(v) = arg("--range-recede-m") {
+        params.ranging.max_recede_m = v;
     }
     if let Some(i) = args.iter().position(|a| a == "--range-rule") {
         params.ranging.rule = match args.get(i + 1).map(String::as_str) {

@@ -14,7 +14,7 @@
 use crate::app::Event;
 use crate::app::view::ViewModel;
 use crate::effects::HeardAdvert;
-use crate::runtime::ble::{BleError, BleTransport, NoRadio, now_ms};
+use crate::runtime::ble::{BleError, BleTransport, Heard, NoRadio, now_ms};
 use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
 use crate::walkup::motion::MotionDetector;
 use crate::walkup::pace::PaceMeter;
@@ -115,7 +115,7 @@ impl DeviceSigner for ForeignKey {
 
 struct ForeignBle {
     shell: Arc<dyn BleShell>,
-    adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
+    adverts: Arc<Mutex<Option<mpsc::Sender<Heard>>>>,
 }
 
 impl ForeignBle {
@@ -133,7 +133,7 @@ impl ForeignBle {
 }
 
 impl BleTransport for ForeignBle {
-    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>> {
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>> {
         let (tx, rx) = mpsc::channel(256);
         *self.adverts.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
         let started = self.blocking(|s| s.start_scan());
@@ -179,7 +179,7 @@ struct Accelerometer {
 #[derive(uniffi::Object)]
 pub struct KeywayCore {
     runtime: Runtime,
-    adverts: Arc<Mutex<Option<mpsc::Sender<HeardAdvert>>>>,
+    adverts: Arc<Mutex<Option<mpsc::Sender<Heard>>>>,
     accelerometer: Mutex<Accelerometer>,
     // Dropped last: the runtime's tasks live here.
     _tokio: tokio::runtime::Runtime,
@@ -291,12 +291,12 @@ impl KeywayCore {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(tx) = tx {
-            let _ = tx.try_send(HeardAdvert {
+            let _ = tx.try_send(Heard::Advert(HeardAdvert {
                 peer,
                 payload,
                 rssi,
                 at_ms: now_ms(),
-            });
+            }));
         }
     }
 }

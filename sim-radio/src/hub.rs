@@ -32,10 +32,20 @@ pub struct HubConfig {
     /// event) and a connect waits for the door's next advertising event plus one interval.
     /// 0 delivers immediately.
     pub connection_interval_ms: u64,
-    /// When set, doors can range to connected phones (UWB, Channel Sounding): each range is
-    /// the true distance plus Gaussian error of this σ, metres. `None`: no ranging.
+    /// When set, doors range to phones (UWB, Channel Sounding): to connected phones when the
+    /// door asks ([`DoorLink::range_m`]), and to scanning phones within
+    /// [`RANGING_REACH_M`] every [`RANGING_INTERVAL_MS`] (a `range` event, the phone's half
+    /// of a ranging session). Each range is the true distance plus Gaussian error of this σ,
+    /// metres. `None`: no ranging.
     pub ranging_sigma_m: Option<f64>,
 }
+
+/// Scanning phones are ranged within this distance of a door, metres: a ranging session
+/// comes up once the phone is near enough for the door to matter.
+pub const RANGING_REACH_M: f64 = 6.0;
+/// A scanning phone is ranged to each door within reach at most this often, ms (5 Hz, as UWB
+/// stacks range).
+pub const RANGING_INTERVAL_MS: u64 = 200;
 
 impl Default for HubConfig {
     fn default() -> Self {
@@ -162,6 +172,8 @@ struct PhoneEntry {
     scanning: bool,
     out: mpsc::Sender<String>,
     links: HashMap<u64, LinkEntry>,
+    /// When each door last ranged this phone while it scanned.
+    last_ranged: HashMap<String, Instant>,
 }
 
 #[derive(Default)]
@@ -189,6 +201,37 @@ impl Shared {
 
     fn at_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// A ranged distance from `door` to the scanning phone `p`, `dist` away, when the hub
+    /// ranges, the phone is within reach and the door has not ranged it in the last interval.
+    fn range_scanning(
+        &self,
+        p: &mut PhoneEntry,
+        door: &str,
+        dist: f64,
+        now: Instant,
+    ) -> Option<f64> {
+        let sigma = self.cfg.ranging_sigma_m?;
+        if dist > RANGING_REACH_M {
+            // Out of reach the session ends; coming back starts a new one at once.
+            p.last_ranged.remove(door);
+            return None;
+        }
+        let due = p.last_ranged.get(door).is_none_or(|&last| {
+            now.saturating_duration_since(last) >= Duration::from_millis(RANGING_INTERVAL_MS)
+        });
+        if !due {
+            return None;
+        }
+        p.last_ranged.insert(door.to_owned(), now);
+        Some(self.ranged(sigma, dist))
+    }
+
+    /// One ranged reading of a true distance `dist`: Gaussian error of σ `sigma`, never below 0.
+    fn ranged(&self, sigma: f64, dist: f64) -> f64 {
+        let error = sigma * self.noise.lock().unwrap().gaussian();
+        (dist + error).max(0.0)
     }
 }
 
@@ -509,8 +552,7 @@ impl DoorLink {
                 .position(Instant::now())
                 .distance(&door.position)
         };
-        let error = sigma * self.shared.noise.lock().unwrap().gaussian();
-        Some((distance + error).max(0.0))
+        Some(self.shared.ranged(sigma, distance))
     }
 
     /// Drops the link; the phone sees `disconnected` with reason `door`.
@@ -552,8 +594,9 @@ async fn advertise(shared: Arc<Shared>, door: String, generation: u64) {
         let now = Instant::now();
         let mut sends = Vec::new();
         {
-            let st = shared.state.lock().unwrap();
-            let Some(d) = st.doors.get(&door).filter(|d| d.generation == generation) else {
+            let mut st = shared.state.lock().unwrap();
+            let State { doors, phones, .. } = &mut *st;
+            let Some(d) = doors.get(&door).filter(|d| d.generation == generation) else {
                 return;
             };
             if !d.advertising {
@@ -562,8 +605,16 @@ async fn advertise(shared: Arc<Shared>, door: String, generation: u64) {
             let short_id = Advertisement::decode(&d.advert)
                 .ok()
                 .map(|a| hex::encode(a.lock_short_id));
-            for p in st.phones.values().filter(|p| p.scanning) {
+            for p in phones.values_mut().filter(|p| p.scanning) {
                 let dist = p.motion.position(now).distance(&d.position);
+                if let Some(metres) = shared.range_scanning(p, &door, dist, now) {
+                    let line = encode(&HubEvent::Range {
+                        door: door.clone(),
+                        metres,
+                        at_ms: shared.at_ms(),
+                    });
+                    sends.push((p.out.clone(), line));
+                }
                 if let Some(rssi) = shared.sample(d.tx_power, dist) {
                     let line = encode(&HubEvent::Advert {
                         door: door.clone(),
@@ -671,6 +722,7 @@ async fn handle_op(
                 scanning: true,
                 out: out.clone(),
                 links: HashMap::new(),
+                last_ranged: HashMap::new(),
             },
         );
         id

@@ -45,6 +45,7 @@
 //! |---|---|---|
 //! | `welcome` | `phone`, `att_mtu` | identified; every link uses this ATT MTU |
 //! | `advert` | `door`, `short_id` (hex or null), `data` (hex), `rssi`, `at_ms` | one received advertising event; `data` is the 10-byte `keyway_protocol::advert::Advertisement` |
+//! | `range` | `door`, `metres`, `at_ms` | one ranged distance to a door within 6 m, every 200 ms while scanning (hubs that range only) |
 //! | `connected` | `link`, `door`, `att_mtu`, `rssi` | link up |
 //! | `connect_failed` | `link`, `door`, `error` | `unknown door`, `out of range`, `link id in use`, `door not accepting connections` |
 //! | `notify` | `link`, `data` | one notification (one fragment) from the response characteristic |
@@ -101,4 +102,4 @@ pub use hub::{
     DoorControl, DoorLink, DoorRadio, DoorSpec, HubConfig, HubError, LinkClosed, RadioHub,
 };
 pub use model::{Noise, PathLoss, Position, Script};
-pub use phone::{AdvertSeen, Link, SimError, SimPhone};
+pub use phone::{AdvertSeen, Link, RangeSeen, SimError, SimPhone};

@@ -39,6 +39,15 @@ pub struct AdvertSeen {
     pub at_ms: u64,
 }
 
+/// One distance a door ranged to the phone (hubs that range only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeen {
+    pub door: String,
+    pub metres: f64,
+    /// Hub time of the reading, ms since the hub started.
+    pub at_ms: u64,
+}
+
 enum LinkEvent {
     Notify(Vec<u8>),
     Disconnected(String),
@@ -60,6 +69,7 @@ struct Routes {
 pub struct SimPhone {
     out: mpsc::Sender<String>,
     adverts: broadcast::Sender<AdvertSeen>,
+    ranges: broadcast::Sender<RangeSeen>,
     routes: Arc<Mutex<Routes>>,
     next_link: AtomicU64,
     phone_id: u64,
@@ -99,17 +109,20 @@ impl SimPhone {
             }
         });
         let (adverts, _) = broadcast::channel(1024);
+        let (ranges, _) = broadcast::channel(256);
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (welcome_tx, welcome_rx) = oneshot::channel();
         let reader = tokio::spawn(read_loop(
             BufReader::new(read),
             adverts.clone(),
+            ranges.clone(),
             routes.clone(),
             welcome_tx,
         ));
         let mut phone = Self {
             out,
             adverts,
+            ranges,
             routes,
             next_link: AtomicU64::new(1),
             phone_id: 0,
@@ -175,6 +188,12 @@ impl SimPhone {
     /// A stream of advertisements from now on. Slow receivers miss some (lagged), as on air.
     pub fn adverts(&self) -> broadcast::Receiver<AdvertSeen> {
         self.adverts.subscribe()
+    }
+
+    /// A stream of the distances doors range to this phone from now on (empty unless the hub
+    /// ranges). Slow receivers miss some (lagged).
+    pub fn ranges(&self) -> broadcast::Receiver<RangeSeen> {
+        self.ranges.subscribe()
     }
 
     /// Waits for the next advertisement of `door` (or any door when `None`).
@@ -329,6 +348,7 @@ impl Link {
 async fn read_loop(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     adverts: broadcast::Sender<AdvertSeen>,
+    ranges: broadcast::Sender<RangeSeen>,
     routes: Arc<Mutex<Routes>>,
     welcome: oneshot::Sender<(u64, usize)>,
 ) {
@@ -370,6 +390,17 @@ async fn read_loop(
                     advertisement: Advertisement::decode(&data).ok(),
                     data,
                     rssi,
+                    at_ms,
+                });
+            }
+            HubEvent::Range {
+                door,
+                metres,
+                at_ms,
+            } => {
+                let _ = ranges.send(RangeSeen {
+                    door,
+                    metres,
                     at_ms,
                 });
             }

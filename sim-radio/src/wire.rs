@@ -58,6 +58,13 @@ pub enum HubEvent {
         rssi: i16,
         at_ms: u64,
     },
+    /// One ranged distance from `door` to this phone, metres (hubs that range only, see
+    /// `HubConfig::ranging_sigma_m`).
+    Range {
+        door: String,
+        metres: f64,
+        at_ms: u64,
+    },
     /// The link is up; `rssi` is the phone-side sample at connect.
     Connected {
         link: u64,

@@ -94,6 +94,81 @@ async fn adverts_carry_payload_and_rssi_falls_with_distance() {
 }
 
 #[tokio::test]
+async fn a_ranging_hub_ranges_scanning_phones_within_reach_only() {
+    use keyway_sim_radio::hub::{RANGING_INTERVAL_MS, RANGING_REACH_M};
+    let cfg = HubConfig {
+        ranging_sigma_m: Some(0.1),
+        ..HubConfig::default()
+    };
+    let hub = RadioHub::bind("127.0.0.1:0", cfg).await.unwrap();
+    let _door = hub
+        .add_door(DoorSpec {
+            id: LOCK.to_string(),
+            position: Position { x: 0.0, y: 0.0 },
+            tx_power_at_1m: -59,
+            advertising_interval_ms: Some(20),
+            advertisement: advert(),
+        })
+        .unwrap();
+    let phone = SimPhone::connect(hub.local_addr(), "alice").await.unwrap();
+    let mut ranges = phone.ranges();
+    // Beyond reach: adverts, but no range.
+    phone
+        .set_position(RANGING_REACH_M + 2.0, 0.0)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while ranges.try_recv().is_ok() {}
+    phone
+        .next_advert(None, Duration::from_secs(2))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3 * RANGING_INTERVAL_MS)).await;
+    assert!(ranges.try_recv().is_err(), "ranged beyond reach");
+    // At 2 m: the true distance within the hub's noise, at most once per interval.
+    phone.set_position(2.0, 0.0).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(2), ranges.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut seen = vec![first];
+    while seen.len() < 5 {
+        let r = tokio::time::timeout(Duration::from_secs(2), ranges.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(r);
+    }
+    for r in &seen {
+        assert_eq!(r.door, LOCK.to_string());
+        assert!((r.metres - 2.0).abs() < 0.5, "{r:?}");
+    }
+    for pair in seen.windows(2) {
+        // Hub timestamps are whole ms; the 20 ms advertising tick sets the pace.
+        assert!(
+            pair[1].at_ms - pair[0].at_ms >= RANGING_INTERVAL_MS - 1,
+            "{pair:?}"
+        );
+    }
+    // A phone that stops scanning is no longer ranged.
+    phone.set_scanning(false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while ranges.try_recv().is_ok() {}
+    tokio::time::sleep(Duration::from_millis(3 * RANGING_INTERVAL_MS)).await;
+    assert!(ranges.try_recv().is_err(), "ranged while not scanning");
+}
+
+#[tokio::test]
+async fn a_hub_without_ranging_reports_no_range() {
+    let (hub, _door) = hub_with_door(20).await;
+    let phone = SimPhone::connect(hub.local_addr(), "alice").await.unwrap();
+    let mut ranges = phone.ranges();
+    phone.set_position(1.0, 0.0).await.unwrap();
+    mean_rssi(&phone, 20).await;
+    assert!(ranges.try_recv().is_err());
+}
+
+#[tokio::test]
 async fn scripted_walk_moves_the_phone() {
     let (hub, _door) = hub_with_door(10).await;
     let phone = SimPhone::connect(hub.local_addr(), "walker").await.unwrap();

@@ -294,6 +294,8 @@ pub struct Controller {
     pub dir: PathBuf,
     pub radio: String,
     positions: Vec<(String, f64, f64)>,
+    /// More `keyway-controller run` arguments.
+    extra: Vec<String>,
 }
 
 impl Controller {
@@ -302,6 +304,16 @@ impl Controller {
         server: &Server,
         dir: &Path,
         positions: &[(&str, f64, f64)],
+    ) -> Result<Controller> {
+        Self::provision_and_run_with(server, dir, positions, &[])
+    }
+
+    /// [`Self::provision_and_run`], passing `extra` to `keyway-controller run`.
+    pub fn provision_and_run_with(
+        server: &Server,
+        dir: &Path,
+        positions: &[(&str, f64, f64)],
+        extra: &[&str],
     ) -> Result<Controller> {
         let out = Command::new(bin("keyway-controller"))
             .args([
@@ -325,6 +337,7 @@ impl Controller {
                 .iter()
                 .map(|(l, x, y)| (l.to_string(), *x, *y))
                 .collect(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         c.start()?;
         Ok(c)
@@ -342,6 +355,7 @@ impl Controller {
         for (lock, x, y) in &self.positions {
             cmd.arg("--position").arg(format!("{lock}={x},{y}"));
         }
+        cmd.args(&self.extra);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

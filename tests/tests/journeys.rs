@@ -22,13 +22,19 @@ struct World {
 
 impl World {
     async fn start(db: &Db) -> World {
+        Self::start_with(db, &[]).await
+    }
+
+    /// [`World::start`], with more arguments for the controller.
+    async fn start_with(db: &Db, controller_args: &[&str]) -> World {
         let dir = TempDir::new().unwrap();
         let server = Server::start(db, &dir.path().join("server")).expect("server");
         let seed = server.seed.clone();
-        let controller = Controller::provision_and_run(
+        let controller = Controller::provision_and_run_with(
             &server,
             &dir.path().join("controller"),
             &[(&seed.front_door, 1.0, 0.0), (&seed.lab, 300.0, 0.0)],
+            controller_args,
         )
         .expect("controller");
         let admin = Api::login(&server, ALICE, &seed.password(ALICE))
@@ -180,42 +186,46 @@ async fn journey_1_staff_tap_unlock_over_ble_and_through_the_cloud() {
     }
 }
 
+/// `keyway walk` with walk-up on "Front door" along a simulated-radio script: the unlocks
+/// granted, the walk-up decisions taken, and every JSON line printed.
+fn walk(phone: &Phone, script: &str, secs: &str) -> (usize, usize, Vec<Value>) {
+    let out = std::process::Command::new(bin("keyway"))
+        .arg("--data-dir")
+        .arg(phone.home.path())
+        .args(["--server", &phone.server, "--radio", &phone.radio, "--json"])
+        .args([
+            "walk",
+            "--enable",
+            "Front door",
+            "--sim-script",
+            script,
+            "--duration-s",
+            secs,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "walk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let unlocks = lines.iter().filter(|l| l["state"] == "granted").count();
+    let decisions = lines
+        .iter()
+        .filter(|l| l.get("t_ms").is_some() && l["skipped"].is_null())
+        .count();
+    (unlocks, decisions, lines)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn journey_2_walk_up_opens_once_on_approach_and_never_passing_or_leaving() {
     let w = World::start(&Db::Sqlite).await;
     let phone = blocking(|| w.staff_phone());
-    let walk = |script: &str, secs: &str| {
-        let out = std::process::Command::new(bin("keyway"))
-            .arg("--data-dir")
-            .arg(phone.home.path())
-            .args(["--server", &phone.server, "--radio", &phone.radio, "--json"])
-            .args([
-                "walk",
-                "--enable",
-                "Front door",
-                "--sim-script",
-                script,
-                "--duration-s",
-                secs,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "walk failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        let unlocks = lines.iter().filter(|l| l["state"] == "granted").count();
-        let decisions = lines
-            .iter()
-            .filter(|l| l.get("t_ms").is_some() && l["skipped"].is_null())
-            .count();
-        (unlocks, decisions, lines)
-    };
+    let walk = |script: &str, secs: &str| walk(&phone, script, secs);
     let front = w.server.seed.front_door.clone();
 
     // Walk past at 3 m from the door (the door stands at x = 1): never unlocks.
@@ -236,6 +246,38 @@ async fn journey_2_walk_up_opens_once_on_approach_and_never_passing_or_leaving()
     // Approach from 12 m and stop at the door: exactly one unlock.
     let (unlocks, decisions, lines) = blocking(|| walk("0,13,0;7000,1.6,0", "11"));
     assert_eq!((unlocks, decisions), (1, 1), "approach: {lines:?}");
+    let attempts = w.wait_attempts(&front, 1).await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["method"], "walk_up");
+    assert_eq!(attempts[0]["success"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn journey_2_ranged_walk_up_the_radio_measures_the_distance_phone_and_door_decide_by() {
+    // Doors that range (as UWB or Channel Sounding would): the radio reports distances to
+    // the scanning phone, which its walk-up weighs and gates on, and the door checks its own.
+    let w = World::start_with(&Db::Sqlite, &["--sim-ranging-sigma-m", "0.1"]).await;
+    let phone = blocking(|| w.staff_phone());
+    let front = w.server.seed.front_door.clone();
+    // Walk past at 2.5 m from the door (at x = 1): never unlocks.
+    let (unlocks, decisions, lines) = blocking(|| walk(&phone, "0,-12,2.5;9000,14,2.5", "11"));
+    assert_eq!(
+        (unlocks, decisions),
+        (0, 0),
+        "walk-past unlocked: {lines:?}"
+    );
+    // Approach from 12 m and stop at the door: one unlock, decided while ranged near it.
+    let (unlocks, decisions, lines) = blocking(|| walk(&phone, "0,13,0;7000,1.6,0", "11"));
+    assert_eq!((unlocks, decisions), (1, 1), "approach: {lines:?}");
+    let decision = lines
+        .iter()
+        .find(|l| l.get("t_ms").is_some())
+        .expect("a decision line");
+    let ranged = decision["ranged_m"].as_f64().unwrap_or_else(|| {
+        panic!("decided without the radio's ranges: {decision}");
+    });
+    // The gate is 1.6 m (1.75 with no carry report), and readings err by 0.1 m.
+    assert!(ranged <= 2.0, "{decision}");
     let attempts = w.wait_attempts(&front, 1).await;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
     assert_eq!(attempts[0]["method"], "walk_up");

@@ -30,6 +30,8 @@ pub struct WalkUpNote {
     pub lock: String,
     pub t_ms: u64,
     pub distance_m: f64,
+    /// The ranged distance at the decision, metres, when the phone was ranging to the door.
+    pub ranged_m: Option<f64>,
     /// Why no unlock was attempted, if it was skipped.
     pub skipped: Option<String>,
 }
@@ -67,6 +69,7 @@ pub fn set_walk_up(model: &mut Model, lock: String, enabled: bool) -> Cmd {
 pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
     let advert = match item {
         ScanItem::Advert(a) => a,
+        ScanItem::Ranged(r) => return ranged(model, r),
         // A scan the user stopped can still report its end: not worth a notice.
         ScanItem::Failed { .. } if !model.scanning => return Command::done(),
         ScanItem::Failed { message } => {
@@ -116,15 +119,7 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
     decided(model, decision, parsed.walk_up())
 }
 
-/// A distance the shell's secure ranging (UWB, Bluetooth Channel Sounding) measured to a door
-/// it heard, named by the BLE peer it ranged with.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ranged {
-    pub peer: String,
-    pub distance_m: f64,
-    /// On the clock advertisements are stamped with.
-    pub at_ms: u64,
-}
+pub use crate::effects::Ranged;
 
 pub fn ranged(model: &mut Model, reading: Ranged) -> Cmd {
     // Only a door heard advertising can be ranged to: its advertisement names the lock.
@@ -157,6 +152,7 @@ fn decided(model: &mut Model, decision: WalkUpDecision, door_allows_walk_up: boo
         lock: decision.lock.clone(),
         t_ms: decision.t_ms,
         distance_m: decision.distance_m,
+        ranged_m: decision.ranged_m,
         skipped: None,
     };
     let cmd = if !door_allows_walk_up {
@@ -266,33 +262,48 @@ mod tests {
 
     #[test]
     fn a_ranged_phone_in_a_bag_unlocks_once_by_its_measured_distance() {
-        let (app, mut m) = opted_in();
-        // A deep bag: 14 dB down, RSSI alone never gets near enough to test an arrival.
-        let t0 = NOW_S * 1000;
-        let mut connections = 0;
-        let mut at_unlock = None;
-        for i in 0..130u64 {
-            let at = t0 + i * 100;
-            let walked = app.update(advert(approach_rssi(i) - 14, at, FLAG_WALK_UP), &mut m);
-            // The shell ranges with the door it heard, as JSON, a failed round every so often.
-            let d = (10.0 - 0.12 * i as f64).max(0.4);
-            let reading = if i % 7 == 0 { -1.0 } else { d + 0.15 };
-            let json = format!(
-                r#"{{"ranged":{{"peer":"door-1","distance_m":{reading},"at_ms":{}}}}}"#,
-                at + 50
-            );
-            let ranged = app.update(serde_json::from_str(&json).unwrap(), &mut m);
-            for mut cmd in [walked, ranged] {
-                let n = connects(&mut cmd);
-                if n > 0 && at_unlock.is_none() {
-                    at_unlock = Some(d);
+        // Distances come from the shell (`Event::Ranged`, here as JSON) or from a radio that
+        // ranges as it scans (the simulated radio's `ScanItem::Ranged`): the same walk either way.
+        for from_scan in [false, true] {
+            let (app, mut m) = opted_in();
+            // A deep bag: 14 dB down, RSSI alone never gets near enough to test an arrival.
+            let t0 = NOW_S * 1000;
+            let mut connections = 0;
+            let mut at_unlock = None;
+            for i in 0..130u64 {
+                let at = t0 + i * 100;
+                let walked = app.update(advert(approach_rssi(i) - 14, at, FLAG_WALK_UP), &mut m);
+                // Ranged with the door heard, a failed round every so often.
+                let d = (10.0 - 0.12 * i as f64).max(0.4);
+                let reading = if i % 7 == 0 { -1.0 } else { d + 0.15 };
+                let event = if from_scan {
+                    Event::Scanned(ScanItem::Ranged(Ranged {
+                        peer: "door-1".into(),
+                        distance_m: reading,
+                        at_ms: at + 50,
+                    }))
+                } else {
+                    let json = format!(
+                        r#"{{"ranged":{{"peer":"door-1","distance_m":{reading},"at_ms":{}}}}}"#,
+                        at + 50
+                    );
+                    serde_json::from_str(&json).unwrap()
+                };
+                let ranged = app.update(event, &mut m);
+                for mut cmd in [walked, ranged] {
+                    let n = connects(&mut cmd);
+                    if n > 0 && at_unlock.is_none() {
+                        at_unlock = Some(d);
+                    }
+                    connections += n;
                 }
-                connections += n;
             }
+            assert_eq!(connections, 1, "from scan: {from_scan}");
+            assert!((0.4..=1.1).contains(&at_unlock.unwrap()), "{at_unlock:?}");
+            assert!(app.view(&m).unlock.unwrap().walk_up);
         }
-        assert_eq!(connections, 1);
-        assert!((0.4..=1.1).contains(&at_unlock.unwrap()), "{at_unlock:?}");
-        assert!(app.view(&m).unlock.unwrap().walk_up);
+        let (app, mut m) = opted_in();
+        let t0 = NOW_S * 1000;
         // A door never heard cannot be ranged to, and a bad reading is refused as JSON.
         let mut cmd = app.update(
             Event::Ranged(Ranged {

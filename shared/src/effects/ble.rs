@@ -28,10 +28,22 @@ pub struct HeardAdvert {
     pub at_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A distance the phone's secure ranging (UWB, Bluetooth Channel Sounding) measured to a door
+/// it heard, named by the BLE peer it ranged with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranged {
+    pub peer: String,
+    pub distance_m: f64,
+    /// On the clock advertisements are stamped with.
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanItem {
     Advert(HeardAdvert),
+    /// Where the radio itself ranges (the simulated radio): a distance to a door it heard.
+    Ranged(Ranged),
     /// The scan could not run or stopped on its own (radio off, permission missing).
     Failed {
         message: String,

@@ -5,5 +5,5 @@
 pub mod ble;
 pub mod signing;
 
-pub use ble::{BleOperation, BleOutput, HeardAdvert, ScanItem, ScanOperation};
+pub use ble::{BleOperation, BleOutput, HeardAdvert, Ranged, ScanItem, ScanOperation};
 pub use signing::{SigningOperation, SigningOutput};

@@ -3,7 +3,7 @@
 //! [`super::btle`] (btleplug, real radios), [`super::sim`] (the simulated radio),
 //! the FFI's shell-provided transport, and [`NoRadio`].
 
-use crate::effects::HeardAdvert;
+use crate::effects::{HeardAdvert, Ranged};
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
@@ -17,11 +17,21 @@ impl BleError {
     }
 }
 
+/// What a scan hears: advertisements, and on a radio that ranges by itself (the simulated
+/// radio), distances to the doors heard. Shells that range forward distances through
+/// `KeywayCore::ranging` instead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    Advert(HeardAdvert),
+    Range(Ranged),
+}
+
 /// A radio as the core runtime sees it. Futures are `'static`: implementations clone what
 /// they need out of `&self`.
 pub trait BleTransport: Send + Sync + 'static {
-    /// Starts scanning; adverts arrive on the receiver until it is dropped or `stop_scan`.
-    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>>;
+    /// Starts scanning; what it hears arrives on the receiver until it is dropped or
+    /// `stop_scan`.
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>>;
     fn stop_scan(&self) -> BoxFuture<'static, ()>;
     fn connect(&self, peer: String) -> BoxFuture<'static, Result<u64, BleError>>;
     /// Writes one message to the door's control point and returns its reply message.
@@ -38,7 +48,7 @@ pub trait BleTransport: Send + Sync + 'static {
 pub struct NoRadio;
 
 impl BleTransport for NoRadio {
-    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>> {
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>> {
         Box::pin(async { Err(BleError::new("no Bluetooth radio configured")) })
     }
     fn stop_scan(&self) -> BoxFuture<'static, ()> {

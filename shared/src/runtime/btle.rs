@@ -2,7 +2,7 @@
 //! on a laptop with a radio. Messages are fragmented with `keyway_protocol::gatt` at the
 //! minimum ATT MTU, since btleplug does not report the negotiated one on every platform.
 
-use super::ble::{BleError, BleTransport, now_ms};
+use super::ble::{BleError, BleTransport, Heard, now_ms};
 use crate::effects::HeardAdvert;
 use btleplug::api::{Central, CentralEvent, Manager as _, Peripheral as _, ScanFilter, WriteType};
 use btleplug::platform::{Adapter, Manager, Peripheral, PeripheralId};
@@ -166,7 +166,7 @@ impl BtleplugTransport {
 }
 
 impl BleTransport for BtleplugTransport {
-    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>> {
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>> {
         let this = self.clone();
         Box::pin(async move {
             let service = uuid(gatt::SERVICE_UUID);
@@ -214,7 +214,7 @@ impl BleTransport for BtleplugTransport {
                         rssi,
                         at_ms: now_ms(),
                     };
-                    if tx.send(advert).await.is_err() {
+                    if tx.send(Heard::Advert(advert)).await.is_err() {
                         break;
                     }
                 }

@@ -15,7 +15,7 @@ use crate::app::{Effect, Event, Keyway, ViewModel};
 use crate::effects::{
     BleOperation, BleOutput, ScanItem, ScanOperation, SigningOperation, SigningOutput,
 };
-pub use ble::{BleError, BleTransport, NoRadio};
+pub use ble::{BleError, BleTransport, Heard, NoRadio};
 use crux_core::Core;
 use crux_time::{TimeRequest, TimeResponse};
 pub use kv::FileStore;
@@ -207,8 +207,12 @@ impl Runtime {
                     let task = self.spawn(async move {
                         match rt.inner.ble.start_scan().await {
                             Ok(mut rx) => {
-                                while let Some(advert) = rx.recv().await {
-                                    rt.resolve(&mut req, ScanItem::Advert(advert));
+                                while let Some(heard) = rx.recv().await {
+                                    let item = match heard {
+                                        Heard::Advert(a) => ScanItem::Advert(a),
+                                        Heard::Range(r) => ScanItem::Ranged(r),
+                                    };
+                                    rt.resolve(&mut req, item);
                                 }
                                 rt.resolve(
                                     &mut req,

@@ -1,9 +1,12 @@
 //! BLE over the simulated radio (`keyway-sim-radio`): a [`SimPhone`] on the radio hub's
 //! loopback socket. Adverts are stamped with this machine's wall clock (the hub's own clock
-//! starts at zero), links use the hub's ATT MTU for GATT fragmentation.
+//! starts at zero), links use the hub's ATT MTU for GATT fragmentation. A hub that ranges
+//! (`--sim-ranging-sigma-m`) also reports distances to the doors near a scanning phone, which
+//! the scan passes on beside the adverts, as a shell forwards its UWB or Channel Sounding
+//! readings.
 
-use super::ble::{BleError, BleTransport, now_ms};
-use crate::effects::HeardAdvert;
+use super::ble::{BleError, BleTransport, Heard, now_ms};
+use crate::effects::{HeardAdvert, Ranged};
 use futures::future::BoxFuture;
 use keyway_protocol::gatt::{self, Reassembler};
 use keyway_sim_radio::phone::{Link, SimPhone};
@@ -56,24 +59,35 @@ impl SimTransport {
 }
 
 impl BleTransport for SimTransport {
-    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<HeardAdvert>, BleError>> {
+    fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>> {
         let phone = self.phone.clone();
         Box::pin(async move {
             let mut adverts = phone.adverts();
+            let mut ranges = phone.ranges();
             phone.set_scanning(true).await.map_err(BleError::new)?;
             let (tx, rx) = mpsc::channel(256);
             tokio::spawn(async move {
                 loop {
-                    let a = match adverts.recv().await {
-                        Ok(a) => a,
-                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    };
-                    let heard = HeardAdvert {
-                        peer: a.door,
-                        payload: a.data,
-                        rssi: a.rssi,
-                        at_ms: now_ms(),
+                    let heard = tokio::select! {
+                        a = adverts.recv() => match a {
+                            Ok(a) => Heard::Advert(HeardAdvert {
+                                peer: a.door,
+                                payload: a.data,
+                                rssi: a.rssi,
+                                at_ms: now_ms(),
+                            }),
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        },
+                        r = ranges.recv() => match r {
+                            Ok(r) => Heard::Range(Ranged {
+                                peer: r.door,
+                                distance_m: r.metres,
+                                at_ms: now_ms(),
+                            }),
+                            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(broadcast::error::RecvError::Closed) => break,
+                        },
                     };
                     if tx.send(heard).await.is_err() {
                         break;

@@ -267,6 +267,9 @@ pub struct WalkUpDecision {
     pub lock: String,
     /// Smoothed distance estimate at the decision, metres.
     pub distance_m: f64,
+    /// The ranged estimate at the decision (median of the newest readings), metres, while
+    /// ranging readings come.
+    pub ranged_m: Option<f64>,
 }
 
 /// What the engine currently believes about one lock (for live displays).
@@ -514,18 +517,18 @@ impl WalkUpEngine {
                 spread: p.pace_spread,
                 doubt: p.pace_doubt,
             },
-            arrival::Ranges {
+            Some(arrival::Ranges {
                 readings: &ranges,
                 noise: p.ranging.noise(),
                 carries: self.carry.classes(&p),
-            },
+            }),
         )?;
         track.last_evidence = Some(evidence);
         // NaN never unlocks, as evidence or as a bar.
         if evidence.is_nan() || needed.is_nan() || evidence < needed {
             return None;
         }
-        Some(track.fire(lock, t_ms, distance))
+        Some(track.fire(lock, t_ms, distance, &p))
     }
 
     /// Feeds one secure-ranging measurement (UWB, Channel Sounding) of the distance to
@@ -564,7 +567,7 @@ impl WalkUpEngine {
         if !track.range_armed || !cooled || !estimate.arrived(&p.ranging, self.carry) {
             return None;
         }
-        Some(track.fire(lock, t_ms, estimate.distance_m))
+        Some(track.fire(lock, t_ms, estimate.distance_m, &p))
     }
 
     /// When the arrival test last ran for `lock`, and what it found (`None` with too few
@@ -629,7 +632,12 @@ impl Track {
 
     /// Unlocks `lock` at `t_ms`: one unlock per approach, whichever measure decided, so both
     /// disarm until the phone has been far again.
-    fn fire(&mut self, lock: &str, t_ms: u64, distance_m: f64) -> WalkUpDecision {
+    fn fire(&mut self, lock: &str, t_ms: u64, distance_m: f64, p: &WalkUpParams) -> WalkUpDecision {
+        let ranged_m = self
+            .ranging_decides(t_ms, p)
+            .then(|| ranging::estimate(&self.ranges, &p.ranging))
+            .flatten()
+            .map(|e| e.distance_m);
         self.armed = false;
         self.range_armed = false;
         self.last_unlock = Some(t_ms);
@@ -637,6 +645,7 @@ impl Track {
             t_ms,
             lock: lock.to_owned(),
             distance_m,
+            ranged_m,
         }
     }
 

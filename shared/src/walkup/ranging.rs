@@ -47,8 +47,11 @@ pub enum RangeRule {
 pub struct RangingParams {
     /// Which rule decides (parameters saved before round 13 load today's).
     pub rule: RangeRule,
-    /// The fused rule's noise model: one σ per reading, metres…
+    /// The fused rule's noise model: one σ per reading, metres, at its least…
     pub sigma_m: f64,
+    /// …learned from the readings among this many levels, each twice as noisy as the last
+    /// (1: σ is `sigma_m`, round 13; see [`super::arrival::RangeNoise`])…
+    pub noise_levels: usize,
     /// …the share of multipath outliers, read up to `outlier_span_m` long…
     pub outlier_share: f64,
     pub outlier_span_m: f64,
@@ -87,6 +90,7 @@ impl Default for RangingParams {
         Self {
             rule: RangeRule::default(),
             sigma_m: 0.3,
+            noise_levels: 3,
             outlier_share: 0.05,
             outlier_span_m: 3.0,
             covered_bias_m: 0.8,
@@ -144,6 +148,7 @@ impl RangingParams {
     pub fn noise(&self) -> super::arrival::RangeNoise {
         super::arrival::RangeNoise {
             sigma_m: self.sigma_m,
+            levels: self.noise_levels,
             outlier_share: self.outlier_share,
             outlier_span_m: self.outlier_span_m,
         }
