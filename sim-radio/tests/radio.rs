@@ -31,9 +31,15 @@ fn advert() -> Vec<u8> {
 }
 
 async fn hub_with_door(interval_ms: u64) -> (RadioHub, keyway_sim_radio::DoorRadio) {
-    let hub = RadioHub::bind("127.0.0.1:0", HubConfig::default())
-        .await
-        .unwrap();
+    hub_with_door_in(HubConfig::default(), interval_ms).await
+}
+
+/// A hub with `cfg` and one door at the origin advertising every `interval_ms`.
+async fn hub_with_door_in(
+    cfg: HubConfig,
+    interval_ms: u64,
+) -> (RadioHub, keyway_sim_radio::DoorRadio) {
+    let hub = RadioHub::bind("127.0.0.1:0", cfg).await.unwrap();
     let door = hub
         .add_door(DoorSpec {
             id: LOCK.to_string(),
@@ -100,16 +106,7 @@ async fn a_ranging_hub_ranges_scanning_phones_within_reach_only() {
         ranging_sigma_m: Some(0.1),
         ..HubConfig::default()
     };
-    let hub = RadioHub::bind("127.0.0.1:0", cfg).await.unwrap();
-    let _door = hub
-        .add_door(DoorSpec {
-            id: LOCK.to_string(),
-            position: Position { x: 0.0, y: 0.0 },
-            tx_power_at_1m: -59,
-            advertising_interval_ms: Some(20),
-            advertisement: advert(),
-        })
-        .unwrap();
+    let (hub, _door) = hub_with_door_in(cfg, 20).await;
     let phone = SimPhone::connect(hub.local_addr(), "alice").await.unwrap();
     let mut ranges = phone.ranges();
     // Beyond reach: adverts, but no range.
@@ -319,16 +316,7 @@ async fn modelled_tap_to_result_time_with_ble_timing() {
     };
     let mut times = Vec::new();
     for _ in 0..5 {
-        let hub = RadioHub::bind("127.0.0.1:0", cfg.clone()).await.unwrap();
-        let door = hub
-            .add_door(DoorSpec {
-                id: LOCK.to_string(),
-                position: Position { x: 0.0, y: 0.0 },
-                tx_power_at_1m: -59,
-                advertising_interval_ms: Some(20),
-                advertisement: advert(),
-            })
-            .unwrap();
+        let (hub, door) = hub_with_door_in(cfg.clone(), 20).await;
         times.push(unlock_over(hub, door).await);
     }
     times.sort();
