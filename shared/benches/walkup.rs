@@ -42,7 +42,8 @@
 //! --range-loss 0.3`).
 //! Round 13 fuses ranged distances into the arrival test (`--range-rule fused`, the default;
 //! `direct` is round 12's rule), with `--range-fit-sigma`, `--range-fit-bias-m` and
-//! `--range-gate-m` for what it assumes (`--range-recede-m` for how far the newest reading
+//! `--range-gate-m` for what it assumes (`--range-gate-max-scatter-m` for the scatter beyond
+//! which the gate is skipped, round 15; `--range-recede-m` for how far the newest reading
 //! may exceed the oldest of the gate's; and, since round 14, `--range-fit-levels`: over how
 //! many noise levels it learns σ; 1 is round 13's known σ). Every model above was seen before it was designed;
 //! one was written down before any fused run and held out of it: noisy Channel Sounding
@@ -2378,6 +2379,9 @@ fn main() {
     }
     if let Some(v) = arg("--range-gate-m") {
         params.ranging.gate_m = v;
+    }
+    if let Some(v) = arg("--range-gate-max-scatter-m") {
+        params.ranging.gate_max_scatter_m = v;
     }
     if let Some(v) = arg("--range-recede-m") {
         params.ranging.max_recede_m = v;

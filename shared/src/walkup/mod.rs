@@ -453,8 +453,14 @@ impl WalkUpEngine {
         // Fused: while ranges come, they gate the test whoever armed it. A stack that ranges
         // twice a second cannot refute "walked in during the last half second" from one
         // standing 2 m out, and RSSI fooled by a raised phone would then decide.
+        // A stack whose readings scatter widely gates nothing: its median lags and strays.
+        // RSSI's arming and gate then decide when the test runs, and the test, which learns
+        // the noise, weighs what the readings are worth.
         let fused = p.ranging.rule == RangeRule::Fused;
-        let estimate = (fused && ranging_now)
+        let precise = || {
+            ranging::scatter(&track.fit_ranges).is_none_or(|s| s <= p.ranging.gate_max_scatter_m)
+        };
+        let estimate = (fused && ranging_now && precise())
             .then(|| ranging::estimate(&track.ranges, &p.ranging))
             .flatten();
         if let Some(estimate) = estimate
@@ -884,9 +890,20 @@ mod tests {
     }
 
     /// A walk to `to` m whose RSSI reads `rssi_off` dB off and whose phone ranges twice a
-    /// second (Channel-Sounding-like) within 6 m, reading 0.2 m long and ±0.25 m noisy.
-    /// Returns (decision time, true distance then).
+    /// second (Channel-Sounding-like) within 6 m, reading 0.2 m long and ±0.25 m noisy (two
+    /// readings long, two short). Returns (decision time, true distance then).
     fn walk_ranged_slowly(e: &mut WalkUpEngine, to: f64, rssi_off: f64) -> Vec<(u64, f64)> {
+        walk_ranged_wobbling(e, to, rssi_off, 0.25, 1_000)
+    }
+
+    /// [`walk_ranged_slowly`] with readings `wobble` m long for `period_ms`, then as short.
+    fn walk_ranged_wobbling(
+        e: &mut WalkUpEngine,
+        to: f64,
+        rssi_off: f64,
+        wobble: f64,
+        period_ms: u64,
+    ) -> Vec<(u64, f64)> {
         let mut out = vec![];
         let dur = ((10.0 - to) / 1.2 * 1000.0) as u64;
         for t in (1_000..=1_000 + dur + 6_000).step_by(50) {
@@ -894,7 +911,11 @@ mod tests {
             let rssi = (rssi_at(d, TX, 2.0) + rssi_off).round() as i16;
             out.extend(e.observe("front", t, rssi, TX).map(|dec| (dec.t_ms, d)));
             if t % 500 == 0 && d <= 6.0 {
-                let wobble = if t % 1_000 == 0 { 0.25 } else { -0.25 };
+                let wobble = if (t / period_ms) % 2 == 0 {
+                    wobble
+                } else {
+                    -wobble
+                };
                 let r = d + 0.2 + wobble;
                 out.extend(e.observe_range("front", t, r).map(|dec| (dec.t_ms, d)));
             }
@@ -930,6 +951,13 @@ mod tests {
         for e in [fused_engine(), direct_engine()] {
             assert!(walk_ranged_slowly(&mut covered(e), 2.0, 4.0).is_empty());
         }
+        // A stack whose readings scatter by ±0.6 m from one to the next gates nothing: the
+        // test runs when RSSI's own gate lets it, and RSSI through the bag never gets near.
+        let scattered = walk_ranged_wobbling(&mut covered(fused_engine()), 0.5, -12.0, 0.6, 500);
+        assert!(scattered.is_empty(), "{scattered:?}");
+        // The same stack with the phone in the hand: RSSI gates, the test decides.
+        let in_hand = walk_ranged_wobbling(&mut fused_engine(), 0.5, 0.0, 0.6, 500);
+        assert_eq!(in_hand.len(), 1, "{in_hand:?}");
     }
 
     #[test]

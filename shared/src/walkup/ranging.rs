@@ -62,8 +62,13 @@ pub struct RangingParams {
     pub covered_bias_m: f64,
     pub uncovered_bias_m: f64,
     /// The fused rule runs the arrival test only while the ranged estimate is within this
-    /// (plus `covered_extra_m` for a covered phone, half of it with no report), metres.
+    /// (plus `covered_extra_m` for a covered phone, half of it with no report), metres…
     pub gate_m: f64,
+    /// …unless the readings scatter by more than this σ ([`scatter`]), metres: a median of
+    /// three such readings lags and strays too much to gate on, so RSSI's own arming and gate
+    /// decide when the test runs, as without ranging, and the test (which learns the noise)
+    /// still weighs the readings (round 15).
+    pub gate_max_scatter_m: f64,
     /// The direct rule unlocks once the ranged distance is within this, metres.
     pub unlock_m: f64,
     /// Ranging arms its lock once it reads the phone beyond this, metres: nearer than RSSI's
@@ -96,6 +101,7 @@ impl Default for RangingParams {
             covered_bias_m: 0.8,
             uncovered_bias_m: 0.2,
             gate_m: 1.6,
+            gate_max_scatter_m: 0.45,
             unlock_m: 1.2,
             covered_extra_m: 0.3,
             arm_m: 2.5,
@@ -171,6 +177,38 @@ pub fn estimate(readings: &VecDeque<(u64, f64)>, params: &RangingParams) -> Opti
     })
 }
 
+/// Fewer residuals than this make no scatter estimate.
+const MIN_SCATTER_TRIPLES: usize = 4;
+/// Readings further apart than this (the outer two of a triple), ms, are not compared: a
+/// walker's speed may change in between.
+const SCATTER_SPAN_MS: u64 = 1_500;
+
+/// How widely a stack's readings scatter, one σ in metres: for each run of three readings
+/// within [`SCATTER_SPAN_MS`], how far the middle one lies from the line through the outer
+/// two (a walk at a steady speed cancels out, and so does a bias that holds over the
+/// window), scaled by that residual's own spread, then the median absolute value as a robust
+/// σ (an outlier or the kink of a stop moves one residual, not the median). `None` with
+/// fewer than [`MIN_SCATTER_TRIPLES`] such runs.
+pub fn scatter(readings: &VecDeque<(u64, f64)>) -> Option<f64> {
+    let residuals: Vec<f64> = readings
+        .iter()
+        .zip(readings.iter().skip(1))
+        .zip(readings.iter().skip(2))
+        .filter(|((a, _), c)| c.0 > a.0 && c.0 - a.0 <= SCATTER_SPAN_MS)
+        .map(|((a, b), c)| {
+            let w = (b.0 - a.0) as f64 / (c.0 - a.0) as f64;
+            let line = a.1 + (c.1 - a.1) * w;
+            // Var(b − line) = σ²·(1 + (1 − w)² + w²) for independent errors.
+            ((b.1 - line) / (1.0 + (1.0 - w).powi(2) + w * w).sqrt()).abs()
+        })
+        .collect();
+    if residuals.len() < MIN_SCATTER_TRIPLES {
+        return None;
+    }
+    // The median of |N(0, σ²)| is 0.6745·σ.
+    Some(super::quantile(residuals.into_iter(), 0.5) / 0.6745)
+}
+
 /// A reading worth keeping: a finite, non-negative distance (ranging stacks report NaN or
 /// a negative value for a failed round).
 pub fn usable(distance_m: f64) -> bool {
@@ -233,6 +271,56 @@ mod tests {
         // Even covered, nearly two metres away is not at the door.
         let short = estimate(&window(&[1.8, 1.75, 1.85]), &p).unwrap();
         assert!(!short.arrived(&p, Carry::Covered));
+    }
+
+    #[test]
+    fn the_scatter_of_readings_is_the_stacks_noise_whatever_the_walk() {
+        // Independent standard normal errors, reproducibly (a SplitMix64 and Box–Muller).
+        let mut state = 7u64;
+        let mut uniform = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let errors: Vec<f64> = (0..40)
+            .map(|_| {
+                let (u, v) = (uniform().max(1e-12), uniform());
+                (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            })
+            .collect();
+        // A walk in at 1.2 m/s that stops at 0.5 m, read every 300 ms, 0.6 m long (a bag).
+        let walk = |sigma: f64| -> VecDeque<(u64, f64)> {
+            errors
+                .iter()
+                .enumerate()
+                .map(|(i, z)| {
+                    let t = i as f64 * 0.3;
+                    let d = (6.0 - 1.2 * t).max(0.5);
+                    (i as u64 * 300, d + 0.6 + sigma * z)
+                })
+                .collect()
+        };
+        let exact = scatter(&walk(0.0)).unwrap();
+        assert!(
+            exact < 0.05,
+            "a steady walk and a stop are no scatter: {exact}"
+        );
+        for sigma in [0.1, 0.3, 0.8] {
+            let s = scatter(&walk(sigma)).unwrap();
+            assert!((sigma * 0.6..sigma * 1.5).contains(&s), "σ {sigma}: {s}");
+        }
+        // A few multipath outliers hardly move it.
+        let mut wild = walk(0.1);
+        for i in [5, 17, 30] {
+            wild[i].1 += 3.0;
+        }
+        assert!(scatter(&wild).unwrap() < 0.2);
+        // Too few readings, or readings too far apart, say nothing.
+        assert!(scatter(&walk(0.3).into_iter().take(5).collect()).is_none());
+        let sparse: VecDeque<(u64, f64)> = walk(0.3).into_iter().map(|(t, d)| (t * 6, d)).collect();
+        assert!(scatter(&sparse).is_none());
     }
 
     #[test]
