@@ -65,8 +65,9 @@ enum Command {
         /// Seed of the simulated radio noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Simulated radio only: the doors range to connected phones (as UWB or Channel
-        /// Sounding would) with this error σ, metres, and decide walk-up by the distance.
+        /// Simulated radio only: the doors range (as UWB or Channel Sounding would) with this
+        /// error σ, metres: to connected phones, deciding walk-up by the distance, and to
+        /// scanning phones within 6 m five times a second, for the phone's own walk-up.
         #[arg(long)]
         sim_ranging_sigma_m: Option<f64>,
         /// Simulate a person walking through after every unlock (door sensor events).

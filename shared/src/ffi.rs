@@ -336,9 +336,9 @@ impl KeywayCore {
 
     /// A distance in metres that the platform's secure ranging (UWB: Nearby Interaction,
     /// androidx.core.uwb; or Bluetooth Channel Sounding) measured to the door heard as
-    /// `peer` (the same peer as its advertisements). While a door's distances keep coming,
-    /// walk-up decides by them rather than by RSSI; a failed round may be sent as NaN or a
-    /// negative value and is ignored.
+    /// `peer` (the same peer as its advertisements). Walk-up weighs the distances beside the
+    /// RSSI, learning how noisy the stack is, and while they come from a precise stack they
+    /// also gate it; a failed round may be sent as NaN or a negative value and is ignored.
     pub fn ranging(&self, peer: String, distance_m: f64) {
         self.runtime.send(Event::Ranged(crate::app::walkup::Ranged {
             peer,
