@@ -911,7 +911,7 @@ mod tests {
             let rssi = (rssi_at(d, TX, 2.0) + rssi_off).round() as i16;
             out.extend(e.observe("front", t, rssi, TX).map(|dec| (dec.t_ms, d)));
             if t % 500 == 0 && d <= 6.0 {
-                let wobble = if (t / period_ms) % 2 == 0 {
+                let wobble = if (t / period_ms).is_multiple_of(2) {
                     wobble
                 } else {
                     -wobble
