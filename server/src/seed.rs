@@ -40,8 +40,8 @@ pub struct DemoSeed {
     pub lab: String,
     pub controller_id: String,
     pub provisioning_token: String,
-    /// Only on the run that created the invite.
-    pub invite_code: Option<String>,
+    /// A fresh week-long visitor invite to the front door, issued on every run.
+    pub invite_code: String,
     pub created: bool,
 }
 
@@ -66,7 +66,8 @@ impl DemoSeed {
     }
 }
 
-/// Creates the demo org once; later runs find it and issue a fresh provisioning token.
+/// Creates the demo org once; later runs find it and issue a fresh provisioning token and
+/// visitor invite.
 pub async fn seed_demo(state: &AppState) -> anyhow::Result<DemoSeed> {
     seed(state)
         .await
@@ -118,6 +119,8 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
         .bind(&controller_id)
         .execute(pool)
         .await?;
+        // Invite codes are stored hashed, so an earlier run's code cannot be shown again.
+        let invite_code = demo_invite(state, &org, &front_door).await?;
         return Ok(DemoSeed {
             org_id: org,
             place_id,
@@ -125,7 +128,7 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
             lab,
             controller_id,
             provisioning_token: token,
-            invite_code: None,
+            invite_code,
             created: false,
         });
     }
@@ -201,15 +204,30 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
     .bind(now_s())
     .execute(pool)
     .await?;
+    let code = demo_invite(state, &org, &locks[0]).await?;
+    Ok(DemoSeed {
+        org_id: org,
+        place_id,
+        front_door: locks[0].clone(),
+        lab: locks[1].clone(),
+        controller_id,
+        provisioning_token: token,
+        invite_code: code,
+        created: true,
+    })
+}
+
+/// A visitor invite to `lock` for the next seven days; returns its code.
+async fn demo_invite(state: &AppState, org: &str, lock: &str) -> ApiResult<String> {
     let (_, code) = create_invite(
         state,
-        &org,
+        org,
         "seed",
         &CreateInvite {
             name: "Visitor".into(),
             email: Some("visitor@example.test".into()),
             phone: None,
-            lock_ids: vec![locks[0].clone()],
+            lock_ids: vec![lock.to_owned()],
             group_id: None,
             valid_from: None,
             valid_until: now_s() + 7 * 86_400,
@@ -219,14 +237,5 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
         },
     )
     .await?;
-    Ok(DemoSeed {
-        org_id: org,
-        place_id,
-        front_door: locks[0].clone(),
-        lab: locks[1].clone(),
-        controller_id,
-        provisioning_token: token,
-        invite_code: Some(code),
-        created: true,
-    })
+    Ok(code)
 }
