@@ -37,6 +37,10 @@ struct Cli {
     /// `sim:HOST:PORT` (simulated radio hub).
     #[arg(long, env = "KEYWAY_RADIO", global = true, default_value = "none")]
     radio: String,
+    /// PEM CA certificates to trust beside the system's, for an https:// server with a
+    /// private CA or a self-signed certificate.
+    #[arg(long, env = "KEYWAY_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -310,6 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         RuntimeConfig {
             api_base,
             data_dir: dir,
+            ca_file: cli.ca_file.clone(),
         },
         radio.ble.clone(),
         None,

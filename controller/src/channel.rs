@@ -12,6 +12,7 @@ use keyway_channel::{
     auth_message,
 };
 use ring::rand::SecureRandom;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,8 +24,10 @@ pub const EVENT_BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct ChannelOptions {
-    /// `ws://host:port/api/v1/controllers/connect`.
+    /// `ws://` or `wss://host:port/api/v1/controllers/connect`.
     pub url: String,
+    /// The TLS client for a `wss://` URL.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub heartbeat: Duration,
@@ -33,21 +36,29 @@ pub struct ChannelOptions {
 }
 
 impl ChannelOptions {
-    /// Derives the channel URL from the server base URL.
-    pub fn for_server(server: &str) -> Result<Self, String> {
+    /// Derives the channel URL from the server base URL: `http://` → `ws://`, `https://` →
+    /// `wss://`, trusting the system's CA certificates and those in `ca_file`.
+    pub fn for_server(server: &str, ca_file: Option<&Path>) -> Result<Self, String> {
         let base = server.trim_end_matches('/');
         let ws = if let Some(rest) = base.strip_prefix("http://") {
             format!("ws://{rest}")
-        } else if base.starts_with("ws://") {
+        } else if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else if base.starts_with("ws://") || base.starts_with("wss://") {
             base.to_string()
         } else {
             return Err(format!(
-                "server URL {server:?} is not http:// (TLS is not built into the emulator; \
-                 put it behind a local TLS-terminating proxy)"
+                "server URL {server:?} must start with http:// or https://"
             ));
+        };
+        let tls = if ws.starts_with("wss://") {
+            Some(crate::tls::client_config(ca_file).map_err(|e| e.to_string())?)
+        } else {
+            None
         };
         Ok(Self {
             url: format!("{ws}/api/v1/controllers/connect"),
+            tls,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             heartbeat: Duration::from_secs(HEARTBEAT_SECS),
@@ -141,7 +152,12 @@ async fn session(
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let (mut ws, _) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async_with_config(opts.url.as_str(), Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            opts.url.as_str(),
+            Some(config),
+            true,
+            opts.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+        ),
     )
     .await
     .map_err(|_| SessionError::Protocol("connect timed out".into()))??;
@@ -180,6 +196,7 @@ async fn session(
         ServerMessage::Welcome { server_time_ms, .. } => {
             tracing::info!(
                 skew_ms = server_time_ms as i64 - crate::core::rtc_ms() as i64,
+                url = %opts.url,
                 "server channel online"
             );
         }

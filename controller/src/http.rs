@@ -1,19 +1,24 @@
 //! A deliberately tiny HTTP/1.1 client for the one request the controller makes outside the
-//! WebSocket (provisioning). Plain `http://` only: the emulator talks to a server on the same
-//! host or behind a TLS-terminating proxy; `https://` is refused with a clear error.
+//! WebSocket (provisioning): `http://` for a server on the same host, `https://` through
+//! [`crate::tls`] otherwise.
 
+use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const MAX_RESPONSE: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("unsupported URL {0:?} (only http://host[:port]/path is supported)")]
+    #[error("unsupported URL {0:?} (only http:// or https://host[:port]/path is supported)")]
     BadUrl(String),
     #[error("connecting to {0}: {1}")]
     Connect(String, std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("TLS with {0}: {1}")]
+    Handshake(String, std::io::Error),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("malformed HTTP response")]
@@ -30,51 +35,110 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// `http://host:port/path` → (`host:port`, `/path`).
-pub fn split_url(url: &str) -> Result<(String, String), HttpError> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(|| HttpError::BadUrl(url.to_string()))?;
+/// Where a URL points.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    pub tls: bool,
+    /// The host as written, without the port (an IPv6 literal keeps its brackets).
+    pub host: String,
+    /// `host:port`, the port made explicit.
+    pub authority: String,
+    pub path: String,
+}
+
+/// `http(s)://host[:port]/path` (or `ws(s)://`) → its [`Target`].
+pub fn split_url(url: &str) -> Result<Target, HttpError> {
+    let bad = || HttpError::BadUrl(url.to_string());
+    let (tls, rest) = [
+        ("http://", false),
+        ("ws://", false),
+        ("https://", true),
+        ("wss://", true),
+    ]
+    .iter()
+    .find_map(|(scheme, tls)| url.strip_prefix(scheme).map(|rest| (*tls, rest)))
+    .ok_or_else(bad)?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(HttpError::BadUrl(url.to_string()));
+        return Err(bad());
     }
-    let authority = if authority.contains(':') && !authority.ends_with(']') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, authority) = match authority.rsplit_once(':') {
+        Some((host, port)) if !authority.ends_with(']') => {
+            port.parse::<u16>().map_err(|_| bad())?;
+            (host.to_string(), authority.to_string())
+        }
+        _ => {
+            let port = if tls { 443 } else { 80 };
+            (authority.to_string(), format!("{authority}:{port}"))
+        }
     };
-    Ok((authority, path.to_string()))
+    Ok(Target {
+        tls,
+        host,
+        authority,
+        path: path.to_string(),
+    })
 }
 
-/// POSTs a JSON body and returns status and body.
-pub async fn post_json(url: &str, body: &[u8]) -> Result<Response, HttpError> {
-    tokio::time::timeout(Duration::from_secs(30), post_inner(url, body))
+/// POSTs a JSON body and returns status and body; `ca_file` adds trusted roots for https.
+pub async fn post_json(
+    url: &str,
+    body: &[u8],
+    ca_file: Option<&Path>,
+) -> Result<Response, HttpError> {
+    tokio::time::timeout(Duration::from_secs(30), post_inner(url, body, ca_file))
         .await
         .map_err(|_| HttpError::Timeout)?
 }
 
-async fn post_inner(url: &str, body: &[u8]) -> Result<Response, HttpError> {
-    let (authority, path) = split_url(url)?;
-    let mut stream = TcpStream::connect(&authority)
+async fn post_inner(url: &str, body: &[u8], ca_file: Option<&Path>) -> Result<Response, HttpError> {
+    let target = split_url(url)?;
+    let tcp = TcpStream::connect(&target.authority)
         .await
-        .map_err(|e| HttpError::Connect(authority.clone(), e))?;
+        .map_err(|e| HttpError::Connect(target.authority.clone(), e))?;
+    if !target.tls {
+        return exchange(tcp, &target, body).await;
+    }
+    let config = crate::tls::client_config(ca_file)?;
+    let name =
+        crate::tls::server_name(&target.host).ok_or_else(|| HttpError::BadUrl(url.into()))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| HttpError::Handshake(target.authority.clone(), e))?;
+    exchange(tls, &target, body).await
+}
+
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    target: &Target,
+    body: &[u8],
+) -> Result<Response, HttpError> {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        target.path,
+        target.authority,
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body).await?;
+    stream.flush().await?;
     let mut raw = Vec::new();
-    (&mut stream)
+    let read = (&mut stream)
         .take(MAX_RESPONSE as u64 + 1)
         .read_to_end(&mut raw)
-        .await?;
+        .await;
+    match read {
+        Ok(_) => {}
+        // A server that closes without TLS close_notify after a complete response (common
+        // behind proxies) still sent the whole answer; a truncated one fails to parse.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e.into()),
+    }
     if raw.len() > MAX_RESPONSE {
         return Err(HttpError::TooLarge);
     }
@@ -142,15 +206,38 @@ mod tests {
 
     #[test]
     fn urls_and_responses_parse() {
+        let t = split_url("http://127.0.0.1:8080/api/v1/x").unwrap();
         assert_eq!(
-            split_url("http://127.0.0.1:8080/api/v1/x").unwrap(),
-            ("127.0.0.1:8080".into(), "/api/v1/x".into())
+            (
+                t.tls,
+                t.host.as_str(),
+                t.authority.as_str(),
+                t.path.as_str()
+            ),
+            (false, "127.0.0.1", "127.0.0.1:8080", "/api/v1/x")
         );
+        let t = split_url("http://example").unwrap();
+        assert_eq!((t.authority.as_str(), t.path.as_str()), ("example:80", "/"));
+        let t = split_url("https://keyway.example/api").unwrap();
         assert_eq!(
-            split_url("http://example").unwrap(),
-            ("example:80".into(), "/".into())
+            (t.tls, t.host.as_str(), t.authority.as_str()),
+            (true, "keyway.example", "keyway.example:443")
         );
-        assert!(split_url("https://example/").is_err());
+        let t = split_url("https://[::1]:8443/").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.authority.as_str()),
+            ("[::1]", "[::1]:8443")
+        );
+        let t = split_url("https://[::1]/").unwrap();
+        assert_eq!(t.authority, "[::1]:443");
+        for bad in [
+            "ftp://example/",
+            "http://user@example/",
+            "http://example:port/",
+            "https://",
+        ] {
+            assert!(split_url(bad).is_err(), "{bad}");
+        }
         let r = parse_response(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}").unwrap();
         assert_eq!((r.status, r.body.as_slice()), (201, b"{}".as_slice()));
         let r = parse_response(

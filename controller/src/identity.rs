@@ -16,7 +16,7 @@ pub const IDENTITY_FILE: &str = "identity.json";
 pub struct Identity {
     pub controller_id: Id,
     pub org_id: Id,
-    /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the server, e.g. `http://127.0.0.1:8080` or `https://keyway.example`.
     pub server: String,
 }
 
@@ -53,11 +53,12 @@ struct ProvisionResponse {
 }
 
 /// Generates the controller key, registers it with `server` using the one-time `token`, and
-/// stores key and identity in `data_dir`.
+/// stores key and identity in `data_dir`. `ca_file` adds trusted roots for an https server.
 pub async fn provision(
     server: &str,
     token: &str,
     data_dir: &Path,
+    ca_file: Option<&Path>,
 ) -> Result<Identity, IdentityError> {
     std::fs::create_dir_all(data_dir)?;
     if let Some(existing) = fsutil::read_json::<Identity>(&data_dir.join(IDENTITY_FILE))? {
@@ -82,7 +83,7 @@ pub async fn provision(
     })
     .expect("request serializes");
     let url = format!("{server}/api/v1/controllers/provision");
-    let resp = http::post_json(&url, &body).await?;
+    let resp = http::post_json(&url, &body, ca_file).await?;
     if !(200..300).contains(&resp.status) {
         return Err(IdentityError::Refused {
             status: resp.status,

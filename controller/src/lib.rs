@@ -11,7 +11,8 @@
 //! - [`channel`]: the `keyway-channel` WebSocket session with reconnects.
 //! - [`events`] and [`store`]: what lives in the data directory and how it survives power loss.
 //! - [`ble`]: the transport trait with the simulated-radio and BlueZ implementations.
-//! - [`run`]: wiring for the `run` command; [`identity`]: provisioning; [`status`]: `status`.
+//! - [`run`]: wiring for the `run` command; [`identity`]: provisioning; [`status`]: `status`;
+//!   [`http`] and [`tls`]: the provisioning request and the TLS client for https servers.
 //!
 //! Data directory: `controller.key` (PKCS#8, 0600), `identity.json`, `config.json`,
 //! `revocations.json`, `clock.json`, `state.json`, `events.log`, `events.ack`, `status.json`.
@@ -27,6 +28,7 @@ pub mod run;
 pub mod session;
 pub mod status;
 pub mod store;
+pub mod tls;
 
 pub use crate::core::{Core, CoreOptions};
 pub use run::{Controller, Radio, RunOptions};

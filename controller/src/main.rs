@@ -20,6 +20,10 @@ struct Cli {
     /// Log as JSON lines (structured logs for collectors) instead of text.
     #[arg(long, global = true, env = "KEYWAY_LOG_JSON")]
     log_json: bool,
+    /// PEM CA certificates to trust beside the system's, for an https:// server with a
+    /// private CA or a self-signed certificate (give it to `provision` and `run` alike).
+    #[arg(long, global = true, env = "KEYWAY_CA_FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,7 +32,7 @@ struct Cli {
 enum Command {
     /// Generate the controller key and register it with the server.
     Provision {
-        /// Server base URL, e.g. http://127.0.0.1:8080
+        /// Server base URL, e.g. http://127.0.0.1:8080 or https://keyway.example
         #[arg(long, env = "KEYWAY_SERVER")]
         server: String,
         /// One-time provisioning token from `POST /orgs/{org}/controllers`.
@@ -136,7 +140,8 @@ async fn run() -> anyhow::Result<()> {
             token,
             data_dir,
         } => {
-            let id = identity::provision(&server, &token, &data_dir).await?;
+            let id =
+                identity::provision(&server, &token, &data_dir, cli.ca_file.as_deref()).await?;
             println!(
                 "provisioned controller {} for organization {} in {}",
                 id.controller_id,
@@ -187,6 +192,7 @@ async fn run() -> anyhow::Result<()> {
                 anyhow::bail!("--radio must be sim:IP:PORT, bluez, bluez:hciN or none");
             };
             let mut opts = RunOptions::new(data_dir, radio);
+            opts.ca_file = cli.ca_file;
             opts.positions = positions
                 .iter()
                 .map(|p| parse_position(p))

@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub positions: HashMap<Id, Position>,
     /// `None`: derived from the provisioned server URL.
     pub channel: Option<ChannelOptions>,
+    /// More trusted CA certificates (PEM) for an https server.
+    pub ca_file: Option<PathBuf>,
     pub core: CoreOptions,
 }
 
@@ -53,6 +55,7 @@ impl RunOptions {
             radio,
             positions: HashMap::new(),
             channel: None,
+            ca_file: None,
             core: CoreOptions::default(),
         }
     }
@@ -75,7 +78,8 @@ impl Controller {
         let lock = lock_data_dir(&opts.data_dir)?;
         let channel_opts = match opts.channel.clone() {
             Some(c) => c,
-            None => ChannelOptions::for_server(&identity.server).map_err(anyhow::Error::msg)?,
+            None => ChannelOptions::for_server(&identity.server, opts.ca_file.as_deref())
+                .map_err(anyhow::Error::msg)?,
         };
         let store = Store::new(&opts.data_dir);
         let (core, recovery) = Core::open(identity, pkcs8, store, opts.core.clone())?;

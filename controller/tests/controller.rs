@@ -347,8 +347,9 @@ async fn controller_restart_mid_outage_loses_nothing() {
     // A second controller on the same data directory is refused.
     let mut dup =
         keyway_controller::RunOptions::new(rig.data_dir(), keyway_controller::Radio::None);
-    dup.channel =
-        Some(keyway_controller::channel::ChannelOptions::for_server(&rig.server.url()).unwrap());
+    dup.channel = Some(
+        keyway_controller::channel::ChannelOptions::for_server(&rig.server.url(), None).unwrap(),
+    );
     let err = keyway_controller::Controller::start(dup).await.unwrap_err();
     assert!(
         err.to_string().contains("another keyway-controller"),

@@ -61,6 +61,13 @@ pub enum Command {
         /// otherwise an admin could make the server call its own network).
         #[arg(long, env = "KEYWAY_WEBHOOK_ALLOW_PRIVATE")]
         webhook_allow_private: bool,
+        /// Serve HTTPS (and WSS for controllers) with this PEM certificate chain, leaf first.
+        /// Without it the server speaks plain HTTP, for loopback or behind a TLS proxy.
+        #[arg(long, env = "KEYWAY_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "KEYWAY_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Create an organization and its owner account.
     CreateOrg {
@@ -114,7 +121,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             unlocks_per_window,
             requests_per_second,
             webhook_allow_private,
+            tls_cert,
+            tls_key,
         } => {
+            // Read before anything else starts, so a bad certificate fails fast.
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+                _ => None,
+            };
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let mut settings = Settings {
                 unlock_timeout: Duration::from_millis(unlock_timeout_ms),
                 unlocks_per_window,
@@ -122,14 +137,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 webhook_allow_private,
                 ..base
             };
-            settings.public_url = public_url.unwrap_or_else(|| format!("http://{listen}"));
+            settings.public_url = public_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
             let state = AppState::new(db, settings);
             if demo {
                 let seed = crate::seed::seed_demo(&state).await?;
                 println!("{}", seed.describe());
             }
-            let running = crate::serve(state, &listen).await?;
-            println!("keyway-server listening on http://{}", running.addr);
+            let running = crate::serve_with(state, &listen, tls).await?;
+            println!("keyway-server listening on {scheme}://{}", running.addr);
             tokio::select! {
                 _ = running.handle => {}
                 _ = tokio::signal::ctrl_c() => {}

@@ -40,6 +40,7 @@ pub mod pg_relay;
 pub mod relay;
 pub mod seed;
 pub mod state;
+pub mod tls;
 pub mod util;
 pub mod webhooks;
 
@@ -127,6 +128,18 @@ pub struct Running {
 
 /// Binds `listen`, starts background workers and serves until the task is dropped/aborted.
 pub async fn serve(state: AppState, listen: &str) -> anyhow::Result<Running> {
+    serve_with(state, listen, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (HTTPS, and WSS for controllers).
+pub async fn serve_with(
+    state: AppState,
+    listen: &str,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<Running> {
+    use axum::serve::ListenerExt;
+    use futures::FutureExt;
+
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     // A single SQLite instance: controllers marked online by a previous process are not
@@ -136,14 +149,24 @@ pub async fn serve(state: AppState, listen: &str) -> anyhow::Result<Running> {
             .execute(state.pool())
             .await?;
     }
+    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // `tap_io` also gives the TLS listener axum's `ConnectInfo<SocketAddr>`, which the rate
+    // limits key on.
+    let serving = match tls {
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            async move { axum::serve(listener, router).await }.boxed()
+        }
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?.tap_io(|_| {});
+            async move { axum::serve(listener, router).await }.boxed()
+        }
+    };
     let worker = tokio::spawn(webhooks::worker(state.clone()));
-    let router = app(state.clone());
     let handle = tokio::spawn(async move {
-        let result = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        let result = serving.await;
         worker.abort();
         if let Err(e) = result {
             tracing::error!(error = %e, "server stopped");

@@ -59,8 +59,9 @@
 //! and one model was written down before any round-15 run and held out of it: office
 //! Channel Sounding (`--range-hz 2.5 --range-sigma 0.6 --range-nlos-m 0.9 --range-outliers
 //! 0.12 --range-loss 0.2`), with the same criterion.
-//! Also prints the stripped size of the core library if a release build exists
-//! (`KEYWAY_CORE_LIB` overrides the path).
+//! Also prints the stripped size of each release build of the core library it finds (the
+//! host's, and the mobile targets' from `scripts/size-mobile-core`; `KEYWAY_CORE_LIB`
+//! overrides the paths).
 
 use keyway_shared::walkup::arrival::Walks;
 use keyway_shared::walkup::{Carry, Motion, WalkUpEngine, WalkUpParams};
@@ -2112,46 +2113,60 @@ fn tune(base: WalkUpParams, n: usize) {
     }
 }
 
+/// Stripped size of each release build of the core found: `KEYWAY_CORE_LIB` (paths separated
+/// by `:`), else this bench's own target directory, for the host and for the mobile targets
+/// `scripts/size-mobile-core` builds.
 fn library_size() {
-    let path = std::env::var("KEYWAY_CORE_LIB")
-        .ok()
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-            let p = std::path::Path::new(&dir).join("release/libkeyway_shared.so");
-            p.exists().then_some(p)
-        });
-    let Some(path) = path else {
+    let paths: Vec<std::path::PathBuf> = match std::env::var("KEYWAY_CORE_LIB") {
+        Ok(list) => std::env::split_paths(&list).collect(),
+        Err(_) => {
+            // The bench runs from <target>/release/deps/.
+            let exe = std::env::current_exe().unwrap_or_default();
+            let Some(target) = exe.ancestors().nth(3) else {
+                return;
+            };
+            let mut found = vec![target.join("release/libkeyway_shared.so")];
+            for triple in ["aarch64-linux-android", "x86_64-linux-android"] {
+                found.push(target.join(format!("{triple}/release/libkeyway_shared.so")));
+            }
+            found.into_iter().filter(|p| p.exists()).collect()
+        }
+    };
+    if paths.is_empty() {
         println!(
-            "\ncore library size: no release build found (build `cargo build --release -p keyway-shared` or set KEYWAY_CORE_LIB)"
+            "\ncore library size: no release build found (`cargo build --release -p keyway-shared --no-default-features`, `scripts/size-mobile-core`, or set KEYWAY_CORE_LIB)"
         );
         return;
-    };
-    let raw = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let tmp = std::env::temp_dir().join("keyway-core-stripped.so");
-    let stripped = std::process::Command::new("strip")
-        .arg("-s")
-        .arg(&path)
-        .arg("-o")
-        .arg(&tmp)
-        .status()
-        .ok()
-        .filter(|s| s.success())
-        .and_then(|_| std::fs::metadata(&tmp).ok())
-        .map(|m| m.len());
-    match stripped {
-        Some(s) => println!(
-            "\ncore library {} ({}): {:.2} MiB, stripped {:.2} MiB",
-            path.display(),
-            std::env::consts::ARCH,
-            raw as f64 / 1048576.0,
-            s as f64 / 1048576.0
-        ),
-        None => println!(
-            "\ncore library {}: {:.2} MiB (strip unavailable)",
-            path.display(),
-            raw as f64 / 1048576.0
-        ),
+    }
+    for path in paths {
+        let raw = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let tmp = std::env::temp_dir().join("keyway-core-stripped.so");
+        // llvm-strip reads every architecture; binutils' strip only the host's.
+        let stripped = ["llvm-strip", "llvm-strip-14", "strip"].iter().find_map(|tool| {
+            std::process::Command::new(tool)
+                .arg("-s")
+                .arg(&path)
+                .arg("-o")
+                .arg(&tmp)
+                .status()
+                .ok()
+                .filter(|s| s.success())
+                .and_then(|_| std::fs::metadata(&tmp).ok())
+                .map(|m| m.len())
+        });
+        match stripped {
+            Some(s) => println!(
+                "\ncore library {}: {:.2} MiB, stripped {:.2} MiB",
+                path.display(),
+                raw as f64 / 1048576.0,
+                s as f64 / 1048576.0
+            ),
+            None => println!(
+                "\ncore library {}: {:.2} MiB (no strip tool for it)",
+                path.display(),
+                raw as f64 / 1048576.0
+            ),
+        }
     }
 }
 

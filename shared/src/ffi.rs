@@ -233,6 +233,7 @@ impl KeywayCore {
                 RuntimeConfig {
                     api_base: config.api_base,
                     data_dir: config.data_dir.into(),
+                    ca_file: None,
                 },
                 transport,
                 signer,

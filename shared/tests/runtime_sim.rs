@@ -248,6 +248,7 @@ impl Phone {
             RuntimeConfig {
                 api_base: api.into(),
                 data_dir: dir.into(),
+                ca_file: None,
             },
             radio.clone(),
             None,

@@ -185,20 +185,65 @@ impl Seed {
 #[derive(Debug)]
 pub struct Server {
     pub proc: Proc,
+    /// `http://` or, when started with [`TestTls`], `https://`.
     pub url: String,
     pub seed: Seed,
     pub db: Db,
+    /// The CA that signed the server's certificate, for clients of an `https://` server.
+    pub ca_file: Option<PathBuf>,
     dir: PathBuf,
     listen: String,
+    tls: Option<TestTls>,
+}
+
+/// A throwaway CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files.
+#[derive(Debug, Clone)]
+pub struct TestTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestTls {
+    /// Makes fresh ones in `dir`, so no private key lives in the repository.
+    pub fn generate(dir: &Path) -> Result<TestTls> {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        std::fs::create_dir_all(dir)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Keyway test CA");
+        let ca_key = KeyPair::generate()?;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate()?;
+        let server_cert = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?
+            .signed_by(&server_key, &issuer)?;
+        let tls = TestTls {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        std::fs::write(&tls.ca, ca_cert.pem())?;
+        std::fs::write(&tls.cert, server_cert.pem())?;
+        std::fs::write(&tls.key, server_key.serialize_pem())?;
+        Ok(tls)
+    }
 }
 
 impl Server {
     /// Starts the server on `db` with the demo organization seeded.
     pub fn start(db: &Db, dir: &Path) -> Result<Server> {
-        Self::start_on(db, dir, "127.0.0.1:0")
+        Self::start_on(db, dir, "127.0.0.1:0", None)
     }
 
-    fn start_on(db: &Db, dir: &Path, listen: &str) -> Result<Server> {
+    /// [`Server::start`], serving HTTPS and WSS itself with `tls`'s certificate.
+    pub fn start_tls(db: &Db, dir: &Path, tls: &TestTls) -> Result<Server> {
+        Self::start_on(db, dir, "127.0.0.1:0", Some(tls.clone()))
+    }
+
+    fn start_on(db: &Db, dir: &Path, listen: &str, tls: Option<TestTls>) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let mut cmd = Command::new(bin("keyway-server"));
         cmd.arg("--data-dir").arg(dir);
@@ -215,6 +260,10 @@ impl Server {
             // Journey 5's webhook receiver listens on loopback.
             "--webhook-allow-private",
         ]);
+        if let Some(tls) = &tls {
+            cmd.arg("--tls-cert").arg(&tls.cert);
+            cmd.arg("--tls-key").arg(&tls.key);
+        }
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(dir.join("server.log"))?));
         let mut child = cmd.spawn().context("spawn keyway-server")?;
@@ -251,14 +300,19 @@ impl Server {
             invite_code: s(&raw["visitor_invite_code"]),
             raw,
         };
-        let listen = url.trim_start_matches("http://").to_owned();
+        let listen = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned();
         Ok(Server {
             proc,
             url,
             seed,
             db: db.clone(),
+            ca_file: tls.as_ref().map(|t| t.ca.clone()),
             dir: dir.to_owned(),
             listen,
+            tls,
         })
     }
 
@@ -272,7 +326,7 @@ impl Server {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match Self::start_on(&self.db, &self.dir, &self.listen) {
+            match Self::start_on(&self.db, &self.dir, &self.listen, self.tls.clone()) {
                 Ok(s) => {
                     *self = s;
                     return Ok(());
@@ -315,7 +369,12 @@ impl Controller {
         positions: &[(&str, f64, f64)],
         extra: &[&str],
     ) -> Result<Controller> {
+        let trust: Vec<String> = match &server.ca_file {
+            Some(ca) => vec!["--ca-file".into(), ca.display().to_string()],
+            None => Vec::new(),
+        };
         let out = Command::new(bin("keyway-controller"))
+            .args(&trust)
             .args([
                 "provision",
                 "--server",
@@ -337,7 +396,7 @@ impl Controller {
                 .iter()
                 .map(|(l, x, y)| (l.to_string(), *x, *y))
                 .collect(),
-            extra: extra.iter().map(|a| a.to_string()).collect(),
+            extra: extra.iter().map(|a| a.to_string()).chain(trust).collect(),
         };
         c.start()?;
         Ok(c)
@@ -389,6 +448,8 @@ pub struct Phone {
     pub home: TempDir,
     pub server: String,
     pub radio: String,
+    /// The server's test CA, passed as `--ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Phone {
@@ -397,6 +458,7 @@ impl Phone {
             home: TempDir::new().unwrap(),
             server: server.url.clone(),
             radio: format!("sim:{}", controller.radio),
+            ca_file: server.ca_file.clone(),
         }
     }
 
@@ -415,18 +477,24 @@ impl Phone {
             home,
             server: format!("http://127.0.0.1:{}", free_port()),
             radio: self.radio.clone(),
+            ca_file: self.ca_file.clone(),
         }
     }
 
     /// Runs `keyway --json ARGS`; returns (success, parsed stdout or the raw text, stderr).
     pub fn run(&self, args: &[&str]) -> (bool, Value, String) {
-        let out = Command::new(bin("keyway"))
-            .arg("--data-dir")
-            .arg(self.home.path())
-            .args(["--server", &self.server, "--radio", &self.radio, "--json"])
-            .args(args)
-            .output()
-            .expect("run keyway");
+        let mut cmd = Command::new(bin("keyway"));
+        cmd.arg("--data-dir").arg(self.home.path()).args([
+            "--server",
+            &self.server,
+            "--radio",
+            &self.radio,
+            "--json",
+        ]);
+        if let Some(ca) = &self.ca_file {
+            cmd.arg("--ca-file").arg(ca);
+        }
+        let out = cmd.args(args).output().expect("run keyway");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let value = serde_json::from_str(stdout.trim()).unwrap_or(Value::String(stdout));
         (
@@ -472,7 +540,12 @@ impl Api {
     pub async fn login(server: &Server, email: &str, password: &str) -> Result<Api> {
         // reqwest is built without a TLS crypto provider; ring is the workspace's.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::new();
+        let mut http = reqwest::Client::builder();
+        if let Some(ca) = &server.ca_file {
+            let pem = std::fs::read(ca)?;
+            http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
+        }
+        let http = http.build()?;
         let res = http
             .post(format!("{}/api/v1/logins", server.url))
             .json(&json!({"email": email, "password": password}))

@@ -29,6 +29,20 @@ impl World {
     async fn start_with(db: &Db, controller_args: &[&str]) -> World {
         let dir = TempDir::new().unwrap();
         let server = Server::start(db, &dir.path().join("server")).expect("server");
+        Self::around(server, dir, controller_args).await
+    }
+
+    /// [`World::start`] with the server serving HTTPS and WSS under a fresh private CA,
+    /// which the controller, the admin client and the phones are given.
+    async fn start_tls(db: &Db) -> World {
+        let dir = TempDir::new().unwrap();
+        let tls = TestTls::generate(&dir.path().join("tls")).expect("test certificates");
+        let server = Server::start_tls(db, &dir.path().join("server"), &tls).expect("server");
+        Self::around(server, dir, &[]).await
+    }
+
+    /// Provisions and runs the controller against `server` and logs the admin in.
+    async fn around(server: Server, dir: TempDir, controller_args: &[&str]) -> World {
         let seed = server.seed.clone();
         let controller = Controller::provision_and_run_with(
             &server,
@@ -570,4 +584,79 @@ async fn journey_5_audit_log_and_webhooks_see_every_attempt_with_its_reason() {
         );
         eprintln!("journey 5 passed on {db:?}");
     }
+}
+
+/// The server terminates TLS itself: the controller provisions over HTTPS and holds its
+/// channel over WSS, and a phone logs in and opens doors over HTTPS, all trusting a private
+/// CA. Without that CA, controller and phone refuse the server, and the refused controller's
+/// one-time token is still good afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn journey_6_tls_end_to_end_with_a_private_ca() {
+    let w = World::start_tls(&Db::Sqlite).await;
+    assert!(w.server.url.starts_with("https://"), "{}", w.server.url);
+    let seed = &w.server.seed;
+
+    // Trusting only the system's CAs, nobody gets through, and nothing is spent.
+    let untrusting = TempDir::new().unwrap();
+    let out = std::process::Command::new(bin("keyway-controller"))
+        .args([
+            "provision",
+            "--server",
+            &w.server.url,
+            "--token",
+            "kwp_unused",
+            "--data-dir",
+        ])
+        .arg(untrusting.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("TLS") && err.contains("certificate"), "{err}");
+    let mut stranger = w.phone();
+    stranger.ca_file = None;
+    let (ok, v, err) = blocking(|| stranger.run(&["login", "--email", BOB, "--password", "x"]));
+    assert!(!ok, "login without the CA: {v}");
+    assert!(
+        err.contains("certificate") || v.to_string().contains("certificate"),
+        "{v} {err}"
+    );
+
+    // Plain HTTP to the TLS port is not served.
+    let plain = w.server.url.replacen("https://", "http://", 1);
+    let plain = blocking(|| {
+        std::process::Command::new(bin("keyway"))
+            .args([
+                "--server",
+                &plain,
+                "--json",
+                "login",
+                "--email",
+                BOB,
+                "--password",
+                "x",
+            ])
+            .arg("--data-dir")
+            .arg(untrusting.path().join("phone"))
+            .output()
+            .unwrap()
+    });
+    assert!(!plain.status.success());
+
+    // With the CA: BLE at the door, and the cloud through the WSS channel to the controller.
+    let phone = blocking(|| w.staff_phone());
+    let near = blocking(|| phone.ok(&["unlock", "Front door"]));
+    assert_granted(&near, "ble");
+    let far = blocking(|| phone.ok(&["unlock", "Lab"]));
+    assert_granted(&far, "cloud");
+    let lab = w.wait_attempts(&seed.lab, 1).await;
+    assert_eq!(
+        (lab[0]["method"].as_str(), lab[0]["success"].as_bool()),
+        (Some("cloud"), Some(true))
+    );
+    assert!(
+        w.controller.log().contains("wss://"),
+        "the controller's channel is not on WSS:\n{}",
+        w.controller.log()
+    );
 }

@@ -476,7 +476,7 @@ impl Rig {
             .store(answer_time, std::sync::atomic::Ordering::SeqCst);
         let hub = Arc::new(RadioHub::bind("127.0.0.1:0", hub).await.unwrap());
         let dir = tempfile::tempdir().unwrap();
-        identity::provision(&server.url(), TOKEN, dir.path())
+        identity::provision(&server.url(), TOKEN, dir.path(), None)
             .await
             .unwrap();
         let mut rig = Self {
@@ -502,7 +502,7 @@ impl Rig {
             (LOCK_B, Position { x: 30.0, y: 0.0 }),
             (LOCK_C, Position { x: 60.0, y: 0.0 }),
         ]);
-        let mut ch = ChannelOptions::for_server(&self.server.url()).unwrap();
+        let mut ch = ChannelOptions::for_server(&self.server.url(), None).unwrap();
         ch.backoff_min = Duration::from_millis(50);
         ch.backoff_max = Duration::from_millis(400);
         ch.heartbeat = Duration::from_millis(500);

@@ -10,6 +10,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
+/// What the runtime puts in a transport error's text when the server's TLS certificate was
+/// refused: an attacker in the path, a captive portal, or a server with a private CA. The
+/// request still counts as a network failure (so BLE stays the fallback at a door), but the
+/// person is told why.
+pub const UNTRUSTED_SERVER: &str =
+    "cannot verify the server's identity (TLS certificate not trusted)";
+
 /// Why an API call failed, in a form events can carry and tests can compare.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -50,6 +57,9 @@ impl ApiError {
     /// A message fit to show a person.
     pub fn user_message(&self) -> String {
         match (self.reason(), self) {
+            (_, ApiError::Network { message }) if message.contains(UNTRUSTED_SERVER) => {
+                UNTRUSTED_SERVER.to_owned()
+            }
             (Some(r), _) => r.message().to_owned(),
             (None, ApiError::Server { message, .. }) if !message.is_empty() => message.clone(),
             (None, ApiError::Server { code, .. }) => code.replace('_', " "),
@@ -325,6 +335,24 @@ mod tests {
         assert_eq!(e.user_message(), "access expired");
         let ok: () = decode(HttpResult::Ok(HttpResponse::status(204).build())).unwrap();
         assert_eq!(ok, ());
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_a_network_failure_that_says_why() {
+        let e = decode::<()>(HttpResult::Err(crux_http::HttpError::Io(format!(
+            "{UNTRUSTED_SERVER}: invalid peer certificate: UnknownIssuer"
+        ))))
+        .unwrap_err();
+        // Still a network failure, so a door falls back to BLE...
+        assert!(e.is_network());
+        assert_eq!(e.reason(), Some(Reason::NoNetwork));
+        // ...but the person learns it is the server's identity, not their connection.
+        assert_eq!(e.user_message(), UNTRUSTED_SERVER);
+        let offline = decode::<()>(HttpResult::Err(crux_http::HttpError::Io(
+            "connection refused".into(),
+        )))
+        .unwrap_err();
+        assert_eq!(offline.user_message(), "no network connection");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! HTTP effects through reqwest with rustls (on ring).
 
+use crate::app::api::UNTRUSTED_SERVER;
 use crux_http::HttpError;
 use crux_http::protocol::{HttpHeader, HttpRequest, HttpResponse, HttpResult};
+use std::path::Path;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -17,14 +19,44 @@ pub fn http_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// rustls's refusal of the server's certificate, when that is what `e` comes down to.
+fn certificate_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(refusal @ rustls::Error::InvalidCertificate(_)) = e.downcast_ref() {
+        return Some(refusal.to_string());
+    }
+    // An io::Error's `source()` skips the error it wraps, so look inside it first.
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return certificate_refusal(inner);
+    }
+    e.source().and_then(certificate_refusal)
+}
+
 impl HttpClient {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(Self {
-            client: http_client()
-                .timeout(Duration::from_secs(15))
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
-        })
+    /// Trusts the system's CA certificates, plus the PEM ones in `ca_file` when given.
+    pub fn new(ca_file: Option<&Path>) -> std::io::Result<Self> {
+        let mut builder = http_client()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(path) = ca_file {
+            let bad = |e: String| std::io::Error::other(format!("CA file {}: {e}", path.display()));
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder.build().map_err(|e| {
+            // In practice: no system root certificates for TLS (rustls-platform-verifier).
+            std::io::Error::other(format!(
+                "cannot set up HTTPS (are the system CA certificates installed?): {e:?}"
+            ))
+        })?;
+        Ok(Self { client })
     }
 
     pub async fn execute(&self, req: &HttpRequest) -> HttpResult {
@@ -43,7 +75,13 @@ impl HttpClient {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return HttpResult::Err(HttpError::Timeout),
             Err(e) if e.is_builder() => return HttpResult::Err(HttpError::Url(e.to_string())),
-            Err(e) => return HttpResult::Err(HttpError::Io(e.to_string())),
+            Err(e) => {
+                let message = match certificate_refusal(&e) {
+                    Some(refusal) => format!("{UNTRUSTED_SERVER}: {refusal}"),
+                    None => e.to_string(),
+                };
+                return HttpResult::Err(HttpError::Io(message));
+            }
         };
         let status = response.status().as_u16();
         let headers = response

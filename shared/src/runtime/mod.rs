@@ -30,6 +30,9 @@ use tokio::task::AbortHandle;
 pub struct RuntimeConfig {
     pub api_base: String,
     pub data_dir: PathBuf,
+    /// PEM CA certificates to trust beside the system's (a server with a private CA, as in
+    /// a lab); the shells leave it `None`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Called after every render effect (from a runtime thread).
@@ -98,12 +101,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 api_base: config.api_base.clone(),
                 core: Core::new(),
-                http: http::HttpClient::new().map_err(|e| {
-                    // In practice: no system root certificates for TLS (rustls-platform-verifier).
-                    std::io::Error::other(format!(
-                        "cannot set up HTTPS (are the system CA certificates installed?): {e:?}"
-                    ))
-                })?,
+                http: http::HttpClient::new(config.ca_file.as_deref())?,
                 kv: FileStore::new(config.data_dir.join("kv"))?,
                 ble,
                 signer,
