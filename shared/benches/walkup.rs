@@ -2142,18 +2142,20 @@ fn library_size() {
         let raw = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let tmp = std::env::temp_dir().join("keyway-core-stripped.so");
         // llvm-strip reads every architecture; binutils' strip only the host's.
-        let stripped = ["llvm-strip", "llvm-strip-14", "strip"].iter().find_map(|tool| {
-            std::process::Command::new(tool)
-                .arg("-s")
-                .arg(&path)
-                .arg("-o")
-                .arg(&tmp)
-                .status()
-                .ok()
-                .filter(|s| s.success())
-                .and_then(|_| std::fs::metadata(&tmp).ok())
-                .map(|m| m.len())
-        });
+        let stripped = ["llvm-strip", "llvm-strip-14", "strip"]
+            .iter()
+            .find_map(|tool| {
+                std::process::Command::new(tool)
+                    .arg("-s")
+                    .arg(&path)
+                    .arg("-o")
+                    .arg(&tmp)
+                    .status()
+                    .ok()
+                    .filter(|s| s.success())
+                    .and_then(|_| std::fs::metadata(&tmp).ok())
+                    .map(|m| m.len())
+            });
         match stripped {
             Some(s) => println!(
                 "\ncore library {}: {:.2} MiB, stripped {:.2} MiB",
