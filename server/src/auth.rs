@@ -215,36 +215,14 @@ pub fn verify_password(password: &str, stored: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Fixed-window failure counters per key (account email or client IP), in memory.
+/// Fixed-window request budgets per key (a caller's token hash, a user's unlocks), in memory
+/// per instance: they bound load, not guessing (login attempts: `login_limits`, shared).
 #[derive(Debug, Default)]
 pub struct Throttle {
     windows: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
-const THROTTLE_WINDOW: Duration = Duration::from_secs(300);
-
 impl Throttle {
-    /// Whether `key` has fewer than `max` recorded hits in its current window.
-    pub fn allowed(&self, key: &str, max: u32) -> bool {
-        let map = self.windows.lock().expect("throttle lock");
-        match map.get(key) {
-            Some((start, n)) if start.elapsed() < THROTTLE_WINDOW => *n < max,
-            _ => true,
-        }
-    }
-
-    pub fn hit(&self, key: &str) {
-        let mut map = self.windows.lock().expect("throttle lock");
-        let entry = map.entry(key.to_owned()).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= THROTTLE_WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        if map.len() > 100_000 {
-            map.retain(|_, (start, _)| start.elapsed() < THROTTLE_WINDOW);
-        }
-    }
-
     /// Counts one hit and says whether it stayed within `max` per `window`.
     pub fn take(&self, key: &str, max: u32, window: Duration) -> bool {
         let mut map = self.windows.lock().expect("throttle lock");
@@ -253,10 +231,14 @@ impl Throttle {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
-        entry.1 <= max
-    }
-
-    pub fn clear(&self, key: &str) {
-        self.windows.lock().expect("throttle lock").remove(key);
+        let within = entry.1 <= max;
+        // Keys come from unauthenticated input (any token's hash): bound the map.
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| start.elapsed() < PRUNE_AFTER);
+        }
+        within
     }
 }
+
+/// Longer than any window `take` is called with.
+const PRUNE_AFTER: Duration = Duration::from_secs(60);

@@ -65,7 +65,14 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("keyway.db").display())
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
+
+/// Login attempt budgets shared by every instance (`login_limits`).
+const MIGRATION_2: &str = r#"
+CREATE TABLE login_attempts (key TEXT PRIMARY KEY, window_start BIGINT NOT NULL,
+  attempts BIGINT NOT NULL);
+CREATE INDEX login_attempts_window ON login_attempts(window_start);
+"#;
 
 const MIGRATION_1: &str = r#"
 CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT NOT NULL,

@@ -33,6 +33,7 @@ pub mod egress;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod login_limits;
 pub mod metrics;
 pub mod openapi;
 pub mod orgkeys;

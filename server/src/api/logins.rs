@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use crate::auth::{Caller, Principal, verify_password};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
+use crate::login_limits;
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::util::{new_id, new_secret, now_s, parse_id, sha256_hex};
@@ -40,13 +41,14 @@ pub async fn create(
     if email.len() > 254 || req.password.len() > 1024 {
         return Err(ApiError::invalid("email or password too long"));
     }
-    let account_key = format!("acct:{email}");
-    let ip_key = format!("ip:{}", addr.ip());
+    let account_key = login_limits::key("acct", &email);
+    let ip_key = login_limits::key("ip", &addr.ip().to_string());
     let s = &state.settings;
-    if !state
-        .throttle
-        .allowed(&account_key, s.login_failures_per_account)
-        || !state.throttle.allowed(&ip_key, s.login_failures_per_ip)
+    let now = now_s();
+    let account_attempts = login_limits::count(state.pool(), &account_key, now).await?;
+    let ip_attempts = login_limits::count(state.pool(), &ip_key, now).await?;
+    if account_attempts > i64::from(s.login_failures_per_account)
+        || ip_attempts > i64::from(s.login_failures_per_ip)
     {
         return Err(ApiError::rate_limited());
     }
@@ -66,8 +68,7 @@ pub async fn create(
     let user_id = match (row, ok) {
         (Some((id, Some(_))), true) => id,
         _ => {
-            state.throttle.hit(&account_key);
-            state.throttle.hit(&ip_key);
+            // The attempt was counted above.
             Metrics::inc(&state.metrics.logins_failed);
             tracing::info!("login failed");
             return Err(ApiError::new(
@@ -77,7 +78,8 @@ pub async fn create(
             ));
         }
     };
-    state.throttle.clear(&account_key);
+    login_limits::clear(state.pool(), &account_key).await?;
+    login_limits::forgive(state.pool(), &ip_key).await?;
     let (token, _) = start_session(
         &state,
         &user_id,

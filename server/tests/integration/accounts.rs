@@ -204,6 +204,54 @@ async fn one_login_across_organizations() {
     .await;
 }
 
+async fn try_login(srv: &TestServer, email: &str, password: &str) -> u16 {
+    let body = json!({"email": email, "password": password});
+    srv.call("POST", "/logins", None, Some(body)).await.0
+}
+
+/// Login attempts are counted in the shared database before the password is checked: spread
+/// over two instances, or sent all at once, guesses at one account get the per-account
+/// budget (5) and no more.
+#[tokio::test]
+async fn login_attempts_are_budgeted_across_instances_and_in_parallel() {
+    on_all_backends(test_settings(), |a| async move {
+        keyway_server::seed::create_org_with_owner(
+            &a.state,
+            "acme",
+            "o@acme.test",
+            "owner-password",
+        )
+        .await
+        .unwrap();
+        let b = a.same_database().await;
+        for srv in [&a, &a, &a, &b, &b] {
+            assert_eq!(try_login(srv, "o@acme.test", "nope").await, 401);
+        }
+        // The sixth attempt, on the first instance, fails even with the right password.
+        assert_eq!(try_login(&a, "o@acme.test", "owner-password").await, 429);
+        assert_eq!(try_login(&b, "o@acme.test", "owner-password").await, 429);
+
+        // Twenty guesses at once at another account, over both instances.
+        let guesses = futures::future::join_all((0..20).map(|i| {
+            let srv = if i % 2 == 0 { &a } else { &b };
+            try_login(srv, "ghost@acme.test", "guess")
+        }))
+        .await;
+        let checked = guesses.iter().filter(|s| **s == 401).count();
+        let refused = guesses.iter().filter(|s| **s == 429).count();
+        assert_eq!((checked, refused), (5, 15), "{guesses:?}");
+
+        // The counters hold hashes, not the addresses tried.
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM login_attempts WHERE key LIKE '%acme%'")
+                .fetch_one(a.state.pool())
+                .await
+                .unwrap();
+        assert_eq!(n, 0);
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn per_caller_request_rate_limit() {
     let settings = keyway_server::Settings {
