@@ -2156,15 +2156,19 @@ fn library_size() {
                     .and_then(|_| std::fs::metadata(&tmp).ok())
                     .map(|m| m.len())
             });
+        let arch = ["aarch64-linux-android", "x86_64-linux-android"]
+            .into_iter()
+            .find(|t| path.to_string_lossy().contains(t))
+            .unwrap_or(std::env::consts::ARCH);
         match stripped {
             Some(s) => println!(
-                "\ncore library {}: {:.2} MiB, stripped {:.2} MiB",
+                "\ncore library for {arch} {}: {:.2} MiB, stripped {:.2} MiB",
                 path.display(),
                 raw as f64 / 1048576.0,
                 s as f64 / 1048576.0
             ),
             None => println!(
-                "\ncore library {}: {:.2} MiB (no strip tool for it)",
+                "\ncore library for {arch} {}: {:.2} MiB (no strip tool for it)",
                 path.display(),
                 raw as f64 / 1048576.0
             ),
