@@ -63,6 +63,7 @@ pub enum Command {
         webhook_allow_private: bool,
         /// Serve HTTPS (and WSS for controllers) with this PEM certificate chain, leaf first.
         /// Without it the server speaks plain HTTP, for loopback or behind a TLS proxy.
+        /// SIGHUP re-reads both files (after a renewal) without dropping connections.
         #[arg(long, env = "KEYWAY_TLS_CERT", requires = "tls_key")]
         tls_cert: Option<PathBuf>,
         /// The PEM private key of --tls-cert.
@@ -109,6 +110,22 @@ impl Cli {
     }
 }
 
+/// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad pair is logged and
+/// the one in use stays.
+async fn reload_on_hangup(certs: std::sync::Arc<crate::tls::CertStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the TLS certificate will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS certificate not reloaded"),
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = crate::db::connect(&cli.database_url()?).await?;
     let base = cli.base_settings()?;
@@ -125,10 +142,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
         } => {
             // Read before anything else starts, so a bad certificate fails fast.
-            let tls = match (&tls_cert, &tls_key) {
-                (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            let certs = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::CertStore::load(cert, key)?),
                 _ => None,
             };
+            let tls = certs.as_ref().map(|c| c.server_config()).transpose()?;
+            if let Some(certs) = certs {
+                tokio::spawn(reload_on_hangup(certs));
+            }
             let scheme = if tls.is_some() { "https" } else { "http" };
             let mut settings = Settings {
                 unlock_timeout: Duration::from_millis(unlock_timeout_ms),

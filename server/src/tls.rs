@@ -6,14 +6,17 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -24,8 +27,60 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many handshakes in flight; further connections wait in the kernel backlog.
 const MAX_HANDSHAKES: usize = 1024;
 
-/// Reads a PEM certificate chain (leaf first) and its PEM private key.
-pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+/// The certificate the server presents, replaceable while it runs: certificates are renewed
+/// every few months, and `reload` (on SIGHUP) picks the new files up without a restart.
+#[derive(Debug)]
+pub struct CertStore {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    /// Reads a PEM certificate chain (leaf first) and its PEM private key.
+    pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertStore>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let current = read_pair(cert, key, &provider)?;
+        Ok(Arc::new(CertStore {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            provider,
+            current: RwLock::new(Arc::new(current)),
+        }))
+    }
+
+    /// Reads the files again; on any error the certificate in use stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = read_pair(&self.cert, &self.key, &self.provider)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// The configuration the listener serves with, presenting whatever the store holds.
+    pub fn server_config(self: &Arc<Self>) -> anyhow::Result<Arc<ServerConfig>> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        // HTTP/1.1 only: controllers' WebSocket upgrade needs it, and the API is small requests.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+fn read_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> anyhow::Result<CertifiedKey> {
     let chain = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading TLS certificate {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -34,17 +89,15 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig
         anyhow::bail!("no certificate in {}", cert.display());
     }
     // The error names the file only: a key's bytes never reach a log.
-    let key = PrivateKeyDer::from_pem_file(key)
+    let der = PrivateKeyDer::from_pem_file(key)
         .map_err(|_| anyhow::anyhow!("no readable PEM private key in {}", key.display()))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .context("TLS certificate and key do not match")?;
-    // HTTP/1.1 only: controllers' WebSocket upgrade needs it, and the API is small requests.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    CertifiedKey::from_der(chain, der, provider).with_context(|| {
+        format!(
+            "TLS key {} does not fit certificate {}",
+            key.display(),
+            cert.display()
+        )
+    })
 }
 
 /// Accepts TCP connections and hands over those that completed a TLS handshake.

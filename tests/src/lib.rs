@@ -147,6 +147,23 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (a name `kill` knows, like `HUP`).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} {} failed", self.child.id());
+        }
+        Ok(())
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -191,9 +208,10 @@ pub struct Server {
     pub db: Db,
     /// The CA that signed the server's certificate, for clients of an `https://` server.
     pub ca_file: Option<PathBuf>,
+    /// The certificate files it serves, when it serves TLS.
+    pub tls: Option<TestTls>,
     dir: PathBuf,
     listen: String,
-    tls: Option<TestTls>,
 }
 
 /// A throwaway CA and a certificate it signed for `localhost` and 127.0.0.1, as PEM files.
@@ -314,6 +332,11 @@ impl Server {
             listen,
             tls,
         })
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
     /// Kills the server (no graceful shutdown, like a crash).

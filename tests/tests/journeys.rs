@@ -592,7 +592,7 @@ async fn journey_5_audit_log_and_webhooks_see_every_attempt_with_its_reason() {
 /// one-time token is still good afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn journey_6_tls_end_to_end_with_a_private_ca() {
-    let w = World::start_tls(&Db::Sqlite).await;
+    let mut w = World::start_tls(&Db::Sqlite).await;
     assert!(w.server.url.starts_with("https://"), "{}", w.server.url);
     let seed = &w.server.seed;
 
@@ -659,4 +659,51 @@ async fn journey_6_tls_end_to_end_with_a_private_ca() {
         "the controller's channel is not on WSS:\n{}",
         w.controller.log()
     );
+
+    // A renewed certificate (here from another CA) is served after SIGHUP, without a restart.
+    let tls = w.server.tls.clone().unwrap();
+    let renewed_dir = TempDir::new().unwrap();
+    let renewed = TestTls::generate(renewed_dir.path()).unwrap();
+    assert!(trusts(&w.server.url, &tls.ca).await);
+    assert!(!trusts(&w.server.url, &renewed.ca).await);
+    std::fs::copy(&renewed.cert, &tls.cert).unwrap();
+    std::fs::copy(&renewed.key, &tls.key).unwrap();
+    w.server.proc.signal("HUP").unwrap();
+    let mut served = false;
+    for _ in 0..100 {
+        if trusts(&w.server.url, &renewed.ca).await {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        served,
+        "the renewed certificate was not served after SIGHUP"
+    );
+    assert!(!trusts(&w.server.url, &tls.ca).await);
+    // A broken pair is refused and the one in use stays.
+    std::fs::write(&tls.key, "not a key").unwrap();
+    w.server.proc.signal("HUP").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(trusts(&w.server.url, &renewed.ca).await);
+    assert!(w.server.proc.is_running());
+    let log = w.server.log();
+    assert!(log.contains("TLS certificate reloaded"), "{log}");
+    assert!(log.contains("TLS certificate not reloaded"), "{log}");
+}
+
+/// Whether a client trusting only `ca` gets `/healthz` from `url`.
+async fn trusts(url: &str, ca: &std::path::Path) -> bool {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(ca).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap();
+    client
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
