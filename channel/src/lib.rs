@@ -12,7 +12,8 @@
 //!    [`auth_message`]); the server checks it against the key registered at provisioning.
 //! 3. server → `welcome`, then `config` (again whenever it changes) and `revocations`.
 //! 4. controller → `time_request` whenever it needs trusted time; server → `time`.
-//! 5. server → `command` for cloud unlocks; controller → `command_result` (at most once per
+//! 5. server → `command` for cloud unlocks, carrying an org-signed order for this controller
+//!    (the door executes nothing else); controller → `command_result` (at most once per
 //!    command id: a repeated command id returns the first result without actuating).
 //! 6. controller → `events` (its durable log, in sequence order); server → `events_ack` with
 //!    the highest sequence stored. The server de-duplicates by (controller, seq).
@@ -128,9 +129,14 @@ pub struct LockConfig {
 pub struct CloudCommand {
     pub command_id: Id,
     pub lock: Id,
-    /// The user or guest the server authorised, for the door's log.
+    /// The user or guest the server authorised, for the door's log (not signed: it names
+    /// who asked, it grants nothing).
     pub actor: Option<Holder>,
     pub issued_at_ms: u64,
+    /// Base64 of the organization-signed `keyway_protocol::command::CommandOrder` for this
+    /// controller, naming the same command id, lock and time; the door executes nothing
+    /// without it.
+    pub order: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,7 @@ use keyway_channel::{
 };
 use keyway_protocol::advert::{self, Advertisement, FLAG_LOCKDOWN, FLAG_WALK_UP};
 use keyway_protocol::certificate::ControllerCertificate;
+use keyway_protocol::command::CommandOrder;
 use keyway_protocol::handshake::{
     Action, AuthInput, Decision, DoorConfig, DoorIdentity, LockPolicy, Responder,
 };
@@ -633,9 +634,65 @@ impl Core {
         })
     }
 
-    /// Executes a cloud command at most once per command id.
+    /// Checks that `cmd` carries the organization's signed order for this controller, naming
+    /// the same command, lock and time.
+    fn verify_order(&self, inner: &Inner, cmd: &CloudCommand) -> Result<(), Reason> {
+        let dc = inner.door_config.as_ref().ok_or(Reason::NotConfigured)?;
+        let bytes = B64
+            .decode(&cmd.order)
+            .map_err(|_| Reason::BadCommandSignature)?;
+        // Unreadable or missing counts as unsigned; an unknown key keeps its own reason (the
+        // door's keys may be behind a rotation).
+        let order = CommandOrder::verify(&bytes, &dc.trusted, self.identity.controller_id)
+            .map_err(|r| match r {
+                Reason::UnknownOrgKey => r,
+                _ => Reason::BadCommandSignature,
+            })?;
+        if order.org != dc.org
+            || order.command != cmd.command_id
+            || order.lock != cmd.lock
+            || order.issued_at_ms != cmd.issued_at_ms
+        {
+            return Err(Reason::BadCommandSignature);
+        }
+        Ok(())
+    }
+
+    /// Executes a cloud command at most once per command id, and only when its order is
+    /// signed by the organization for this controller.
     pub fn execute_command(self: &Arc<Self>, cmd: &CloudCommand) -> CommandResult {
         let mut inner = self.inner.lock().unwrap();
+        if let Err(reason) = self.verify_order(&inner, cmd) {
+            // Logged as an attempt (a forged command is worth an audit line) but not
+            // remembered: the genuine command with this id must still run.
+            tracing::warn!(command = %cmd.command_id, lock = %cmd.lock, %reason, "cloud command refused");
+            let event = DoorEvent {
+                seq: 0,
+                at_ms: event_time(&inner),
+                kind: DoorEventKind::UnlockAttempt,
+                lock: cmd.lock,
+                method: Some(Method::Cloud),
+                granted: Some(false),
+                reason: Some(reason),
+                credential: None,
+                holder: None,
+                command_id: Some(cmd.command_id),
+            };
+            let event_seq = match self.append(&mut inner, event) {
+                Ok(e) => e.seq,
+                Err(e) => {
+                    tracing::error!(error = %e, "event log append failed");
+                    0
+                }
+            };
+            return CommandResult {
+                command_id: cmd.command_id,
+                granted: false,
+                reason: Some(reason),
+                event_seq,
+                duplicate: false,
+            };
+        }
         if let Some(previous) = inner.state.command(cmd.command_id) {
             let mut r = previous.clone();
             r.duplicate = true;

@@ -9,7 +9,7 @@ use keyway_controller::CoreOptions;
 use keyway_controller::core::Connection;
 use keyway_protocol::credential::ScopeEntry;
 use keyway_protocol::handshake::Action;
-use keyway_protocol::{Reason, SigningKey};
+use keyway_protocol::{Id, Reason, SigningKey};
 use keyway_sim_radio::HubConfig;
 use ring::rand::SystemRandom;
 use std::time::Duration;
@@ -533,6 +533,62 @@ async fn use_limit_holds_when_the_state_write_was_lost() {
     let uses = persisted_uses(&rig, LOCK_A);
     assert!(!uses.contains_key(&unlimited_id.to_string()), "{uses:?}");
     assert_eq!(uses[&once_id.to_string()]["count"], 1);
+}
+
+/// Only an order the organization signed for this controller opens a door: forged, moved to
+/// another lock, meant for another controller, or missing, each is refused and logged, and
+/// the genuine command with the same id still opens once afterwards.
+#[tokio::test]
+async fn unsigned_or_forged_cloud_commands_open_nothing() {
+    use base64::Engine;
+    use keyway_channel::ServerMessage;
+    use keyway_protocol::command::CommandOrder;
+
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let state = rig.server.state.clone();
+    let id = random_id();
+    let (stranger, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let forged = rig.server.signed_command(id, LOCK_A, &stranger);
+    let mut moved = rig.server.signed_command(id, LOCK_A, &state.org_key);
+    moved.lock = LOCK_C;
+    let mut elsewhere = rig.server.signed_command(id, LOCK_A, &state.org_key);
+    let order = CommandOrder {
+        org: ORG,
+        controller: Id([0x41; 16]),
+        command: id,
+        lock: LOCK_A,
+        issued_at_ms: elsewhere.issued_at_ms,
+    }
+    .sign(&state.org_key, &SystemRandom::new())
+    .unwrap();
+    elsewhere.order = base64::engine::general_purpose::STANDARD.encode(order);
+    let mut missing = rig.server.signed_command(id, LOCK_A, &state.org_key);
+    missing.order = String::new();
+    for command in [forged, moved, elsewhere, missing] {
+        rig.server.push(ServerMessage::Command { command });
+    }
+    eventually("refusals", 10, || state.results.lock().unwrap().len() == 4).await;
+    let results = state.results.lock().unwrap().clone();
+    assert!(
+        results.iter().all(|r| !r.granted && !r.duplicate),
+        "{results:?}"
+    );
+    // A key the organization never had is unknown; the rest fail the signature check.
+    let reasons: Vec<_> = results.iter().map(|r| r.reason).collect();
+    let bad = Some(Reason::BadCommandSignature);
+    assert_eq!(reasons, [Some(Reason::UnknownOrgKey), bad, bad, bad]);
+    let core = rig.controller().core().clone();
+    assert_eq!(core.actuations(LOCK_A) + core.actuations(LOCK_C), 0);
+
+    rig.server.command(id, LOCK_A);
+    eventually("genuine result", 10, || {
+        state.results.lock().unwrap().len() == 5
+    })
+    .await;
+    let genuine = state.results.lock().unwrap()[4].clone();
+    assert!(genuine.granted && !genuine.duplicate, "{genuine:?}");
+    assert_eq!(core.actuations(LOCK_A), 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! Where to start reading:
 //! - [`handshake`]: the phone ([`handshake::Initiator`]) and door ([`handshake::Responder`])
 //!   state machines and the offline access decision.
-//! - [`credential`], [`certificate`], [`revocation`], [`time`]: organization-signed objects.
+//! - [`credential`], [`certificate`], [`revocation`], [`time`], [`command`]: organization-signed
+//!   objects.
 //! - [`gatt`] and [`advert`]: how messages travel over BLE and what the door advertises.
 //! - [`reason`]: the one vocabulary of denial reasons used across Keyway.
 //!
@@ -16,6 +17,7 @@
 pub mod advert;
 pub mod certificate;
 pub mod codec;
+pub mod command;
 pub mod credential;
 pub mod gatt;
 pub mod handshake;

@@ -70,6 +70,10 @@ reasons! {
     /// The controller certificate does not cover this lock or is outside its validity.
     DoorNotAuthorized = 22, "door_not_authorized", "this door could not be verified";
 
+    // Command authenticity (checked by the door).
+    /// A cloud command is not signed by a trusted organization key for this controller.
+    BadCommandSignature = 23, "bad_command_signature", "the door refused a command it could not verify";
+
     // Credential checks (door and server).
     /// The credential is signed with a key id the verifier does not trust (unknown or rotated out).
     UnknownOrgKey = 40, "unknown_org_key", "your access key is out of date; refresh it";

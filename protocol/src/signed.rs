@@ -1,5 +1,5 @@
 //! The envelope shared by every organization-signed object (credentials, controller
-//! certificates, revocation lists, time statements):
+//! certificates, revocation lists, time statements, cloud command orders):
 //!
 //! ```text
 //! kind u8 | version u8 | org id [16] | key id [8] | body ... | signature [64]
@@ -22,6 +22,7 @@ pub enum Kind {
     ControllerCertificate = 0x11,
     RevocationList = 0x12,
     TimeStatement = 0x13,
+    CommandOrder = 0x14,
 }
 
 /// The only encoding version defined so far.

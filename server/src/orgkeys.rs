@@ -59,6 +59,28 @@ pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey>
     Ok(SigningKey::from_pkcs8(&raw, &state.rng)?)
 }
 
+/// How long an instance signs cloud commands with the active key it read before reading it
+/// again. A rotation on this instance takes effect at once; one on another instance within
+/// this time, while doors still trust the previous key through the overlap.
+const SIGNING_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The active key, cached per organization: every cloud unlock signs its command with it,
+/// and reading, unsealing and parsing the key each time would cost more than the signature.
+pub async fn signing_key(state: &AppState, org_id: &str) -> ApiResult<std::sync::Arc<SigningKey>> {
+    if let Some((at, key)) = state.signing_keys.lock().expect("key cache").get(org_id)
+        && at.elapsed() < SIGNING_KEY_TTL
+    {
+        return Ok(key.clone());
+    }
+    let key = std::sync::Arc::new(active_key(state, org_id).await?);
+    state
+        .signing_keys
+        .lock()
+        .expect("key cache")
+        .insert(org_id.to_owned(), (std::time::Instant::now(), key.clone()));
+    Ok(key)
+}
+
 /// Keys verifiers should accept: the active key and, during rotation, the previous one.
 pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKeys> {
     let rows: Vec<(String,)> = sqlx::query_as(
@@ -94,6 +116,7 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
         .execute(state.pool())
         .await?;
     add_key(state, org_id).await?;
+    state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);
     Ok(())
 }

@@ -72,6 +72,10 @@ pub struct Inner {
     pub throttle: Throttle,
     pub metrics: Metrics,
     pub webhook_wake: Notify,
+    /// Organizations' active signing keys for cloud commands (`orgkeys::signing_key`).
+    pub signing_keys: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, Arc<keyway_protocol::SigningKey>)>,
+    >,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +114,7 @@ impl AppState {
             throttle: Throttle::default(),
             metrics: Metrics::default(),
             webhook_wake: Notify::new(),
+            signing_keys: Default::default(),
         }))
     }
 

@@ -196,6 +196,23 @@ async fn journey_1_staff_tap_unlock_over_ble_and_through_the_cloud() {
                 None => assert_granted(&v, "cloud"),
             }
         }
+
+        // Cloud commands are signed by the organization's key: after a rotation the server
+        // signs with the new key, which the controller trusts from its refreshed config.
+        let owner = Api::login(
+            &w.server,
+            "owner@acme.test",
+            &seed.password("owner@acme.test"),
+        )
+        .await
+        .unwrap();
+        let (s, v) = owner
+            .post(&format!("/orgs/{}/keys/rotate", seed.org), json!({}))
+            .await
+            .unwrap();
+        assert!(s < 300, "rotate: {s} {v}");
+        let after = blocking(|| phone.ok(&["unlock", "Lab", "--at", "52.5205,13.4052"]));
+        assert_granted(&after, "cloud");
         eprintln!("journey 1 passed on {db:?}");
     }
 }

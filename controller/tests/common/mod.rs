@@ -17,6 +17,7 @@ use keyway_controller::channel::ChannelOptions;
 use keyway_controller::run::{Controller, Radio, RunOptions};
 use keyway_controller::{CoreOptions, identity};
 use keyway_protocol::certificate::ControllerCertificate;
+use keyway_protocol::command::CommandOrder;
 use keyway_protocol::credential::{Credential, Holder, HolderKind, Schedule, ScopeEntry};
 use keyway_protocol::handshake::{Action, ResultBody};
 use keyway_protocol::keys::DeviceSigner;
@@ -222,16 +223,33 @@ impl TestServer {
 
     pub fn command(&self, command_id: Id, lock: Id) {
         self.push(ServerMessage::Command {
-            command: CloudCommand {
-                command_id,
-                lock,
-                actor: Some(Holder {
-                    kind: HolderKind::User,
-                    id: Id([0x60; 16]),
-                }),
-                issued_at_ms: now_ms(),
-            },
+            command: self.signed_command(command_id, lock, &self.state.org_key),
         });
+    }
+
+    /// A cloud command whose order is signed with `key` for this rig's controller.
+    pub fn signed_command(&self, command_id: Id, lock: Id, key: &SigningKey) -> CloudCommand {
+        use base64::Engine;
+        let issued_at_ms = now_ms();
+        let order = CommandOrder {
+            org: ORG,
+            controller: CONTROLLER,
+            command: command_id,
+            lock,
+            issued_at_ms,
+        }
+        .sign(key, &self.state.rng)
+        .unwrap();
+        CloudCommand {
+            command_id,
+            lock,
+            actor: Some(Holder {
+                kind: HolderKind::User,
+                id: Id([0x60; 16]),
+            }),
+            issued_at_ms,
+            order: base64::engine::general_purpose::STANDARD.encode(order),
+        }
     }
 
     /// Signs and pushes a revocation list (also sent to later sessions).

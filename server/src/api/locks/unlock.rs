@@ -13,7 +13,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use keyway_channel::CloudCommand;
+use keyway_protocol::command::CommandOrder;
 use keyway_protocol::credential::{Holder, HolderKind};
 use keyway_protocol::{Id, Reason};
 use serde::Deserialize;
@@ -291,6 +293,20 @@ async fn attempt(
     let Some(controller) = lock.controller_id.clone() else {
         return Ok(Err(Reason::NotConfigured));
     };
+    // The door executes only what the organization signed for it (`CommandOrder`): signed
+    // before an invite use is reserved, so a signing failure costs the visitor nothing.
+    let command_id = Id::parse(command_id).unwrap_or_default();
+    let issued_at_ms = now_ms().max(0) as u64;
+    let key = crate::orgkeys::signing_key(state, &lock.org_id).await?;
+    let order = CommandOrder {
+        org: pid(&lock.org_id),
+        controller: pid(&controller),
+        command: command_id,
+        lock: pid(&lock.id),
+        issued_at_ms,
+    }
+    .sign(&key, &state.rng)
+    .map_err(|e| anyhow::anyhow!("signing the command order: {e}"))?;
     // Reserve one use of a limited invite before relaying; give it back if nothing opened.
     let limited_invite = match &grant {
         Grant::Invite {
@@ -321,10 +337,11 @@ async fn attempt(
         id: pid(u),
     });
     let command = CloudCommand {
-        command_id: Id::parse(command_id).unwrap_or_default(),
+        command_id,
         lock: pid(&lock.id),
         actor: holder,
-        issued_at_ms: now_ms().max(0) as u64,
+        issued_at_ms,
+        order: base64::engine::general_purpose::STANDARD.encode(order),
     };
     let result = state
         .relay
