@@ -147,6 +147,27 @@ fn cache_or_warn<T>(r: std::io::Result<Option<T>>, what: &str) -> Option<T> {
     })
 }
 
+/// The log entry for a cloud command's outcome.
+fn cloud_attempt(
+    inner: &Inner,
+    cmd: &CloudCommand,
+    outcome: Result<(), Reason>,
+    holder: Option<keyway_protocol::credential::Holder>,
+) -> DoorEvent {
+    DoorEvent {
+        seq: 0,
+        at_ms: event_time(inner),
+        kind: DoorEventKind::UnlockAttempt,
+        lock: cmd.lock,
+        method: Some(Method::Cloud),
+        granted: Some(outcome.is_ok()),
+        reason: outcome.err(),
+        credential: None,
+        holder,
+        command_id: Some(cmd.command_id),
+    }
+}
+
 /// Event timestamps: trusted time when the door has it, else its own clock.
 fn event_time(inner: &Inner) -> u64 {
     inner
@@ -666,18 +687,8 @@ impl Core {
             // Logged as an attempt (a forged command is worth an audit line) but not
             // remembered: the genuine command with this id must still run.
             tracing::warn!(command = %cmd.command_id, lock = %cmd.lock, %reason, "cloud command refused");
-            let event = DoorEvent {
-                seq: 0,
-                at_ms: event_time(&inner),
-                kind: DoorEventKind::UnlockAttempt,
-                lock: cmd.lock,
-                method: Some(Method::Cloud),
-                granted: Some(false),
-                reason: Some(reason),
-                credential: None,
-                holder: None,
-                command_id: Some(cmd.command_id),
-            };
+            // The actor is not signed: an unverified command names nobody.
+            let event = cloud_attempt(&inner, cmd, Err(reason), None);
             let event_seq = match self.append(&mut inner, event) {
                 Ok(e) => e.seq,
                 Err(e) => {
@@ -716,18 +727,7 @@ impl Core {
             }
             Some(l) => Ok(l.relay_ms),
         };
-        let event = DoorEvent {
-            seq: 0,
-            at_ms: event_time(&inner),
-            kind: DoorEventKind::UnlockAttempt,
-            lock: cmd.lock,
-            method: Some(Method::Cloud),
-            granted: Some(outcome.is_ok()),
-            reason: outcome.err(),
-            credential: None,
-            holder: cmd.actor,
-            command_id: Some(cmd.command_id),
-        };
+        let event = cloud_attempt(&inner, cmd, outcome.map(|_| ()), cmd.actor);
         let event = match self.append(&mut inner, event) {
             Ok(e) => e,
             Err(e) => {
