@@ -130,6 +130,7 @@ pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
     .bind(now_s())
     .execute(state.pool())
     .await?;
+    state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);
     Ok(())
 }
