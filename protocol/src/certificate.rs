@@ -7,11 +7,11 @@
 //! | not_before u64 | not_after u64 | signature [64]
 //! ```
 
-use crate::codec::{DecodeError, Writer};
+use crate::codec::DecodeError;
 use crate::id::Id;
 use crate::keys::{CryptoError, KeyId, PUBLIC_KEY_LEN, PublicKey, SigningKey};
 use crate::reason::Reason;
-use crate::signed::{self, Header, Kind, OpenError};
+use crate::signed::{self, Kind, OpenError};
 use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
@@ -39,15 +39,7 @@ impl ControllerCertificate {
                 "a certificate covers at most 32 locks",
             ));
         }
-        let mut w = Writer::new();
-        signed::write_header(
-            &mut w,
-            Kind::ControllerCertificate,
-            &Header {
-                org: self.org,
-                key_id: org_key.key_id(),
-            },
-        );
+        let mut w = signed::begin(Kind::ControllerCertificate, self.org, org_key);
         w.bytes(&self.controller.0)
             .bytes(&self.public_key.0)
             .u8(self.locks.len() as u8);

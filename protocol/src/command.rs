@@ -12,11 +12,10 @@
 //! controller id [16] | command id [16] | lock id [16] | issued_at_ms u64 | signature [64]
 //! ```
 
-use crate::codec::Writer;
 use crate::id::Id;
 use crate::keys::{CryptoError, SigningKey};
 use crate::reason::Reason;
-use crate::signed::{self, Header, Kind};
+use crate::signed::{self, Kind};
 use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
@@ -37,15 +36,7 @@ impl CommandOrder {
         org_key: &SigningKey,
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut w = Writer::new();
-        signed::write_header(
-            &mut w,
-            Kind::CommandOrder,
-            &Header {
-                org: self.org,
-                key_id: org_key.key_id(),
-            },
-        );
+        let mut w = signed::begin(Kind::CommandOrder, self.org, org_key);
         w.bytes(&self.controller.0)
             .bytes(&self.command.0)
             .bytes(&self.lock.0)

@@ -12,11 +12,11 @@
 //! | signature [64]
 //! ```
 
-use crate::codec::{DecodeError, Writer};
+use crate::codec::DecodeError;
 use crate::id::Id;
 use crate::keys::{CryptoError, PUBLIC_KEY_LEN, PublicKey, SigningKey};
 use crate::reason::Reason;
-use crate::signed::{self, Header, Kind, OpenError};
+use crate::signed::{self, Kind, OpenError};
 use crate::trust::TrustedKeys;
 use chrono::{Datelike, TimeZone, Timelike};
 use ring::rand::SecureRandom;
@@ -113,15 +113,7 @@ impl Credential {
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, CryptoError> {
         self.validate()?;
-        let mut w = Writer::new();
-        signed::write_header(
-            &mut w,
-            Kind::Credential,
-            &Header {
-                org: self.org,
-                key_id: org_key.key_id(),
-            },
-        );
+        let mut w = signed::begin(Kind::Credential, self.org, org_key);
         w.bytes(&self.id.0)
             .u8(self.holder.kind as u8)
             .bytes(&self.holder.id.0);

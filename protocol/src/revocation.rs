@@ -8,11 +8,11 @@
 //! Serials only grow; a door ignores a list whose serial is not above the one it holds, so an
 //! old list cannot be replayed to un-revoke a credential.
 
-use crate::codec::{DecodeError, Writer};
+use crate::codec::DecodeError;
 use crate::id::Id;
 use crate::keys::{CryptoError, SigningKey};
 use crate::reason::Reason;
-use crate::signed::{self, Header, Kind};
+use crate::signed::{self, Kind};
 use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
@@ -43,15 +43,7 @@ impl RevocationList {
                 "a revocation list holds at most 4096 ids",
             ));
         }
-        let mut w = Writer::new();
-        signed::write_header(
-            &mut w,
-            Kind::RevocationList,
-            &Header {
-                org: self.org,
-                key_id: org_key.key_id(),
-            },
-        );
+        let mut w = signed::begin(Kind::RevocationList, self.org, org_key);
         w.u64(self.serial).u64(self.issued_at).u16(ids.len() as u16);
         for id in &ids {
             w.bytes(&id.0);

@@ -35,11 +35,15 @@ pub struct Header {
     pub key_id: KeyId,
 }
 
-pub(crate) fn write_header(w: &mut Writer, kind: Kind, header: &Header) {
+/// A writer holding the header of a new `kind` object signed by `org`'s `key`; the caller
+/// appends the body and passes it to [`seal`].
+pub(crate) fn begin(kind: Kind, org: Id, key: &SigningKey) -> Writer {
+    let mut w = Writer::new();
     w.u8(kind as u8)
         .u8(OBJECT_VERSION)
-        .bytes(&header.org.0)
-        .bytes(&header.key_id.0);
+        .bytes(&org.0)
+        .bytes(&key.key_id().0);
+    w
 }
 
 /// Appends the organization signature over everything written so far.

@@ -10,11 +10,10 @@
 //! controller id [16] | nonce [16] | unix_ms u64 | signature [64]
 //! ```
 
-use crate::codec::Writer;
 use crate::id::Id;
 use crate::keys::{CryptoError, SigningKey};
 use crate::reason::Reason;
-use crate::signed::{self, Header, Kind};
+use crate::signed::{self, Kind};
 use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
@@ -34,15 +33,7 @@ impl TimeStatement {
         org_key: &SigningKey,
         rng: &dyn SecureRandom,
     ) -> Result<Vec<u8>, CryptoError> {
-        let mut w = Writer::new();
-        signed::write_header(
-            &mut w,
-            Kind::TimeStatement,
-            &Header {
-                org: self.org,
-                key_id: org_key.key_id(),
-            },
-        );
+        let mut w = signed::begin(Kind::TimeStatement, self.org, org_key);
         w.bytes(&self.controller.0)
             .bytes(&self.nonce)
             .u64(self.unix_ms);
