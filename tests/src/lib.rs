@@ -206,8 +206,6 @@ pub struct Server {
     pub url: String,
     pub seed: Seed,
     pub db: Db,
-    /// The CA that signed the server's certificate, for clients of an `https://` server.
-    pub ca_file: Option<PathBuf>,
     /// The certificate files it serves, when it serves TLS.
     pub tls: Option<TestTls>,
     dir: PathBuf,
@@ -327,11 +325,15 @@ impl Server {
             url,
             seed,
             db: db.clone(),
-            ca_file: tls.as_ref().map(|t| t.ca.clone()),
             dir: dir.to_owned(),
             listen,
             tls,
         })
+    }
+
+    /// The CA that signed the server's certificate, for clients of an `https://` server.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|t| t.ca.clone())
     }
 
     /// What the server logged so far.
@@ -392,7 +394,7 @@ impl Controller {
         positions: &[(&str, f64, f64)],
         extra: &[&str],
     ) -> Result<Controller> {
-        let trust: Vec<String> = match &server.ca_file {
+        let trust: Vec<String> = match server.ca_file() {
             Some(ca) => vec!["--ca-file".into(), ca.display().to_string()],
             None => Vec::new(),
         };
@@ -481,7 +483,7 @@ impl Phone {
             home: TempDir::new().unwrap(),
             server: server.url.clone(),
             radio: format!("sim:{}", controller.radio),
-            ca_file: server.ca_file.clone(),
+            ca_file: server.ca_file(),
         }
     }
 
@@ -564,7 +566,7 @@ impl Api {
         // reqwest is built without a TLS crypto provider; ring is the workspace's.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut http = reqwest::Client::builder();
-        if let Some(ca) = &server.ca_file {
+        if let Some(ca) = server.ca_file() {
             let pem = std::fs::read(ca)?;
             http = http.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
         }
