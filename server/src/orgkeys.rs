@@ -104,6 +104,7 @@ pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKe
 /// so credentials signed with it keep working until they expire), a new key becomes active.
 pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
+    previous_key_out_of_use(state, org_id, now).await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
@@ -123,16 +124,42 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
 
 /// Ends the overlap: the previous key stops being trusted.
 pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
+    let now = now_s();
+    previous_key_out_of_use(state, org_id, now).await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
     .bind(org_id)
-    .bind(now_s())
+    .bind(now)
     .execute(state.pool())
     .await?;
     state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);
     Ok(())
+}
+
+/// Refuses to retire the previous key (by `retire_previous` or a second rotation) while
+/// another instance may still sign cloud commands with it: its cached key is at most
+/// [`SIGNING_KEY_TTL`] old, and doors refuse a retired key's orders. Whole seconds, so one
+/// more.
+async fn previous_key_out_of_use(state: &AppState, org_id: &str, now: i64) -> ApiResult<()> {
+    let in_use_for = SIGNING_KEY_TTL.as_secs() as i64 + 1;
+    let replaced_at: Option<(i64,)> = sqlx::query_as(
+        "SELECT a.created_at FROM org_keys a WHERE a.org_id = $1 AND a.status = 'active' \
+         AND EXISTS (SELECT 1 FROM org_keys p WHERE p.org_id = $1 AND p.status = 'previous')",
+    )
+    .bind(org_id)
+    .fetch_optional(state.pool())
+    .await?;
+    match replaced_at {
+        Some((at,)) if now - at < in_use_for => Err(ApiError::conflict(format!(
+            "the previous key was replaced {}s ago and other server instances may still sign \
+             cloud commands with it; retry in {}s",
+            (now - at).max(0),
+            in_use_for - (now - at).max(0)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The current signed revocation list (base64) and its serial.

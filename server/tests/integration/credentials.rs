@@ -93,6 +93,33 @@ async fn issue_verify_revoke_and_rotate() {
         SignedCredential::verify(&bytes2, &new_only).unwrap();
         assert!(SignedCredential::verify(&bytes, &new_only).is_err());
 
+        // Another instance may sign cloud commands with the key it cached for up to a
+        // minute, so the previous key is not retired within that time, by neither route.
+        let retire = format!("/orgs/{}/keys/retire_previous", org.id);
+        let rotate = format!("/orgs/{}/keys/rotate", org.id);
+        for path in [&retire, &rotate] {
+            let (s, v) = srv.post(path, &org.owner, json!({})).await;
+            assert_eq!((s, code(&v)), (409, "conflict"), "{path}: {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("retry in"),
+                "{v}"
+            );
+        }
+        let (_, keys) = srv.get(&format!("/orgs/{}/keys", org.id), &org.owner).await;
+        let still: TrustedKeys = serde_json::from_value(keys["trusted_keys"].clone()).unwrap();
+        assert_eq!(still.keys.len(), 2);
+        // A minute later (the rotation moved back in time) it is retired.
+        sqlx::query("UPDATE org_keys SET created_at = created_at - 61 WHERE org_id = $1")
+            .bind(&org.id)
+            .execute(srv.state.pool())
+            .await
+            .unwrap();
+        let (s, r) = srv.post(&retire, &org.owner, json!({})).await;
+        assert_eq!(s, 200, "{r}");
+        let one: TrustedKeys = serde_json::from_value(r["trusted_keys"].clone()).unwrap();
+        assert_eq!(one.keys.len(), 1);
+        assert!(SignedCredential::verify(&bytes, &one).is_err());
+
         // Revoking the device puts its credential ids in a newer signed list.
         let before = ctl.seen.lock().unwrap().revocations.len();
         let (s, _) = srv.delete(&format!("/devices/{dev_id}"), &org.member).await;
