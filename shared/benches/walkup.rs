@@ -21,6 +21,8 @@
 //! radio with `--advert-ms MS`, `--loss FRACTION`, `--shadowing DB`; motion with `--no-motion`,
 //! `--still-latency-ms MS`, `--false-still-per-s RATE`; the engine with `--evidence`,
 //! `--walking-evidence`, `--still-evidence`, `--still-window-ms`, `--carry-doubt`,
+//! experiments that tell the engine what no phone knows: `--oracle-carry`,
+//! `--calibrated-carry SIGMA` (with `--calibration-width`, `--calibration-doubt`),
 //! `--covered-doubt`, `--gate-m`,
 //! `--fit-ms`, `--window-ms`, `--correlated-db`, `--correlation-ms`, the prior weights of walks
 //! with `--passing`, `--slowing`, `--paused`; `--seen-only` leaves the
@@ -140,6 +142,15 @@ static CARRY_WRONG: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
 /// offset within ±0.5 dB, and the report is never missing or wrong. No phone can know this;
 /// the run measures how much of the shortfall the unknown carry alone accounts for.
 static ORACLE_CARRY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// A per-person carry calibration (`--calibrated-carry SIGMA`): when the phone reports its
+/// carry correctly, the engine is told an estimate of that carry's offset, off the truth by
+/// SIGMA·N(0,1) dB, and fits within ±`--calibration-width` dB of it (default max(0.5, 2·SIGMA)),
+/// mixed by `--calibration-doubt` (default 0.05) with the whole offset range in case the
+/// calibration is stale. An unknown or wrong report has no calibration (it belongs to the
+/// other way of carrying), so the engine works as without. No such calibration is built: the
+/// run says how accurate one would have to be.
+static CALIBRATED_CARRY: std::sync::OnceLock<(f64, f64, f64)> = std::sync::OnceLock::new();
 
 /// Whether the phone reports its wearer's pace (`--no-pace`: it does not; nor without motion
 /// data).
@@ -674,11 +685,33 @@ fn run(
         params.covered_doubt = 0.0;
         params.carry_doubt = 0.0;
     }
-    let mut e = WalkUpEngine::new(params);
-    e.set_enabled("door", true);
     let mut ranger = Ranger::for_trace(rng, radio.offset_db);
     // Drawn whatever the flags, so that the oracle leaves every other draw as it was.
     let reported = report_carry(rng, radio.offset_db);
+    if let Some(&(sigma, width, doubt)) = CALIBRATED_CARRY.get() {
+        let truth = if radio.offset_db < -1.5 {
+            Carry::Covered
+        } else {
+            Carry::Uncovered
+        };
+        // From a side stream, so that every other draw stays as it was without the flag.
+        let mut side = Rng(rng.0 ^ 0x5DEE_CE66_D1CE_4E5B);
+        let centre = radio.offset_db + sigma * side.normal();
+        let known = (centre - width, centre + width);
+        match reported {
+            Carry::Covered if truth == Carry::Covered => {
+                params.covered_offset_db = known;
+                params.covered_doubt = doubt;
+            }
+            Carry::Uncovered if truth == Carry::Uncovered => {
+                params.uncovered_offset_db = known;
+                params.carry_doubt = doubt;
+            }
+            _ => {}
+        }
+    }
+    let mut e = WalkUpEngine::new(params);
+    e.set_enabled("door", true);
     e.set_carry(if oracle {
         if radio.offset_db < -1.5 {
             Carry::Covered
@@ -2372,6 +2405,13 @@ fn main() {
     }
     if args.iter().any(|a| a == "--oracle-carry") {
         ORACLE_CARRY.set(true).expect("set once");
+    }
+    if let Some(sigma) = arg("--calibrated-carry") {
+        let width = arg("--calibration-width").unwrap_or((2.0 * sigma).max(0.5));
+        let doubt = arg("--calibration-doubt").unwrap_or(0.05);
+        CALIBRATED_CARRY
+            .set((sigma, width, doubt))
+            .expect("set once");
     }
     if args.iter().any(|a| a == "--no-carry") {
         CARRY.set(false).expect("set once");
