@@ -21,8 +21,6 @@
 //! radio with `--advert-ms MS`, `--loss FRACTION`, `--shadowing DB`; motion with `--no-motion`,
 //! `--still-latency-ms MS`, `--false-still-per-s RATE`; the engine with `--evidence`,
 //! `--walking-evidence`, `--still-evidence`, `--still-window-ms`, `--carry-doubt`,
-//! experiments that tell the engine what no phone knows: `--oracle-carry`,
-//! `--calibrated-carry SIGMA` (with `--calibration-width`, `--calibration-doubt`),
 //! `--covered-doubt`, `--gate-m`,
 //! `--fit-ms`, `--window-ms`, `--correlated-db`, `--correlation-ms`, the prior weights of walks
 //! with `--passing`, `--slowing`, `--paused`; `--seen-only` leaves the
@@ -30,6 +28,8 @@
 //! `--family TEXT` runs only families whose name contains it; `--bars` records every arrival
 //! test instead and prints the trade-off over a grid of walking and still bars, and which
 //! reports the approaches that miss had, with `KEYWAY_BARS_DUMP` set each miss's tests).
+//! Experiments that tell the engine what no phone knows: `--oracle-carry`, and
+//! `--calibrated-carry SIGMA` with `--calibration-width`, `--calibration-doubt`.
 //! Ranging (round 12): `--ranging SHARE` gives that share of traces a phone and door that
 //! range (UWB or Channel Sounding), with `--range-hz`, `--range-sigma`, `--range-nlos-m`,
 //! `--range-outliers`, `--range-loss` for the ranging model and `--range-unlock-m` for the
