@@ -407,14 +407,14 @@ async fn journey_3_visitor_invite_window_expiry_and_revocation() {
             );
         }
         // Offline, the phone still holds the credential, which has expired with the invite.
-        let (ok, v, _) = blocking(|| late_offline.run(&["unlock", "Front door"]));
+        let (ok, v, err) = blocking(|| late_offline.run(&["unlock", "Front door"]));
         assert!(!ok, "expired credential opened the door offline: {v}");
         // The app does not present an expired credential to the door; with no network it says so.
         assert!(
             v["state"] == "denied"
                 && ["access_expired", "no_network"]
                     .contains(&v["reason"].as_str().unwrap_or_default()),
-            "{v}"
+            "{v} {err}"
         );
         eprintln!("journey 3 passed on {db:?}");
     }
