@@ -151,15 +151,18 @@ async fn previous_key_out_of_use(state: &AppState, org_id: &str, now: i64) -> Ap
     .bind(org_id)
     .fetch_optional(state.pool())
     .await?;
-    match replaced_at {
-        Some((at,)) if now - at < in_use_for => Err(ApiError::conflict(format!(
-            "the previous key was replaced {}s ago and other server instances may still sign \
-             cloud commands with it; retry in {}s",
-            (now - at).max(0),
-            in_use_for - (now - at).max(0)
-        ))),
-        _ => Ok(()),
+    let Some((replaced_at,)) = replaced_at else {
+        return Ok(());
+    };
+    let age = (now - replaced_at).max(0);
+    if age >= in_use_for {
+        return Ok(());
     }
+    Err(ApiError::conflict(format!(
+        "the previous key was replaced {age}s ago and other server instances may still sign \
+         cloud commands with it; retry in {}s",
+        in_use_for - age
+    )))
 }
 
 /// The current signed revocation list (base64) and its serial.
