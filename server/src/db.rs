@@ -36,14 +36,19 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     };
     let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
     if backend == Backend::Sqlite {
-        opts = opts.max_connections(8).after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute("PRAGMA journal_mode=WAL").await?;
-                conn.execute("PRAGMA busy_timeout=10000").await?;
-                conn.execute("PRAGMA synchronous=NORMAL").await?;
-                Ok(())
-            })
-        });
+        // An embedded database cannot drop a connection, so the ping sqlx sends before
+        // every acquire (a round trip to the connection's worker thread) buys nothing.
+        opts = opts
+            .max_connections(8)
+            .test_before_acquire(false)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode=WAL").await?;
+                    conn.execute("PRAGMA busy_timeout=10000").await?;
+                    conn.execute("PRAGMA synchronous=NORMAL").await?;
+                    Ok(())
+                })
+            });
     } else {
         opts = opts.max_connections(16);
     }

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlx::Row;
 
 use crate::access::{LOCK_SELECT, LockInfo, load_lock, lock_from_row};
 use crate::auth::{Caller, Role};
@@ -200,20 +201,35 @@ pub async fn list_locks(
     Ok(Json(list(items, total, page)))
 }
 
-/// Loads a lock the caller's organization owns, or 404.
+/// Loads a lock the caller's organization owns, or 404. A user's role comes in the same
+/// query as the lock: this runs on every cloud unlock.
 pub async fn lock_for(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(LockInfo, Role)> {
     let id = parse_id(id, "lock")?;
-    let lock = load_lock(state, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("lock"))?;
-    let role = caller.role_in(state, &lock.org_id).await.map_err(|e| {
-        if e.code == "not_found" {
-            ApiError::not_found("lock")
-        } else {
-            e
-        }
-    })?;
-    Ok((lock, role))
+    let not_found = || ApiError::not_found("lock");
+    let Some(user) = caller.user_id() else {
+        let lock = load_lock(state, &id).await?.ok_or_else(not_found)?;
+        // An API key's role is its own; another organization's lock reads as missing.
+        let role = caller
+            .role_in(state, &lock.org_id)
+            .await
+            .map_err(|_| not_found())?;
+        return Ok((lock, role));
+    };
+    let row = sqlx::query(sql!(
+        "SELECT x.*, m.role AS member_role FROM ({LOCK_SELECT} WHERE l.id = $1) x \
+         LEFT JOIN memberships m ON m.org_id = x.org_id AND m.user_id = $2"
+    ))
+    .bind(&id)
+    .bind(user)
+    .fetch_optional(state.pool())
+    .await?
+    .ok_or_else(not_found)?;
+    let role: Option<String> = row.try_get("member_role")?;
+    let role = role
+        .as_deref()
+        .and_then(Role::parse)
+        .ok_or_else(not_found)?;
+    Ok((lock_from_row(&row)?, role))
 }
 
 pub async fn get(
