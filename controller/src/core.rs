@@ -656,7 +656,7 @@ impl Core {
     }
 
     /// Checks that `cmd` carries the organization's signed order for this controller, naming
-    /// the same command, lock and time.
+    /// the same command, lock, time and actor.
     fn verify_order(&self, inner: &Inner, cmd: &CloudCommand) -> Result<(), Reason> {
         let dc = inner.door_config.as_ref().ok_or(Reason::NotConfigured)?;
         let bytes = B64
@@ -673,6 +673,7 @@ impl Core {
             || order.command != cmd.command_id
             || order.lock != cmd.lock
             || order.issued_at_ms != cmd.issued_at_ms
+            || order.actor != cmd.actor
         {
             return Err(Reason::BadCommandSignature);
         }
@@ -687,7 +688,7 @@ impl Core {
             // Logged as an attempt (a forged command is worth an audit line) but not
             // remembered: the genuine command with this id must still run.
             tracing::warn!(command = %cmd.command_id, lock = %cmd.lock, %reason, "cloud command refused");
-            // The actor is not signed: an unverified command names nobody.
+            // An unverified command names nobody: its actor is not the organization's word.
             let event = cloud_attempt(&inner, cmd, Err(reason), None);
             let event_seq = match self.append(&mut inner, event) {
                 Ok(e) => e.seq,

@@ -543,6 +543,7 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
     use base64::Engine;
     use keyway_channel::ServerMessage;
     use keyway_protocol::command::CommandOrder;
+    use keyway_protocol::credential::{Holder, HolderKind};
 
     let rig = Rig::new().await;
     rig.ready().await;
@@ -559,16 +560,25 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
         command: id,
         lock: LOCK_A,
         issued_at_ms: elsewhere.issued_at_ms,
+        actor: elsewhere.actor,
     }
     .sign(&state.org_key, &SystemRandom::new())
     .unwrap();
     elsewhere.order = base64::engine::general_purpose::STANDARD.encode(order);
     let mut missing = rig.server.signed_command(id, LOCK_A, &state.org_key);
     missing.order = String::new();
-    for command in [forged, moved, elsewhere, missing] {
+    // Someone else's name on a genuine order: the door's log would blame them.
+    let mut misnamed = rig.server.signed_command(id, LOCK_A, &state.org_key);
+    misnamed.actor = Some(Holder {
+        kind: HolderKind::Guest,
+        id: Id([0x61; 16]),
+    });
+    let mut anonymous = rig.server.signed_command(id, LOCK_A, &state.org_key);
+    anonymous.actor = None;
+    for command in [forged, moved, elsewhere, missing, misnamed, anonymous] {
         rig.server.push(ServerMessage::Command { command });
     }
-    eventually("refusals", 10, || state.results.lock().unwrap().len() == 4).await;
+    eventually("refusals", 10, || state.results.lock().unwrap().len() == 6).await;
     let results = state.results.lock().unwrap().clone();
     assert!(
         results.iter().all(|r| !r.granted && !r.duplicate),
@@ -577,16 +587,19 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
     // A key the organization never had is unknown; the rest fail the signature check.
     let reasons: Vec<_> = results.iter().map(|r| r.reason).collect();
     let bad = Some(Reason::BadCommandSignature);
-    assert_eq!(reasons, [Some(Reason::UnknownOrgKey), bad, bad, bad]);
+    assert_eq!(
+        reasons,
+        [Some(Reason::UnknownOrgKey), bad, bad, bad, bad, bad]
+    );
     let core = rig.controller().core().clone();
     assert_eq!(core.actuations(LOCK_A) + core.actuations(LOCK_C), 0);
 
     rig.server.command(id, LOCK_A);
     eventually("genuine result", 10, || {
-        state.results.lock().unwrap().len() == 5
+        state.results.lock().unwrap().len() == 7
     })
     .await;
-    let genuine = state.results.lock().unwrap()[4].clone();
+    let genuine = state.results.lock().unwrap()[6].clone();
     assert!(genuine.granted && !genuine.duplicate, "{genuine:?}");
     assert_eq!(core.actuations(LOCK_A), 1);
 }

@@ -5,13 +5,17 @@
 //! on the channel (a spoofed name, a plain-text hop behind a TLS proxy) therefore cannot open
 //! a door, and an order for one controller does not work on another. Freshness and
 //! at-most-once stay with the door (`issued_at_ms` against trusted time, the command id
-//! against its memory of executed commands).
+//! against its memory of executed commands). The actor (who asked) is signed too, so the
+//! door's event log names only whom the organization vouched for.
 //!
 //! Layout (after the [`crate::signed`] header):
 //! ```text
-//! controller id [16] | command id [16] | lock id [16] | issued_at_ms u64 | signature [64]
+//! controller id [16] | command id [16] | lock id [16] | issued_at_ms u64
+//!   | actor kind u8 (0 none: an API key or a rule; 1 user, 2 guest) | actor id [16] (zeros
+//!   for none) | signature [64]
 //! ```
 
+use crate::credential::{Holder, HolderKind};
 use crate::id::Id;
 use crate::keys::{CryptoError, SigningKey};
 use crate::reason::Reason;
@@ -19,7 +23,7 @@ use crate::signed::{self, Kind};
 use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
-const ORDER_LEN: usize = 2 + 16 + 8 + 16 + 16 + 16 + 8 + 64;
+const ORDER_LEN: usize = 2 + 16 + 8 + 16 + 16 + 16 + 8 + 1 + 16 + 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommandOrder {
@@ -28,6 +32,8 @@ pub struct CommandOrder {
     pub command: Id,
     pub lock: Id,
     pub issued_at_ms: u64,
+    /// The user or guest the command acts for; `None` for an API key.
+    pub actor: Option<Holder>,
 }
 
 impl CommandOrder {
@@ -41,6 +47,10 @@ impl CommandOrder {
             .bytes(&self.command.0)
             .bytes(&self.lock.0)
             .u64(self.issued_at_ms);
+        match self.actor {
+            Some(a) => w.u8(a.kind as u8).bytes(&a.id.0),
+            None => w.u8(0).bytes(&[0; 16]),
+        };
         signed::seal(w, org_key, rng)
     }
 
@@ -58,6 +68,7 @@ impl CommandOrder {
                     command: Id(r.array("command id")?),
                     lock: Id(r.array("lock id")?),
                     issued_at_ms: r.u64("issued_at_ms")?,
+                    actor: actor(r)?,
                 })
             };
         let order = parse(&mut r).map_err(|e| e.reason())?;
@@ -67,6 +78,26 @@ impl CommandOrder {
         }
         Ok(order)
     }
+}
+
+fn actor(r: &mut crate::codec::Reader<'_>) -> Result<Option<Holder>, crate::codec::DecodeError> {
+    let kind = r.u8("actor kind")?;
+    let id = Id(r.array("actor id")?);
+    if kind == 0 {
+        // One encoding per order: no actor has a zero id.
+        if id != Id([0; 16]) {
+            return Err(crate::codec::DecodeError::BadValue {
+                field: "actor id",
+                value: 0,
+            });
+        }
+        return Ok(None);
+    }
+    let kind = HolderKind::from_u8(kind).ok_or(crate::codec::DecodeError::BadValue {
+        field: "actor kind",
+        value: u64::from(kind),
+    })?;
+    Ok(Some(Holder { kind, id }))
 }
 
 #[cfg(test)]
@@ -96,6 +127,10 @@ mod tests {
             command: Id([3; 16]),
             lock: Id([4; 16]),
             issued_at_ms: 1_700_000_000_000,
+            actor: Some(Holder {
+                kind: HolderKind::Guest,
+                id: Id([5; 16]),
+            }),
         };
         let bytes = order.sign(&key, &rng).unwrap();
         let trusted = trusting(order.org, &key);
@@ -109,11 +144,13 @@ mod tests {
             CommandOrder::verify(&bytes, &trusted, Id([9; 16])),
             Err(Reason::BadCommandSignature)
         );
-        // Any changed byte (lock, command, time) breaks the signature.
+        // Any changed byte (lock, command, time, actor) breaks the signature.
         for at in [
             2 + 16 + 8 + 16,
             2 + 16 + 8 + 32,
             2 + 16 + 8 + 47,
+            2 + 16 + 8 + 56,
+            2 + 16 + 8 + 57,
             ORDER_LEN - 65,
         ] {
             let mut forged = bytes.clone();
@@ -124,6 +161,29 @@ mod tests {
                 "byte {at}"
             );
         }
+        // An order for an API key names nobody.
+        let keyless = CommandOrder {
+            actor: None,
+            ..order
+        };
+        let signed = keyless.sign(&key, &rng).unwrap();
+        assert_eq!(
+            CommandOrder::verify(&signed, &trusted, order.controller),
+            Ok(keyless)
+        );
+        // "No actor" has one encoding: a zero id, even when signed.
+        let mut w = signed::begin(Kind::CommandOrder, order.org, &key);
+        w.bytes(&order.controller.0)
+            .bytes(&order.command.0)
+            .bytes(&order.lock.0)
+            .u64(order.issued_at_ms)
+            .u8(0)
+            .bytes(&[5; 16]);
+        let odd = signed::seal(w, &key, &rng).unwrap();
+        assert_eq!(
+            CommandOrder::verify(&odd, &trusted, order.controller),
+            Err(Reason::MalformedFrame)
+        );
         // A key the door does not hold, and a truncated order.
         let stranger = org_key(&rng);
         let signed_elsewhere = order.sign(&stranger, &rng).unwrap();

@@ -35,6 +35,17 @@ pub enum HolderKind {
     Guest = 2,
 }
 
+impl HolderKind {
+    /// The kind for its wire byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(Self::User),
+            2 => Some(Self::Guest),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub kind: HolderKind,
@@ -241,16 +252,11 @@ fn decode_body(
 ) -> Result<(Credential, crate::keys::KeyId), DecodeError> {
     let mut r = opened.body;
     let id = Id(r.array("credential id")?);
-    let holder_kind = match r.u8("holder kind")? {
-        1 => HolderKind::User,
-        2 => HolderKind::Guest,
-        v => {
-            return Err(DecodeError::BadValue {
-                field: "holder kind",
-                value: v as u64,
-            });
-        }
-    };
+    let kind = r.u8("holder kind")?;
+    let holder_kind = HolderKind::from_u8(kind).ok_or(DecodeError::BadValue {
+        field: "holder kind",
+        value: u64::from(kind),
+    })?;
     let holder = Holder {
         kind: holder_kind,
         id: Id(r.array("holder id")?),

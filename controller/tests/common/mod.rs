@@ -231,22 +231,24 @@ impl TestServer {
     pub fn signed_command(&self, command_id: Id, lock: Id, key: &SigningKey) -> CloudCommand {
         use base64::Engine;
         let issued_at_ms = now_ms();
+        let actor = Some(Holder {
+            kind: HolderKind::User,
+            id: Id([0x60; 16]),
+        });
         let order = CommandOrder {
             org: ORG,
             controller: CONTROLLER,
             command: command_id,
             lock,
             issued_at_ms,
+            actor,
         }
         .sign(key, &self.state.rng)
         .unwrap();
         CloudCommand {
             command_id,
             lock,
-            actor: Some(Holder {
-                kind: HolderKind::User,
-                id: Id([0x60; 16]),
-            }),
+            actor,
             issued_at_ms,
             order: base64::engine::general_purpose::STANDARD.encode(order),
         }

@@ -297,6 +297,14 @@ async fn attempt(
     // before an invite use is reserved, so a signing failure costs the visitor nothing.
     let command_id = Id::parse(command_id).unwrap_or_default();
     let issued_at_ms = now_ms().max(0) as u64;
+    let holder = caller.user_id().map(|u| Holder {
+        kind: if role == Role::Guest {
+            HolderKind::Guest
+        } else {
+            HolderKind::User
+        },
+        id: pid(u),
+    });
     let key = crate::orgkeys::signing_key(state, &lock.org_id).await?;
     let order = CommandOrder {
         org: pid(&lock.org_id),
@@ -304,6 +312,7 @@ async fn attempt(
         command: command_id,
         lock: pid(&lock.id),
         issued_at_ms,
+        actor: holder,
     }
     .sign(&key, &state.rng)
     .map_err(|e| anyhow::anyhow!("signing the command order: {e}"))?;
@@ -328,14 +337,6 @@ async fn attempt(
             return Ok(Err(Reason::UseLimitExceeded));
         }
     }
-    let holder = caller.user_id().map(|u| Holder {
-        kind: if role == Role::Guest {
-            HolderKind::Guest
-        } else {
-            HolderKind::User
-        },
-        id: pid(u),
-    });
     let command = CloudCommand {
         command_id,
         lock: pid(&lock.id),
