@@ -11,7 +11,7 @@
 //! Layout (after the [`crate::signed`] header):
 //! ```text
 //! controller id [16] | command id [16] | lock id [16] | issued_at_ms u64
-//!   | actor kind u8 (0 none: an API key or a rule; 1 user, 2 guest) | actor id [16] (zeros
+//!   | actor kind u8 (0 none: an API key; 1 user, 2 guest) | actor id [16] (zeros
 //!   for none) | signature [64]
 //! ```
 
