@@ -10,6 +10,9 @@ use std::time::Duration;
 
 pub type Pool = sqlx::AnyPool;
 
+/// PostgreSQL connections idle longer than this are pinged before use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -50,7 +53,20 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
                 })
             });
     } else {
-        opts = opts.max_connections(16);
+        // Ping a connection before use only if it sat idle for a second: a busy pool's
+        // connections would have failed their queries in flight to a restarted server anyway,
+        // and a ping before every query is a network round trip each.
+        opts = opts
+            .max_connections(16)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
     }
     let pool = opts
         .connect(url)
