@@ -59,8 +59,8 @@ enum Command {
         shadowing_db: f64,
         /// Advertising interval, ms (20 or more; simulated radio default 30, so phones find
         /// the door sooner and walk-up hears it ~20-30 times a second). On BlueZ it is set as
-        /// the advertisement's MinInterval/MaxInterval only when given: with it, BLE discovery
-        /// in the virtual-controller test (scripts/ble-vm-test) became unreliable.
+        /// the advertisement's MinInterval/MaxInterval only when given, and BlueZ 5.66 honours
+        /// those only when bluetoothd runs with --experimental (else its default, 1.28 s).
         #[arg(long, value_parser = clap::value_parser!(u64).range(20..))]
         advertising_interval_ms: Option<u64>,
         /// Connection interval of the simulated radio, ms (0: no link timing model).

@@ -4,7 +4,12 @@
 //!
 //! One GATT application serves every lock of the controller; a phone names the lock in
 //! HELLO, so links from BlueZ carry no lock hint. Each lock has its own advertisement,
-//! re-registered when its payload changes (the proximity code rotates every 30 s). BlueZ gives
+//! re-registered when its payload changes (the proximity code rotates every 30 s) and shortly
+//! after each phone link ends. The second is for Linux (seen on 6.1): after a disconnect it
+//! restarts advertising with the instance the connection had stopped, and if that instance
+//! was replaced meanwhile (a rotation during the link) it advertises the stale data as
+//! non-connectable from a random address, so phones hear a door they cannot connect to until
+//! the next rotation. BlueZ gives
 //! a peripheral no RSSI for an incoming connection, so [`PeripheralLink::rssi`] is `None` and
 //! walk-up requests are refused with `too_far` on this transport (tap-to-unlock works).
 //!
@@ -39,7 +44,13 @@ pub struct BluezTransport {
     gatt: tokio::sync::Mutex<Option<Gatt>>,
     /// `None`: BlueZ's default.
     advertising_interval: Option<Duration>,
+    /// Counts phone links that ended; each served lock re-advertises after a change.
+    links_ended: watch::Sender<u64>,
 }
+
+/// How long after a link ends the adverts are registered again: the kernel restarts
+/// advertising when the disconnect completes, which the new registration must follow.
+const READVERTISE_AFTER_LINK: Duration = Duration::from_millis(300);
 
 /// Phone links, in arrival order, for whichever served lock takes the next one.
 type LinkStream = Arc<tokio::sync::Mutex<mpsc::Receiver<Box<dyn PeripheralLink>>>>;
@@ -98,6 +109,7 @@ impl BluezTransport {
             _session: session,
             gatt: tokio::sync::Mutex::new(None),
             advertising_interval,
+            links_ended: watch::channel(0).0,
         })
     }
 
@@ -152,7 +164,7 @@ impl BluezTransport {
             .await
             .map_err(|e| TransportError::Failed(format!("registering the GATT service: {e}")))?;
         let (tx, rx) = mpsc::channel::<Box<dyn PeripheralLink>>(16);
-        let task = tokio::spawn(route_links(writes, response, tx));
+        let task = tokio::spawn(route_links(writes, response, tx, self.links_ended.clone()));
         let links: LinkStream = Arc::new(tokio::sync::Mutex::new(rx));
         *gatt = Some(Gatt {
             _app: handle,
@@ -169,6 +181,7 @@ async fn route_links(
     mut writes: mpsc::UnboundedReceiver<(bluer::Address, Vec<u8>)>,
     mut response: CharacteristicControl,
     tx: mpsc::Sender<Box<dyn PeripheralLink>>,
+    links_ended: watch::Sender<u64>,
 ) {
     let mut notifiers: HashMap<bluer::Address, CharacteristicWriter> = HashMap::new();
     let mut links: HashMap<bluer::Address, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
@@ -201,6 +214,7 @@ async fn route_links(
                     order: FragmentOrder::default(),
                     writer: notifiers.remove(&addr),
                     addr,
+                    ended: links_ended.clone(),
                 };
                 if tx.send(Box::new(link)).await.is_err() {
                     break;
@@ -252,6 +266,13 @@ struct BluezLink {
     order: FragmentOrder,
     writer: Option<CharacteristicWriter>,
     addr: bluer::Address,
+    ended: watch::Sender<u64>,
+}
+
+impl Drop for BluezLink {
+    fn drop(&mut self) {
+        self.ended.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 impl PeripheralLink for BluezLink {
@@ -403,9 +424,20 @@ impl Transport for BluezTransport {
                 .await
                 .map_err(|e| TransportError::Failed(format!("starting advertising: {e}")))?;
             let name = radio.name.clone();
+            let mut links_ended = self.links_ended.subscribe();
             let task = tokio::spawn(async move {
                 let mut handle = Some(first);
-                while payload_rx.changed().await.is_ok() {
+                loop {
+                    tokio::select! {
+                        changed = payload_rx.changed() => if changed.is_err() { break },
+                        changed = links_ended.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(READVERTISE_AFTER_LINK).await;
+                            links_ended.borrow_and_update();
+                        }
+                    }
                     let payload = payload_rx.borrow_and_update().clone();
                     drop(handle.take());
                     handle = Some(readvertise(&adapter, &name, &payload, interval).await);
