@@ -4,14 +4,14 @@
 //!
 //! One GATT application serves every lock of the controller; a phone names the lock in
 //! HELLO, so links from BlueZ carry no lock hint. Each lock has its own advertisement,
-//! re-registered when its payload changes (the proximity code rotates every 30 s) and shortly
-//! after each phone link ends. The second is for Linux (seen on 6.1): after a disconnect it
-//! restarts advertising with the instance the connection had stopped, and if that instance
-//! was replaced meanwhile (a rotation during the link) it advertises the stale data as
-//! non-connectable from a random address, so phones hear a door they cannot connect to until
-//! the next rotation. BlueZ gives
-//! a peripheral no RSSI for an incoming connection, so [`PeripheralLink::rssi`] is `None` and
-//! walk-up requests are refused with `too_far` on this transport (tap-to-unlock works).
+//! registered again when its payload changes (the proximity code rotates every 30 s) and
+//! 300 ms after each phone that had a link disconnects. The second is for Linux (seen on
+//! 6.1): after a disconnect it restarts advertising with the instance the connection had
+//! stopped, and if that instance was replaced meanwhile (a rotation during the link) it
+//! advertises the stale data as non-connectable from a random address, so phones hear a door
+//! they cannot connect to until the next rotation. BlueZ gives a peripheral no RSSI for an
+//! incoming connection, so [`PeripheralLink::rssi`] is `None` and walk-up requests are
+//! refused with `too_far` on this transport (tap-to-unlock works).
 //!
 //! `scripts/ble-vm-test` runs this end to end against a real BlueZ in a VM: the controller
 //! with `--radio bluez:hci0`, the `keyway` CLI (btleplug) as the phone on `ble:hci1`, over two
@@ -44,13 +44,17 @@ pub struct BluezTransport {
     gatt: tokio::sync::Mutex<Option<Gatt>>,
     /// `None`: BlueZ's default.
     advertising_interval: Option<Duration>,
-    /// Counts phone links that ended; each served lock re-advertises after a change.
+    /// Counts phone links that ended (their phone gone); each served lock re-advertises
+    /// after a change.
     links_ended: watch::Sender<u64>,
 }
 
 /// How long after a link ends the adverts are registered again: the kernel restarts
 /// advertising when the disconnect completes, which the new registration must follow.
 const READVERTISE_AFTER_LINK: Duration = Duration::from_millis(300);
+
+/// How long an ended link waits for its phone to disconnect before it counts as ended.
+const DISCONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// Phone links, in arrival order, for whichever served lock takes the next one.
 type LinkStream = Arc<tokio::sync::Mutex<mpsc::Receiver<Box<dyn PeripheralLink>>>>;
@@ -164,7 +168,11 @@ impl BluezTransport {
             .await
             .map_err(|e| TransportError::Failed(format!("registering the GATT service: {e}")))?;
         let (tx, rx) = mpsc::channel::<Box<dyn PeripheralLink>>(16);
-        let task = tokio::spawn(route_links(writes, response, tx, self.links_ended.clone()));
+        let ended = LinkEnded {
+            adapter: self.adapter.clone(),
+            count: self.links_ended.clone(),
+        };
+        let task = tokio::spawn(route_links(writes, response, tx, ended));
         let links: LinkStream = Arc::new(tokio::sync::Mutex::new(rx));
         *gatt = Some(Gatt {
             _app: handle,
@@ -181,7 +189,7 @@ async fn route_links(
     mut writes: mpsc::UnboundedReceiver<(bluer::Address, Vec<u8>)>,
     mut response: CharacteristicControl,
     tx: mpsc::Sender<Box<dyn PeripheralLink>>,
-    links_ended: watch::Sender<u64>,
+    ended: LinkEnded,
 ) {
     let mut notifiers: HashMap<bluer::Address, CharacteristicWriter> = HashMap::new();
     let mut links: HashMap<bluer::Address, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
@@ -214,7 +222,7 @@ async fn route_links(
                     order: FragmentOrder::default(),
                     writer: notifiers.remove(&addr),
                     addr,
-                    ended: links_ended.clone(),
+                    ended: ended.clone(),
                 };
                 if tx.send(Box::new(link)).await.is_err() {
                     break;
@@ -266,12 +274,39 @@ struct BluezLink {
     order: FragmentOrder,
     writer: Option<CharacteristicWriter>,
     addr: bluer::Address,
-    ended: watch::Sender<u64>,
+    ended: LinkEnded,
+}
+
+/// Counts a link as ended once its phone has disconnected: adverts registered again while
+/// the phone is still connected (the door refused it and hung up first) would be replaced
+/// once more at its disconnect.
+#[derive(Clone)]
+struct LinkEnded {
+    adapter: bluer::Adapter,
+    count: watch::Sender<u64>,
 }
 
 impl Drop for BluezLink {
     fn drop(&mut self) {
-        self.ended.send_modify(|n| *n = n.wrapping_add(1));
+        let (ended, addr) = (self.ended.clone(), self.addr);
+        let counted = async move {
+            let deadline = tokio::time::Instant::now() + DISCONNECT_WAIT;
+            while tokio::time::Instant::now() < deadline {
+                let connected = match ended.adapter.device(addr) {
+                    Ok(device) => device.is_connected().await.unwrap_or(false),
+                    Err(_) => false,
+                };
+                if !connected {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            ended.count.send_modify(|n| *n = n.wrapping_add(1));
+        };
+        // Dropped outside a runtime only at shutdown, when nothing advertises any more.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(counted);
+        }
     }
 }
 
