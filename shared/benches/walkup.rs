@@ -2170,6 +2170,12 @@ fn tune(base: WalkUpParams, n: usize) {
     }
 }
 
+/// The mobile builds `scripts/size-mobile-core` makes: (target triple, library file).
+const MOBILE_LIBRARIES: [(&str, &str); 2] = [
+    ("aarch64-linux-android", "libkeyway_shared.so"),
+    ("aarch64-apple-ios", "libkeyway_shared.dylib"),
+];
+
 /// Stripped size of each release build of the core found: `KEYWAY_CORE_LIB` (paths separated
 /// by `:`), else this bench's own target directory, for the host and for the mobile targets
 /// `scripts/size-mobile-core` builds.
@@ -2183,8 +2189,8 @@ fn library_size() {
                 return;
             };
             let mut found = vec![target.join("release/libkeyway_shared.so")];
-            for triple in ["aarch64-linux-android", "x86_64-linux-android"] {
-                found.push(target.join(format!("{triple}/release/libkeyway_shared.so")));
+            for (triple, file) in MOBILE_LIBRARIES {
+                found.push(target.join(format!("{triple}/release/{file}")));
             }
             found.into_iter().filter(|p| p.exists()).collect()
         }
@@ -2197,7 +2203,7 @@ fn library_size() {
     }
     for path in paths {
         let raw = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let tmp = std::env::temp_dir().join("keyway-core-stripped.so");
+        let tmp = std::env::temp_dir().join("keyway-core-stripped");
         // llvm-strip reads every architecture; binutils' strip only the host's.
         let stripped = ["llvm-strip", "llvm-strip-14", "strip"]
             .iter()
@@ -2213,8 +2219,9 @@ fn library_size() {
                     .and_then(|_| std::fs::metadata(&tmp).ok())
                     .map(|m| m.len())
             });
-        let arch = ["aarch64-linux-android", "x86_64-linux-android"]
+        let arch = MOBILE_LIBRARIES
             .into_iter()
+            .map(|(triple, _)| triple)
             .find(|t| path.to_string_lossy().contains(t))
             .unwrap_or(std::env::consts::ARCH);
         match stripped {
