@@ -60,7 +60,8 @@ enum Command {
         /// Advertising interval, ms (20 or more; simulated radio default 30, so phones find
         /// the door sooner and walk-up hears it ~20-30 times a second). On BlueZ it is set as
         /// the advertisement's MinInterval/MaxInterval only when given, and BlueZ 5.66 honours
-        /// those only when bluetoothd runs with --experimental (else its default, 1.28 s).
+        /// those only when bluetoothd runs with --experimental (else its default, 1.28 s);
+        /// BlueZ 5.82 honours them without.
         #[arg(long, value_parser = clap::value_parser!(u64).range(20..))]
         advertising_interval_ms: Option<u64>,
         /// Connection interval of the simulated radio, ms (0: no link timing model).
