@@ -6,7 +6,7 @@
 //! HELLO, so links from BlueZ carry no lock hint. Each lock has its own advertisement,
 //! registered again when its payload changes (the proximity code rotates every 30 s) and
 //! 300 ms after each phone that had a link disconnects. The second is for Linux (seen on
-//! 6.1): after a disconnect it restarts advertising with the instance the connection had
+//! 6.1 and 6.12): after a disconnect it restarts advertising with the instance the connection had
 //! stopped, and if that instance was replaced meanwhile (a rotation during the link) it
 //! advertises the stale data as non-connectable from a random address, so phones hear a door
 //! they cannot connect to until the next rotation. BlueZ gives a peripheral no RSSI for an
