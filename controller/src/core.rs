@@ -288,8 +288,19 @@ impl Core {
                 continue;
             }
             match (e.method, e.command_id, e.credential, e.granted) {
+                // A refused order is not this id's answer (`execute_command`), so it is not
+                // remembered here either. `NotConfigured` may also be an unknown lock, which
+                // was remembered live; forgetting that refusal opens nothing.
                 (Some(Method::Cloud), Some(cmd), _, Some(granted))
-                    if inner.state.command(cmd).is_none() =>
+                    if inner.state.command(cmd).is_none()
+                        && !matches!(
+                            e.reason,
+                            Some(
+                                Reason::BadCommandSignature
+                                    | Reason::UnknownOrgKey
+                                    | Reason::NotConfigured
+                            )
+                        ) =>
                 {
                     inner.state.remember_command(CommandResult {
                         command_id: cmd,

@@ -545,7 +545,7 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
     use keyway_protocol::command::CommandOrder;
     use keyway_protocol::credential::{Holder, HolderKind};
 
-    let rig = Rig::new().await;
+    let mut rig = Rig::new().await;
     rig.ready().await;
     let state = rig.server.state.clone();
     let id = random_id();
@@ -594,6 +594,11 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
     let core = rig.controller().core().clone();
     assert_eq!(core.actuations(LOCK_A) + core.actuations(LOCK_C), 0);
 
+    // A restart rebuilds the executed commands from the event log, where the refusals are
+    // too: they must still not count as this id's answer.
+    rig.stop_controller().await;
+    rig.start_controller().await;
+    rig.ready().await;
     rig.server.command(id, LOCK_A);
     eventually("genuine result", 10, || {
         state.results.lock().unwrap().len() == 7
@@ -601,7 +606,7 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
     .await;
     let genuine = state.results.lock().unwrap()[6].clone();
     assert!(genuine.granted && !genuine.duplicate, "{genuine:?}");
-    assert_eq!(core.actuations(LOCK_A), 1);
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 1);
 }
 
 #[tokio::test]
