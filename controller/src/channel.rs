@@ -51,6 +51,9 @@ impl ChannelOptions {
                 "server URL {server:?} must start with http:// or https://"
             ));
         };
+        crate::http::split_url(&ws)
+            .and_then(|t| t.require_tls_off_host(server))
+            .map_err(|e| e.to_string())?;
         let tls = if ws.starts_with("wss://") {
             Some(crate::tls::client_config(ca_file).map_err(|e| e.to_string())?)
         } else {

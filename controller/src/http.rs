@@ -27,6 +27,10 @@ pub enum HttpError {
     TooLarge,
     #[error("timed out")]
     Timeout,
+    #[error(
+        "plain-text URL {0:?} to another host: the server's config tells a controller which keys to trust, so only https:// (or a server on this host, http://127.0.0.1) is allowed"
+    )]
+    PlainTextOffHost(String),
 }
 
 #[derive(Debug)]
@@ -83,6 +87,24 @@ pub fn split_url(url: &str) -> Result<Target, HttpError> {
     })
 }
 
+impl Target {
+    /// Refuses plain text to any host but this one. The channel's `config` carries the org
+    /// keys the door trusts and is not signed (`docs/protocol.md` §2), so whoever can read and
+    /// rewrite the connection could make the door trust a key of its own.
+    pub fn require_tls_off_host(&self, url: &str) -> Result<(), HttpError> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if self.tls || loopback {
+            Ok(())
+        } else {
+            Err(HttpError::PlainTextOffHost(url.to_string()))
+        }
+    }
+}
+
 /// POSTs a JSON body and returns status and body; `ca_file` adds trusted roots for https.
 pub async fn post_json(
     url: &str,
@@ -96,6 +118,7 @@ pub async fn post_json(
 
 async fn post_inner(url: &str, body: &[u8], ca_file: Option<&Path>) -> Result<Response, HttpError> {
     let target = split_url(url)?;
+    target.require_tls_off_host(url)?;
     let tcp = TcpStream::connect(&target.authority)
         .await
         .map_err(|e| HttpError::Connect(target.authority.clone(), e))?;
@@ -246,5 +269,30 @@ mod tests {
         .unwrap();
         assert_eq!(r.body, b"abcde");
         assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn plain_text_only_to_this_host() {
+        for ok in [
+            "http://127.0.0.1:8080/x",
+            "http://127.3.0.1/x",
+            "ws://localhost:80/x",
+            "http://[::1]:8080/x",
+            "https://keyway.example/x",
+            "wss://10.0.0.5/x",
+        ] {
+            let t = split_url(ok).unwrap();
+            assert!(t.require_tls_off_host(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://keyway.example/x",
+            "ws://10.0.0.5:8080/x",
+            "http://[fe80::1]/x",
+            "http://127.0.0.1.example/x",
+        ] {
+            let t = split_url(refused).unwrap();
+            let err = t.require_tls_off_host(refused).unwrap_err().to_string();
+            assert!(err.contains("https://"), "{refused}: {err}");
+        }
     }
 }
