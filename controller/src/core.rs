@@ -120,12 +120,26 @@ impl std::fmt::Debug for Core {
     }
 }
 
-/// Wall clock, unix milliseconds (the emulator's stand-in for a door RTC).
+/// How far the host's clock may be behind the last status written before the cached trusted
+/// time is dropped at start (status is written every second; this allows for that).
+const CLOCK_STEP_TOLERANCE_MS: u64 = 2_000;
+
+/// The emulator's stand-in for a door RTC, unix milliseconds: the host's wall clock when the
+/// process started, advanced by the monotonic clock. A door's RTC is not set from the
+/// network, and trusted time is its anchor plus this clock's progress, so stepping the
+/// host's clock (a spoofed NTP answer, `date -s`) must not move the door's time while it
+/// runs. Across restarts the wall clock is read again; `Core::open` distrusts it when it is
+/// behind the last status this data directory recorded.
 pub fn rtc_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    static START: std::sync::OnceLock<(Instant, u64)> = std::sync::OnceLock::new();
+    let (at, wall_ms) = START.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (Instant::now(), wall)
+    });
+    wall_ms + at.elapsed().as_millis() as u64
 }
 
 fn policy(l: &LockConfig) -> LockPolicy {
@@ -235,6 +249,19 @@ impl Core {
                 core.rebuild(&mut inner);
             }
             inner.clock = cache_or_warn(core.store.load_clock(), "trusted time");
+            // The host's clock went back since the last run wrote its status: elapsed time
+            // measured against the old anchor would be short by the step (expired
+            // credentials valid again), so wait for a fresh time statement instead.
+            let last_seen = cache_or_warn(core.store.load_status(), "last status")
+                .map(|s| s.updated_at_ms)
+                .unwrap_or(0);
+            if inner.clock.is_some() && last_seen > rtc_ms() + CLOCK_STEP_TOLERANCE_MS {
+                tracing::warn!(
+                    behind_ms = last_seen - rtc_ms(),
+                    "the host clock is behind the last status written; trusted time dropped until the server sends a new statement"
+                );
+                inner.clock = None;
+            }
             if let Some(rev) = cache_or_warn(core.store.load_revocations(), "revocation list") {
                 // Re-verify: the cache is local, but a list must always chain to an org key.
                 match core.verify_revocations(&inner, &rev.list) {

@@ -98,6 +98,12 @@ impl Store {
         fsutil::write_json(&self.path("revocations.json"), r, 0o600)
     }
 
+    /// The last `status.json` the running controller wrote (its `updated_at_ms` is the
+    /// latest host time this data directory has seen).
+    pub fn load_status(&self) -> std::io::Result<Option<crate::status::Status>> {
+        fsutil::read_json(&self.path(crate::status::STATUS_FILE))
+    }
+
     pub fn load_clock(&self) -> std::io::Result<Option<TrustedClock>> {
         fsutil::read_json(&self.path("clock.json"))
     }

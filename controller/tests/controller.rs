@@ -956,3 +956,58 @@ async fn random_fragment_storms_do_not_take_the_door_down() {
     assert!(r.granted, "{r:?}");
     assert_eq!(rig.controller().core().actuations(LOCK_A), 1);
 }
+
+#[tokio::test]
+async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    // From here on the server gives no new time statement: only the cache could vouch.
+    rig.server
+        .state
+        .answer_time
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let status_path = rig.data_dir().join("status.json");
+    let status_exists = || status_path.exists();
+    eventually("status written", 10, status_exists).await;
+
+    // A restart with the host's clock where it was: the cached anchor still holds.
+    rig.stop_controller().await;
+    rig.start_controller().await;
+    let core = rig.controller().core().clone();
+    eventually("configuration", 10, || {
+        core.status().config_version.is_some()
+    })
+    .await;
+    assert!(
+        core.status().trusted_time,
+        "a plain restart keeps trusted time"
+    );
+
+    // The last status says the host's clock read an hour later than it does now: it was
+    // stepped back while the door was down.
+    rig.stop_controller().await;
+    let mut status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&status_path).unwrap()).unwrap();
+    status["updated_at_ms"] = (now_ms() + 3_600_000).into();
+    std::fs::write(&status_path, serde_json::to_vec(&status).unwrap()).unwrap();
+    rig.start_controller().await;
+    let core = rig.controller().core().clone();
+    eventually("configuration", 10, || {
+        core.status().config_version.is_some()
+    })
+    .await;
+    assert!(!core.status().trusted_time);
+    let phone = rig.phone(0.5, 0.0).await;
+    let (_, cred) = rig.credential(|_| {});
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::ClockUntrusted), "{r:?}");
+
+    // A fresh statement from the server restores it.
+    rig.server
+        .state
+        .answer_time
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    rig.stop_controller().await;
+    rig.start_controller().await;
+    rig.ready().await;
+}
