@@ -22,6 +22,8 @@ const ACK_FILE: &str = "events.ack";
 pub enum EventLogError {
     #[error("event log I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("event log has an uncut failed append; refusing to append until it is rewritten")]
+    Poisoned,
 }
 
 /// What [`EventLog::open`] had to repair.
@@ -46,6 +48,8 @@ pub struct EventLog {
     pending: VecDeque<DoorEvent>,
     acked: u64,
     last_seq: u64,
+    /// A failed append could not be cut off (see [`EventLog::append`]).
+    poisoned: bool,
 }
 
 fn check(json: &[u8]) -> String {
@@ -131,6 +135,7 @@ impl EventLog {
             pending,
             acked,
             last_seq,
+            poisoned: false,
         };
         if needs_rewrite {
             log.rewrite()?;
@@ -139,10 +144,29 @@ impl EventLog {
     }
 
     /// Appends `event` with the next sequence number and fsyncs it; returns the sequence.
+    /// A failed append (a full disk, an I/O error) is cut off again, so the next record
+    /// starts on a line of its own and takes the same sequence number, as if this one had
+    /// never been tried: otherwise it would be glued to the fragment and skipped as corrupt
+    /// on the next start, although it may have been acted on.
     pub fn append(&mut self, mut event: DoorEvent) -> Result<DoorEvent, EventLogError> {
+        if self.poisoned {
+            return Err(EventLogError::Poisoned);
+        }
         event.seq = self.last_seq + 1;
-        self.file.write_all(&encode_record(&event))?;
-        self.file.sync_data()?;
+        let end = self.file.metadata()?.len();
+        let written = self
+            .file
+            .write_all(&encode_record(&event))
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            if let Err(cut) = self.file.set_len(end).and_then(|()| self.file.sync_data()) {
+                // The fragment stays; open() cuts a torn tail, but a later record glued to
+                // it would be lost, so refuse to append until the log is reopened.
+                tracing::error!(error = %cut, "cannot cut a failed append off the event log");
+                self.poisoned = true;
+            }
+            return Err(e.into());
+        }
         self.last_seq = event.seq;
         self.pending.push_back(event.clone());
         Ok(event)
@@ -203,6 +227,8 @@ impl EventLog {
         let path = self.dir.join(LOG_FILE);
         fsutil::atomic_write(&path, &bytes, 0o600)?;
         self.file = open_append(&path)?;
+        // The rewritten file holds whole records only.
+        self.poisoned = false;
         Ok(())
     }
 }
