@@ -79,7 +79,25 @@ pub struct Schedule {
 impl Schedule {
     /// Whether `unix_secs` falls inside any window, evaluated in the schedule's time zone.
     pub fn allows(&self, unix_secs: u64) -> Result<bool, Reason> {
+        self.allows_throughout(unix_secs, unix_secs)
+    }
+
+    /// Whether every second of `earliest..=latest` falls inside a window. Windows start and
+    /// end on whole local minutes, and every zone's offset is a whole number of minutes, so
+    /// checking `earliest` and each minute that begins after it is checking them all.
+    pub fn allows_throughout(&self, earliest: u64, latest: u64) -> Result<bool, Reason> {
         let tz: chrono_tz::Tz = self.time_zone.parse().map_err(|_| Reason::MalformedFrame)?;
+        let mut t = earliest;
+        while t <= latest {
+            if !self.allows_in(tz, t)? {
+                return Ok(false);
+            }
+            t = (t / 60 + 1) * 60;
+        }
+        Ok(true)
+    }
+
+    fn allows_in(&self, tz: chrono_tz::Tz, unix_secs: u64) -> Result<bool, Reason> {
         let secs = i64::try_from(unix_secs).map_err(|_| Reason::MalformedFrame)?;
         let local = tz
             .timestamp_opt(secs, 0)
@@ -213,7 +231,7 @@ impl Credential {
             return Err(Reason::NotYetValid);
         }
         if let Some(schedule) = &self.schedule
-            && !(schedule.allows(earliest)? && schedule.allows(latest)?)
+            && !schedule.allows_throughout(earliest, latest)?
         {
             return Err(Reason::OutsideSchedule);
         }
@@ -374,6 +392,37 @@ mod tests {
         assert!(!sched(600, 660).allows(1_804_154_400).unwrap());
         assert!(sched(720, 721).allows(1_814_436_000).unwrap());
         assert!(!sched(660, 720).allows(1_814_436_000).unwrap());
+    }
+
+    #[test]
+    fn a_span_of_time_needs_every_minute_allowed() {
+        // 10:59:10 to 11:01:10 UTC on a Thursday (2027-03-04).
+        let (earliest, latest) = (1_804_157_950, 1_804_158_070);
+        let windows = |spans: &[(u16, u16)]| Schedule {
+            time_zone: "UTC".into(),
+            windows: spans
+                .iter()
+                .map(|&(start_minute, end_minute)| Window {
+                    weekdays: 0x7f,
+                    start_minute,
+                    end_minute,
+                })
+                .collect(),
+        };
+        // Both ends are allowed, but 11:00 is in neither window.
+        let gap = windows(&[(600, 660), (661, 720)]);
+        assert!(gap.allows(earliest).unwrap() && gap.allows(latest).unwrap());
+        assert!(!gap.allows_throughout(earliest, latest).unwrap());
+        assert!(
+            windows(&[(600, 660), (660, 720)])
+                .allows_throughout(earliest, latest)
+                .unwrap()
+        );
+        assert!(
+            !windows(&[(600, 661)])
+                .allows_throughout(earliest, latest)
+                .unwrap()
+        );
     }
 }
 
