@@ -10,20 +10,27 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::util::{new_id, now_s, pid};
 
-/// Creates an organization with a fresh signing key; returns its id.
+/// Creates an organization with a fresh signing key (one transaction: never an organization
+/// without a key); returns its id.
 pub async fn create_org(state: &AppState, name: &str) -> ApiResult<String> {
     let id = new_id(&state.rng);
+    let mut tx = state.pool().begin().await?;
     sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&id)
         .bind(name)
         .bind(now_s())
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
-    add_key(state, &id).await?;
+    add_key(state, &mut *tx, &id).await?;
+    tx.commit().await?;
     Ok(id)
 }
 
-async fn add_key(state: &AppState, org_id: &str) -> ApiResult<String> {
+async fn add_key<'e>(
+    state: &AppState,
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    org_id: &str,
+) -> ApiResult<String> {
     let (key, pkcs8) = SigningKey::generate(&state.rng)?;
     let id = new_id(&state.rng);
     sqlx::query(
@@ -40,7 +47,7 @@ async fn add_key(state: &AppState, org_id: &str) -> ApiResult<String> {
         &pkcs8,
     )?)
     .bind(now_s())
-    .execute(state.pool())
+    .execute(db)
     .await?;
     Ok(id)
 }
@@ -102,21 +109,25 @@ pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKe
 
 /// Rotation: the previous key is retired, the active key becomes previous (still trusted,
 /// so credentials signed with it keep working until they expire), a new key becomes active.
+/// One transaction: a server killed half-way must not leave the organization without an
+/// active key (nothing could be signed) or with its trusted key retired.
 pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
     previous_key_out_of_use(state, org_id, now).await?;
+    let mut tx = state.pool().begin().await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
     .bind(org_id)
     .bind(now)
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE org_keys SET status = 'previous' WHERE org_id = $1 AND status = 'active'")
         .bind(org_id)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
-    add_key(state, org_id).await?;
+    add_key(state, &mut *tx, org_id).await?;
+    tx.commit().await?;
     state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);
     Ok(())
