@@ -273,6 +273,47 @@ pub struct LockGrant {
     pub windows: Option<Vec<Window>>,
 }
 
+/// An (end, hours) pair: `None` end = no end, `None` hours = any time.
+type Terms = (Option<i64>, Option<Vec<Window>>);
+
+/// One pair of terms for a lock several assignments grant, never allowing more than one of
+/// them does (an offline credential cannot be taken back). Merged only where the merge is
+/// exact: same hours (the latest end), or same end (the hours together). Otherwise one
+/// assignment's own terms: any time of day before other hours, then the latest end. What
+/// the credential leaves out, cloud unlock still grants.
+fn combine_terms(terms: Vec<Terms>) -> Option<Terms> {
+    let later = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (None, _) | (_, None) => None,
+        (Some(a), Some(b)) => Some(a.max(b)),
+    };
+    let first = terms.first()?.clone();
+    if terms.iter().all(|(_, w)| *w == first.1) {
+        let until = terms.iter().skip(1).fold(first.0, |u, (v, _)| later(u, *v));
+        return Some((until, first.1));
+    }
+    if terms.iter().all(|(u, _)| *u == first.0) {
+        let mut windows = Some(Vec::new());
+        for (_, w) in &terms {
+            windows = match (windows, w) {
+                (None, _) | (_, None) => None,
+                (Some(mut a), Some(b)) => {
+                    for w in b {
+                        if !a.contains(w) {
+                            a.push(*w);
+                        }
+                    }
+                    Some(a)
+                }
+            };
+        }
+        return Some((first.0, windows));
+    }
+    // Ends compare with "no end" as the latest.
+    terms
+        .into_iter()
+        .max_by_key(|(u, w)| (w.is_none(), u.is_none(), u.unwrap_or(0)))
+}
+
 /// Every lock of `org` the user may open at `now` (schedules not applied; they travel in
 /// the credential).
 pub async fn openable_locks(
@@ -342,7 +383,7 @@ pub async fn openable_locks(
     .fetch_all(state.pool())
     .await?;
     for (lock_id, place_id, time_zone) in all {
-        let mut grant: Option<LockGrant> = None;
+        let mut terms = Vec::new();
         for r in &rows {
             if r.try_get::<String, _>("lock_id")? != lock_id {
                 continue;
@@ -351,33 +392,60 @@ pub async fn openable_locks(
             let windows = r
                 .try_get::<Option<String>, _>("windows")?
                 .map(|w| parse_windows(&w));
-            let g = grant.get_or_insert_with(|| LockGrant {
-                lock_id: lock_id.clone(),
-                place_id: place_id.clone(),
-                time_zone: time_zone.clone(),
-                valid_until: until,
-                windows: windows.clone(),
-            });
-            // Several assignments for one lock: the union of what they allow.
-            g.valid_until = match (g.valid_until, until) {
-                (None, _) | (_, None) => None,
-                (Some(a), Some(b)) => Some(a.max(b)),
-            };
-            g.windows = match (g.windows.take(), windows) {
-                (None, _) | (_, None) => None,
-                (Some(mut a), Some(b)) => {
-                    for w in b {
-                        if !a.contains(&w) {
-                            a.push(w);
-                        }
-                    }
-                    Some(a)
-                }
-            };
+            terms.push((until, windows));
         }
-        if let Some(g) = grant {
-            out.push(g);
+        if let Some((valid_until, windows)) = combine_terms(terms) {
+            out.push(LockGrant {
+                lock_id,
+                place_id,
+                time_zone,
+                valid_until,
+                windows,
+            });
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod combine_tests {
+    use super::*;
+
+    fn w(start_minute: u16) -> Window {
+        Window {
+            weekdays: 0x1f,
+            start_minute,
+            end_minute: start_minute + 60,
+        }
+    }
+
+    #[test]
+    fn several_assignments_never_combine_into_more_than_one_grants() {
+        // Any time until T1, and hours S with no end: not "any time, no end".
+        let t1 = Some(1_000);
+        let got = combine_terms(vec![(t1, None), (None, Some(vec![w(600)]))]);
+        assert_eq!(got, Some((t1, None)));
+        // Same hours: the later end. Same end: both hours.
+        assert_eq!(
+            combine_terms(vec![(t1, Some(vec![w(600)])), (None, Some(vec![w(600)]))]),
+            Some((None, Some(vec![w(600)])))
+        );
+        assert_eq!(
+            combine_terms(vec![(t1, Some(vec![w(600)])), (t1, Some(vec![w(720)]))]),
+            Some((t1, Some(vec![w(600), w(720)])))
+        );
+        assert_eq!(
+            combine_terms(vec![(t1, Some(vec![w(600)])), (t1, None)]),
+            Some((t1, None))
+        );
+        // Different hours and ends: the one that lasts longer.
+        assert_eq!(
+            combine_terms(vec![
+                (Some(5), Some(vec![w(600)])),
+                (Some(9), Some(vec![w(720)]))
+            ]),
+            Some((Some(9), Some(vec![w(720)])))
+        );
+        assert_eq!(combine_terms(vec![]), None);
+    }
 }

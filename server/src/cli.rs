@@ -14,7 +14,12 @@ use crate::state::{AppState, Settings};
 )]
 pub struct Cli {
     /// `sqlite:...` or `postgres://...`; default: a SQLite file in --data-dir.
-    #[arg(long, env = "KEYWAY_DATABASE_URL", global = true)]
+    #[arg(
+        long,
+        env = "KEYWAY_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Directory for the SQLite database.
     #[arg(
@@ -76,7 +81,7 @@ pub enum Command {
         name: String,
         #[arg(long)]
         owner_email: String,
-        #[arg(long, env = "KEYWAY_OWNER_PASSWORD")]
+        #[arg(long, env = "KEYWAY_OWNER_PASSWORD", hide_env_values = true)]
         owner_password: String,
     },
     /// Create the demo organization "Acme" and print its logins (idempotent).
