@@ -261,6 +261,11 @@ impl Core {
                     "the host clock is behind the last status written; trusted time dropped until the server sends a new statement"
                 );
                 inner.clock = None;
+                // Gone from disk too: this run's own status will not be ahead of the host's
+                // clock, so a second restart would otherwise take the old anchor up again.
+                if let Err(e) = core.store.clear_clock() {
+                    tracing::error!(error = %e, "cannot remove the distrusted clock.json");
+                }
             }
             if let Some(rev) = cache_or_warn(core.store.load_revocations(), "revocation list") {
                 // Re-verify: the cache is local, but a list must always chain to an org key.

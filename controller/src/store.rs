@@ -108,6 +108,14 @@ impl Store {
         fsutil::read_json(&self.path("clock.json"))
     }
 
+    /// Forgets the trusted-time anchor (the next run must not take it up again).
+    pub fn clear_clock(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path("clock.json")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub fn save_clock(&self, c: &TrustedClock) -> std::io::Result<()> {
         fsutil::write_json(&self.path("clock.json"), c, 0o600)
     }

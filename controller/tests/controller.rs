@@ -1002,6 +1002,21 @@ async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
     let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
     assert_eq!(reason_of(&r), Some(Reason::ClockUntrusted), "{r:?}");
 
+    // Nor does the next restart take the old anchor up again, now that the status written
+    // is no longer ahead of the host's clock.
+    drop(phone);
+    rig.stop_controller().await;
+    rig.start_controller().await;
+    let core = rig.controller().core().clone();
+    eventually("configuration", 10, || {
+        core.status().config_version.is_some()
+    })
+    .await;
+    assert!(
+        !core.status().trusted_time,
+        "the distrusted anchor stays gone"
+    );
+
     // A fresh statement from the server restores it.
     rig.server
         .state
