@@ -957,6 +957,16 @@ async fn random_fragment_storms_do_not_take_the_door_down() {
     assert_eq!(rig.controller().core().actuations(LOCK_A), 1);
 }
 
+/// The running controller's core, once it has its configuration (trusted time or not).
+async fn configured(rig: &Rig) -> std::sync::Arc<keyway_controller::core::Core> {
+    let core = rig.controller().core().clone();
+    eventually("configuration", 10, || {
+        core.status().config_version.is_some()
+    })
+    .await;
+    core
+}
+
 #[tokio::test]
 async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
     let mut rig = Rig::new().await;
@@ -973,11 +983,7 @@ async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
     // A restart with the host's clock where it was: the cached anchor still holds.
     rig.stop_controller().await;
     rig.start_controller().await;
-    let core = rig.controller().core().clone();
-    eventually("configuration", 10, || {
-        core.status().config_version.is_some()
-    })
-    .await;
+    let core = configured(&rig).await;
     assert!(
         core.status().trusted_time,
         "a plain restart keeps trusted time"
@@ -991,11 +997,7 @@ async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
     status["updated_at_ms"] = (now_ms() + 3_600_000).into();
     std::fs::write(&status_path, serde_json::to_vec(&status).unwrap()).unwrap();
     rig.start_controller().await;
-    let core = rig.controller().core().clone();
-    eventually("configuration", 10, || {
-        core.status().config_version.is_some()
-    })
-    .await;
+    let core = configured(&rig).await;
     assert!(!core.status().trusted_time);
     let phone = rig.phone(0.5, 0.0).await;
     let (_, cred) = rig.credential(|_| {});
@@ -1007,11 +1009,7 @@ async fn host_clock_stepped_back_between_runs_drops_trusted_time() {
     drop(phone);
     rig.stop_controller().await;
     rig.start_controller().await;
-    let core = rig.controller().core().clone();
-    eventually("configuration", 10, || {
-        core.status().config_version.is_some()
-    })
-    .await;
+    let core = configured(&rig).await;
     assert!(
         !core.status().trusted_time,
         "the distrusted anchor stays gone"
