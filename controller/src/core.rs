@@ -276,7 +276,16 @@ impl Core {
                             dc.revocations = list;
                         }
                     }
-                    Err(r) => tracing::warn!(reason = %r, "cached revocation list ignored"),
+                    // Its serial stays the floor: an older list, replayed, must still not
+                    // replace it.
+                    Err(r) => {
+                        tracing::warn!(reason = %r, serial = rev.serial,
+                            "cached revocation list ignored; only a higher serial is taken");
+                        inner.revocations = Some(CachedRevocations {
+                            list: String::new(),
+                            serial: rev.serial,
+                        });
+                    }
                 }
             }
         }
@@ -455,8 +464,11 @@ impl Core {
     pub fn apply_revocations(&self, list_b64: &str) -> Result<bool, Reason> {
         let mut inner = self.inner.lock().unwrap();
         let list = self.verify_revocations(&inner, list_b64)?;
+        // The same serial is taken when the cached list was ignored at start (kept as a
+        // floor without a list): the same serial names no fewer credentials.
         if let Some(current) = inner.revocations.as_ref()
-            && list.serial <= current.serial
+            && (list.serial < current.serial
+                || (list.serial == current.serial && !current.list.is_empty()))
         {
             return Ok(false);
         }

@@ -270,6 +270,57 @@ async fn revoked_credential_is_refused_once_the_list_arrives() {
 }
 
 #[tokio::test]
+async fn a_cached_list_that_no_longer_verifies_still_holds_its_serial() {
+    let mut rig = Rig::new().await;
+    rig.ready().await;
+    let (cred_id, cred) = rig.credential(|_| {});
+    rig.server.revoke(5, vec![cred_id]);
+    let core = rig.controller().core().clone();
+    eventually("revocation list applied", 10, || {
+        core.status().revocation_serial == Some(5)
+    })
+    .await;
+
+    // On disk the list is replaced by one the door's keys do not verify, and the server
+    // has nothing to resend: the door starts without a list, but not without its serial.
+    rig.stop_controller().await;
+    *rig.server.state.revocations.lock().unwrap() = None;
+    let path = rig.data_dir().join("revocations.json");
+    let mut cached: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let (stranger, _) = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let foreign = keyway_protocol::revocation::RevocationList {
+        org: ORG,
+        serial: 5,
+        ..Default::default()
+    }
+    .sign(&stranger, &SystemRandom::new())
+    .unwrap();
+    use base64::Engine as _;
+    let foreign = base64::engine::general_purpose::STANDARD.encode(foreign);
+    cached["list"] = foreign.clone().into();
+    std::fs::write(&path, serde_json::to_vec(&cached).unwrap()).unwrap();
+    rig.start_controller().await;
+    let core = configured(&rig).await;
+    assert_eq!(core.status().revocation_serial, Some(5));
+
+    // An older list, replayed, is still refused; the same serial again is taken.
+    rig.server.revoke(4, vec![]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(core.status().revocation_serial, Some(5));
+    rig.server.revoke(5, vec![cred_id]);
+    let phone = rig.phone(0.5, 0.0).await;
+    eventually("the same serial's list applied", 10, || {
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&on_disk)
+            .is_ok_and(|v| v["list"].as_str() != Some(&foreign))
+    })
+    .await;
+    let r = rig.unlock(&phone, LOCK_A, &cred, random_id()).await;
+    assert_eq!(reason_of(&r), Some(Reason::Revoked), "{r:?}");
+}
+
+#[tokio::test]
 async fn server_down_ble_works_from_cache_and_events_upload_exactly_once() {
     let mut rig = Rig::new().await;
     rig.ready().await;

@@ -2,13 +2,19 @@
 //!
 //! Layout (after the [`crate::signed`] header):
 //! ```text
-//! serial u64 | issued_at u64 | count u16 (..=4096) | credential id [16] * (strictly ascending)
-//! | signature [64]
+//! serial u64 | issued_at u64 | revoked_before u64 | count u16 (..=4096)
+//! | credential id [16] * (strictly ascending) | signature [64]
 //! ```
 //! Serials only grow; a door ignores a list whose serial is not above the one it holds, so an
 //! old list cannot be replayed to un-revoke a credential.
+//!
+//! A list names at most [`MAX_REVOKED`] credentials. When more are revoked and not yet
+//! expired, the issuer raises `revoked_before` instead of leaving any off: every credential
+//! whose validity starts earlier is refused too, and the honest ones among them are
+//! re-issued on their holders' next refresh.
 
 use crate::codec::DecodeError;
+use crate::credential::Credential;
 use crate::id::Id;
 use crate::keys::{CryptoError, SigningKey};
 use crate::reason::Reason;
@@ -17,13 +23,16 @@ use crate::trust::TrustedKeys;
 use ring::rand::SecureRandom;
 
 pub const MAX_REVOKED: usize = 4096;
-const MAX_LIST_LEN: usize = 2 + 16 + 8 + 8 + 8 + 2 + MAX_REVOKED * 16 + 64;
+const MAX_LIST_LEN: usize = 2 + 16 + 8 + 8 + 8 + 8 + 2 + MAX_REVOKED * 16 + 64;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RevocationList {
     pub org: Id,
     pub serial: u64,
     pub issued_at: u64,
+    /// Every credential whose `not_before` (unix s) is earlier is revoked; 0 for none.
+    #[serde(default)]
+    pub revoked_before: u64,
     /// Sorted ascending, no duplicates.
     pub revoked: Vec<Id>,
 }
@@ -44,7 +53,10 @@ impl RevocationList {
             ));
         }
         let mut w = signed::begin(Kind::RevocationList, self.org, org_key);
-        w.u64(self.serial).u64(self.issued_at).u16(ids.len() as u16);
+        w.u64(self.serial)
+            .u64(self.issued_at)
+            .u64(self.revoked_before)
+            .u16(ids.len() as u16);
         for id in &ids {
             w.bytes(&id.0);
         }
@@ -59,14 +71,21 @@ impl RevocationList {
         decode_body(opened.body, org).map_err(|e| e.reason())
     }
 
+    /// Whether the list names this credential id.
     pub fn is_revoked(&self, credential: Id) -> bool {
         self.revoked.binary_search(&credential).is_ok()
+    }
+
+    /// Whether a door must refuse this credential: named, or valid from before the cut.
+    pub fn revokes(&self, credential: &Credential) -> bool {
+        credential.not_before < self.revoked_before || self.is_revoked(credential.id)
     }
 }
 
 fn decode_body(mut r: crate::codec::Reader<'_>, org: Id) -> Result<RevocationList, DecodeError> {
     let serial = r.u64("serial")?;
     let issued_at = r.u64("issued_at")?;
+    let revoked_before = r.u64("revoked_before")?;
     let n = r.count16(MAX_REVOKED, "revoked")?;
     let mut revoked: Vec<Id> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -84,6 +103,7 @@ fn decode_body(mut r: crate::codec::Reader<'_>, org: Id) -> Result<RevocationLis
         org,
         serial,
         issued_at,
+        revoked_before,
         revoked,
     })
 }

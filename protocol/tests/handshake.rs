@@ -193,6 +193,7 @@ fn revoked_credential_is_refused() {
         org: ORG,
         serial: 2,
         issued_at: NOW,
+        revoked_before: 0,
         revoked: vec![Id([0x01; 16]), Id([0x50; 16])],
     }
     .sign(&w.org_key, &w.rng)
@@ -202,6 +203,32 @@ fn revoked_credential_is_refused() {
         w.unlock(LOCK, Action::Unlock, &cred, CMD).denial(),
         rejected(Reason::Revoked)
     );
+}
+
+#[test]
+fn a_full_list_revokes_every_credential_valid_from_before_its_cut() {
+    let mut w = World::new();
+    let older = w.credential();
+    let mut newer = w.credential();
+    newer.id = Id([0x51; 16]);
+    newer.not_before = older.not_before + 1;
+    let (older, newer) = (w.sign(&older), w.sign(&newer));
+    let list = RevocationList {
+        org: ORG,
+        serial: 3,
+        issued_at: NOW,
+        // Neither credential is named: the cut alone refuses the one from before it.
+        revoked_before: NOW - 3600 + 1,
+        revoked: vec![Id([0x01; 16])],
+    }
+    .sign(&w.org_key, &w.rng)
+    .unwrap();
+    w.config.revocations = RevocationList::verify(&list, &w.config.trusted).unwrap();
+    assert_eq!(
+        w.unlock(LOCK, Action::Unlock, &older, CMD).denial(),
+        rejected(Reason::Revoked)
+    );
+    assert_eq!(w.unlock(LOCK, Action::Unlock, &newer, CMD).denial(), None);
 }
 
 #[test]

@@ -23,13 +23,14 @@ fn revocation_list_verifies_sorts_and_detects_tampering() {
         org: ORG,
         serial: 7,
         issued_at: 100,
+        revoked_before: 50,
         revoked: vec![Id([9; 16]), Id([1; 16]), Id([9; 16])],
     };
     let bytes = list.sign(&key, &rng).unwrap();
     let got = RevocationList::verify(&bytes, &trusted).unwrap();
     assert_eq!(got.revoked, vec![Id([1; 16]), Id([9; 16])]);
     assert!(got.is_revoked(Id([9; 16])) && !got.is_revoked(Id([2; 16])));
-    assert_eq!(got.serial, 7);
+    assert_eq!((got.serial, got.revoked_before), (7, 50));
 
     let mut tampered = bytes.clone();
     tampered[2 + 16 + 8 + 7] ^= 1; // serial

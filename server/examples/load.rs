@@ -233,9 +233,10 @@ async fn connections_bench(args: &[String]) {
     let count = arg(args, "--count", 1000);
     let dir = tempfile::tempdir().unwrap();
     let (state, base) = start(dir.path(), args).await;
-    let org = keyway_server::orgkeys::create_org(&state, "load")
-        .await
-        .unwrap();
+    let org =
+        keyway_server::seed::create_org_with_owner(&state, "load", "o@load.test", "owner-password")
+            .await
+            .unwrap();
     let (key, pkcs8) = SigningKey::generate(&SystemRandom::new()).unwrap();
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {

@@ -150,48 +150,60 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthorized());
         }
         let hash = sha256_hex(token);
-        // Per-caller request budget, keyed by the secret's hash (never the secret).
+        let caller = authenticate(state, token, &hash).await?;
+        // Per-caller request budget, counted once the token is known to be valid: keyed by
+        // any token's hash, random tokens would each get a budget and grow the map without
+        // bound.
+        let budget_key = match &caller.principal {
+            Principal::User { session_id, .. } => format!("req:s:{session_id}"),
+            Principal::ApiKey { key_id, .. } => format!("req:k:{key_id}"),
+        };
         if !state.throttle.take(
-            &format!("req:{}", &hash[..32]),
+            &budget_key,
             state.settings.requests_per_second,
             Duration::from_secs(1),
         ) {
             return Err(ApiError::rate_limited());
         }
-        if token.starts_with("kwk_") {
-            let row: Option<(String, String, String)> = sqlx::query_as(
-                "SELECT id, org_id, role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",
-            )
-            .bind(&hash)
-            .fetch_optional(state.pool())
-            .await?;
-            let (key_id, org_id, role) = row.ok_or_else(ApiError::unauthorized)?;
-            let role = Role::parse(&role).ok_or_else(ApiError::unauthorized)?;
-            return Ok(Caller {
-                principal: Principal::ApiKey {
-                    key_id,
-                    org_id,
-                    role,
-                },
-            });
-        }
-        let now = now_s();
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT id, user_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL \
-             AND expires_at > $2",
+        Ok(caller)
+    }
+}
+
+/// The caller a bearer token names: an API key (`kwk_`) or an unexpired session.
+async fn authenticate(state: &AppState, token: &str, hash: &str) -> ApiResult<Caller> {
+    if token.starts_with("kwk_") {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT id, org_id, role FROM api_keys WHERE token_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(&hash)
-        .bind(now)
+        .bind(hash)
         .fetch_optional(state.pool())
         .await?;
-        let (session_id, user_id) = row.ok_or_else(ApiError::unauthorized)?;
-        Ok(Caller {
-            principal: Principal::User {
-                user_id,
-                session_id,
+        let (key_id, org_id, role) = row.ok_or_else(ApiError::unauthorized)?;
+        let role = Role::parse(&role).ok_or_else(ApiError::unauthorized)?;
+        return Ok(Caller {
+            principal: Principal::ApiKey {
+                key_id,
+                org_id,
+                role,
             },
-        })
+        });
     }
+    let now = now_s();
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT id, user_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL \
+         AND expires_at > $2",
+    )
+    .bind(hash)
+    .bind(now)
+    .fetch_optional(state.pool())
+    .await?;
+    let (session_id, user_id) = row.ok_or_else(ApiError::unauthorized)?;
+    Ok(Caller {
+        principal: Principal::User {
+            user_id,
+            session_id,
+        },
+    })
 }
 
 fn argon() -> Argon2<'static> {
@@ -232,7 +244,7 @@ impl Throttle {
         }
         entry.1 += 1;
         let within = entry.1 <= max;
-        // Keys come from unauthenticated input (any token's hash): bound the map.
+        // Keys are authenticated callers and users, but bound the map all the same.
         if map.len() > 100_000 {
             map.retain(|_, (start, _)| start.elapsed() < PRUNE_AFTER);
         }

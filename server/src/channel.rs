@@ -12,7 +12,7 @@ use keyway_channel::{
     CHANNEL_VERSION, ControllerConfig, ControllerMessage, DoorEvent, DoorEventKind, LockConfig,
     MAX_FRAME_BYTES, Method, ServerMessage, auth_message,
 };
-use keyway_protocol::certificate::ControllerCertificate;
+use keyway_protocol::certificate::{ControllerCertificate, MAX_CERT_LOCKS};
 use keyway_protocol::keys::SIGNATURE_LEN;
 use keyway_protocol::time::TimeStatement;
 use keyway_protocol::{Id, PublicKey, Signature};
@@ -413,13 +413,23 @@ pub async fn build_config(
     .fetch_one(state.pool())
     .await?;
     let rows = sqlx::query(sql!(
-        "{LOCK_SELECT} WHERE l.controller_id = $1 ORDER BY l.id LIMIT 32"
+        "{LOCK_SELECT} WHERE l.controller_id = $1 ORDER BY l.id LIMIT $2"
     ))
     .bind(controller_id)
+    .bind(MAX_CERT_LOCKS as i64 + 1)
     .fetch_all(state.pool())
     .await?;
+    // Binding refuses a lock past the certificate's room; only a race of two bindings gets
+    // here, and the door then serves the first ones (said aloud, never silently).
+    if rows.len() > MAX_CERT_LOCKS {
+        tracing::error!(
+            controller = controller_id,
+            "more locks are bound to the controller than its certificate holds; the last is left out"
+        );
+    }
+    let rows = &rows[..rows.len().min(MAX_CERT_LOCKS)];
     let mut locks = Vec::new();
-    for r in &rows {
+    for r in rows {
         let l = lock_from_row(r)?;
         locks.push(LockConfig {
             id: pid(&l.id),

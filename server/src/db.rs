@@ -86,7 +86,13 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("keyway.db").display())
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)];
+
+/// The per-user credential cap counts, and the revocation list reads, by organization.
+const MIGRATION_3: &str = r#"
+CREATE INDEX credentials_holder ON credentials(org_id, user_id, not_after);
+CREATE INDEX credentials_revoked ON credentials(org_id, revoked_at, not_after);
+"#;
 
 /// Login attempt budgets shared by every instance (`login_limits`).
 const MIGRATION_2: &str = r#"

@@ -42,8 +42,25 @@ impl NewEvent {
     }
 }
 
-/// Appends an event; `None` when it duplicates a stored (controller, seq).
+/// Appends an event and its webhook deliveries (one transaction: a server killed in between
+/// must not keep the event and lose its deliveries, since a controller's retry of the event
+/// is a duplicate and enqueues nothing); `None` when it duplicates a stored (controller, seq).
 pub async fn record(state: &AppState, ev: NewEvent) -> ApiResult<Option<String>> {
+    let mut tx = state.pool().begin().await?;
+    let recorded = record_on(state, &mut tx, ev).await?;
+    tx.commit().await?;
+    if recorded.as_ref().is_some_and(|(_, deliveries)| *deliveries) {
+        state.webhook_wake.notify_one();
+    }
+    Ok(recorded.map(|(id, _)| id))
+}
+
+/// [`record`] on the caller's transaction; also says whether any delivery was enqueued.
+async fn record_on(
+    state: &AppState,
+    tx: &mut sqlx::AnyConnection,
+    ev: NewEvent,
+) -> ApiResult<Option<(String, bool)>> {
     let id = new_id(&state.rng);
     let at_ms = ev.at_ms.unwrap_or_else(now_ms);
     let details = ev.details.as_ref().map(|d| d.to_string());
@@ -67,7 +84,7 @@ pub async fn record(state: &AppState, ev: NewEvent) -> ApiResult<Option<String>>
     .bind(&ev.controller_id)
     .bind(ev.controller_seq)
     .bind(&details)
-    .fetch_optional(state.pool())
+    .fetch_optional(&mut *tx)
     .await?;
     let Some((seq,)) = row else {
         return Ok(None);
@@ -88,8 +105,9 @@ pub async fn record(state: &AppState, ev: NewEvent) -> ApiResult<Option<String>>
         ev.controller_seq,
         ev.details.clone(),
     );
-    crate::webhooks::enqueue(state, &ev.org_id, &id, &ev.kind, at_ms, payload).await?;
-    Ok(Some(id))
+    let deliveries =
+        crate::webhooks::enqueue(state, tx, &ev.org_id, &id, &ev.kind, at_ms, payload).await?;
+    Ok(Some((id, deliveries)))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -3,25 +3,34 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use keyway_protocol::revocation::RevocationList;
+use keyway_protocol::revocation::{MAX_REVOKED, RevocationList};
 use keyway_protocol::{SigningKey, TrustedKey, TrustedKeys};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::util::{new_id, now_s, pid};
 
-/// Creates an organization with a fresh signing key (one transaction: never an organization
-/// without a key); returns its id.
-pub async fn create_org(state: &AppState, name: &str) -> ApiResult<String> {
+/// Creates an organization with a fresh signing key and its owner (one transaction: never
+/// an organization without a key or without an owner); returns its id.
+pub async fn create_org(state: &AppState, name: &str, owner: &str) -> ApiResult<String> {
     let id = new_id(&state.rng);
+    let now = now_s();
     let mut tx = state.pool().begin().await?;
     sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&id)
         .bind(name)
-        .bind(now_s())
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     add_key(state, &mut *tx, &id).await?;
+    sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
+    )
+    .bind(&id)
+    .bind(owner)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -177,6 +186,12 @@ async fn previous_key_out_of_use(state: &AppState, org_id: &str, now: i64) -> Ap
 }
 
 /// The current signed revocation list (base64) and its serial.
+///
+/// It names every revoked credential that has not expired. When there are more than a list
+/// holds, it names the newest and sets `revoked_before` just past the next one's start, so
+/// doors refuse every credential from before that as well: honest holders among them are
+/// refused offline (they fall back to the cloud and get a new credential), but no revoked
+/// credential is ever left off.
 pub async fn revocation_list(state: &AppState, org_id: &str) -> ApiResult<(String, u64)> {
     let now = now_s();
     let (serial,): (i64,) = sqlx::query_as("SELECT revocation_serial FROM orgs WHERE id = $1")
@@ -184,56 +199,107 @@ pub async fn revocation_list(state: &AppState, org_id: &str) -> ApiResult<(Strin
         .fetch_optional(state.pool())
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM credentials WHERE org_id = $1 AND revoked_at IS NOT NULL \
-         AND not_after > $2 ORDER BY id LIMIT 4096",
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT id, issued_at FROM credentials WHERE org_id = $1 AND revoked_at IS NOT NULL \
+         AND not_after > $2 ORDER BY issued_at DESC, id LIMIT $3",
     )
     .bind(org_id)
     .bind(now)
+    .bind(MAX_REVOKED as i64 + 1)
     .fetch_all(state.pool())
     .await?;
     let list = RevocationList {
         org: pid(org_id),
         serial: serial as u64,
         issued_at: now as u64,
-        revoked: rows.iter().map(|(id,)| pid(id)).collect(),
+        ..cut_to_fit(&rows)
     };
+    if list.revoked_before > 0 {
+        tracing::warn!(
+            org = org_id,
+            revoked_before = list.revoked_before,
+            "more revoked credentials than a list holds: doors refuse every credential valid \
+             from before the cut"
+        );
+    }
     let key = active_key(state, org_id).await?;
     let bytes = list.sign(&key, &state.rng)?;
     Ok((STANDARD.encode(bytes), serial as u64))
 }
 
-/// Marks credentials revoked by a SQL condition, bumps the serial and pushes the new list.
+/// The ids and the cut of a list for revoked credentials `(id, issued_at)`, newest first.
+fn cut_to_fit(newest_first: &[(String, i64)]) -> RevocationList {
+    let Some((_, oldest_left_off)) = newest_first.get(MAX_REVOKED) else {
+        return RevocationList {
+            revoked: newest_first.iter().map(|(id, _)| pid(id)).collect(),
+            ..Default::default()
+        };
+    };
+    // Everything issued at or before the first one left off is under the cut; the rest
+    // (issued strictly later) are at most MAX_REVOKED and named.
+    let revoked_before = oldest_left_off - crate::api::devices::NOT_BEFORE_SLACK_S + 1;
+    RevocationList {
+        revoked_before: revoked_before.max(1) as u64,
+        revoked: newest_first
+            .iter()
+            .take_while(|(_, issued)| issued > oldest_left_off)
+            .map(|(id, _)| pid(id))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Whose offline credentials a change takes away.
+#[derive(Debug, Clone, Copy)]
+pub enum Holders<'a> {
+    Device(&'a str),
+    User(&'a str),
+    Invite(&'a str),
+    /// Everyone holding the group: by a role assignment or by an invite to it.
+    Group(&'a str),
+}
+
+/// Marks the holders' unexpired credentials in `org_id` revoked and bumps the serial, on the
+/// transaction of the change that takes their access away: a server killed in between must
+/// not commit the change and leave the credentials valid (a retry would find nothing left to
+/// change). Call [`revocations_changed`] once it has committed.
 pub async fn revoke_credentials(
-    state: &AppState,
+    tx: &mut sqlx::AnyConnection,
     org_id: &str,
-    column: &str,
-    value: &str,
+    holders: Holders<'_>,
 ) -> ApiResult<u64> {
-    // `column` is always a literal from this crate, never user input.
-    debug_assert!(matches!(column, "device_id" | "user_id" | "invite_id"));
-    let sql = format!(
-        "UPDATE credentials SET revoked_at = $1 WHERE org_id = $2 AND {column} = $3 \
-         AND revoked_at IS NULL"
-    );
-    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now_s())
+    let (condition, value) = match holders {
+        Holders::Device(d) => ("device_id = $3", d),
+        Holders::User(u) => ("user_id = $3", u),
+        Holders::Invite(i) => ("invite_id = $3", i),
+        Holders::Group(g) => (
+            "(user_id IN (SELECT user_id FROM role_assignments WHERE group_id = $3) \
+             OR invite_id IN (SELECT id FROM invites WHERE group_id = $3))",
+            g,
+        ),
+    };
+    let now = now_s();
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE credentials SET revoked_at = $1 WHERE org_id = $2 AND {condition} \
+         AND revoked_at IS NULL AND not_after > $4"
+    )))
+    .bind(now)
+    .bind(org_id)
+    .bind(value)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE orgs SET revocation_serial = revocation_serial + 1 WHERE id = $1")
         .bind(org_id)
-        .bind(value)
-        .execute(state.pool())
-        .await?
-        .rows_affected();
-    bump_serial(state, org_id).await?;
+        .execute(&mut *tx)
+        .await?;
     Ok(n)
 }
 
-pub async fn bump_serial(state: &AppState, org_id: &str) -> ApiResult<()> {
-    sqlx::query("UPDATE orgs SET revocation_serial = revocation_serial + 1 WHERE id = $1")
-        .bind(org_id)
-        .execute(state.pool())
-        .await?;
+/// Pushes the organization's new revocation list to its connected controllers.
+pub fn revocations_changed(state: &AppState, org_id: &str) {
     state.hub.refresh_org(org_id, true);
-    Ok(())
 }
 
 const SEALED_PREFIX: &str = "enc1:";
@@ -301,6 +367,34 @@ pub fn open_key(kek: Option<&[u8; 32]>, stored: &str) -> anyhow::Result<Vec<u8>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_list_names_the_newest_and_cuts_below_them() {
+        let id = |n: usize| format!("00000000-0000-4000-8000-{n:012}");
+        // Newest first, two per second, one more than a list holds.
+        let rows: Vec<(String, i64)> = (0..=MAX_REVOKED)
+            .map(|n| (id(n), 1_000_000 - (n as i64 + 1) / 2))
+            .collect();
+        assert_eq!(cut_to_fit(&rows[..MAX_REVOKED]).revoked_before, 0);
+        assert_eq!(cut_to_fit(&rows[..MAX_REVOKED]).revoked.len(), MAX_REVOKED);
+
+        let list = cut_to_fit(&rows);
+        let left_off_issued = rows[MAX_REVOKED].1;
+        // The one left off shares its second with the one before it: both fall under the cut.
+        assert_eq!(rows[MAX_REVOKED - 1].1, left_off_issued);
+        assert_eq!(list.revoked.len(), MAX_REVOKED - 1);
+        for (n, (_, issued)) in rows.iter().enumerate() {
+            let not_before = (issued - crate::api::devices::NOT_BEFORE_SLACK_S) as u64;
+            let named = list.is_revoked(pid(&id(n)));
+            assert!(
+                named || not_before < list.revoked_before,
+                "row {n} left off"
+            );
+        }
+        // An honest credential issued after the cut is not caught.
+        let after = (left_off_issued + 1 - crate::api::devices::NOT_BEFORE_SLACK_S) as u64;
+        assert!(after >= list.revoked_before);
+    }
 
     #[test]
     fn keys_seal_and_open_only_with_the_right_kek() {

@@ -20,10 +20,8 @@ pub async fn create_org_with_owner(
         ));
     }
     let name = crate::api::orgs::check_name(name)?;
-    let org = crate::orgkeys::create_org(state, name).await?;
     let user = crate::api::orgs::ensure_user(state, email, email, Some(password)).await?;
-    crate::api::orgs::add_member(state, &org, &user, Role::Owner).await?;
-    Ok(org)
+    crate::orgkeys::create_org(state, name, &user).await
 }
 
 pub const DEMO_PASSWORDS: [(&str, &str, Role); 2] = [
@@ -141,7 +139,7 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
             first.make_ascii_uppercase();
         }
         let user = crate::api::orgs::ensure_user(state, email, &name, Some(password)).await?;
-        crate::api::orgs::add_member(state, &org, &user, role).await?;
+        crate::api::orgs::add_member(state.pool(), &org, &user, role).await?;
     }
     let place_id = new_id(&state.rng);
     sqlx::query(

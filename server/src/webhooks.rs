@@ -36,19 +36,21 @@ pub fn subscribed(types: &[String], kind: &str) -> bool {
         .any(|t| t == "*" || t == kind || t.strip_suffix(".*").is_some_and(|p| kind.starts_with(p)))
 }
 
-/// Puts one delivery per subscribed webhook in the outbox.
+/// Puts one delivery per subscribed webhook in the outbox, on the event's transaction;
+/// says whether there was any (the caller wakes the worker once it has committed).
 pub async fn enqueue(
     state: &AppState,
+    tx: &mut sqlx::AnyConnection,
     org_id: &str,
     event_id: &str,
     kind: &str,
     at_ms: i64,
     data: Value,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let hooks: Vec<(String, String)> =
         sqlx::query_as("SELECT id, event_types FROM webhooks WHERE org_id = $1 AND enabled = 1")
             .bind(org_id)
-            .fetch_all(state.pool())
+            .fetch_all(&mut *tx)
             .await?;
     let mut any = false;
     for (hook_id, types) in hooks {
@@ -69,14 +71,11 @@ pub async fn enqueue(
         .bind(event_id)
         .bind(payload)
         .bind(now_ms())
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
         any = true;
     }
-    if any {
-        state.webhook_wake.notify_one();
-    }
-    Ok(())
+    Ok(any)
 }
 
 /// Runs forever: delivers due outbox rows.

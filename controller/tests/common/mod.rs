@@ -261,6 +261,7 @@ impl TestServer {
             org: ORG,
             serial,
             issued_at: now_secs(),
+            revoked_before: 0,
             revoked: ids,
         }
         .sign(&self.state.org_key, &self.state.rng)

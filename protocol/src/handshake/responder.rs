@@ -513,7 +513,7 @@ fn decide(
             return Err(Reason::TooFar);
         }
     }
-    if config.revocations.is_revoked(cred.id) {
+    if config.revocations.revokes(&cred) {
         return Err(Reason::Revoked);
     }
     let time = input.time.ok_or(Reason::ClockUntrusted)?;

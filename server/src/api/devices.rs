@@ -102,21 +102,36 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let user = caller.require_user()?;
     let (id, _) = own_device(&state, user, &id).await?;
+    let mut tx = state.pool().begin().await?;
     sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
         .bind(now_s())
         .bind(&id)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
     let orgs: Vec<(String,)> =
         sqlx::query_as("SELECT DISTINCT org_id FROM credentials WHERE device_id = $1")
             .bind(&id)
-            .fetch_all(state.pool())
+            .fetch_all(&mut *tx)
             .await?;
-    for (org,) in orgs {
-        orgkeys::revoke_credentials(&state, &org, "device_id", &id).await?;
+    for (org,) in &orgs {
+        orgkeys::revoke_credentials(&mut tx, org, orgkeys::Holders::Device(&id)).await?;
+    }
+    tx.commit().await?;
+    for (org,) in &orgs {
+        orgkeys::revocations_changed(&state, org);
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A credential is valid from this long before it was issued, for door clocks a little
+/// behind. The revocation list's cut is computed from it.
+pub const NOT_BEFORE_SLACK_S: i64 = 60;
+
+/// Unexpired credentials (revoked or not) one user may hold in one organization. Phones
+/// refresh at half-life, so a handful of devices need a few each; the cap keeps one member
+/// from filling the revocation list (by issuing and revoking in a loop) so that it has to
+/// cut everyone's credentials.
+pub const MAX_LIVE_CREDENTIALS_PER_USER: i64 = 32;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +173,24 @@ pub async fn issue(
     let org = parse_id(&req.org, "organization")?;
     let role = caller.role_in(&state, &org).await?;
     let now = now_s();
+    let (live,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM credentials WHERE org_id = $1 AND user_id = $2 AND not_after > $3",
+    )
+    .bind(&org)
+    .bind(&user)
+    .bind(now)
+    .fetch_one(state.pool())
+    .await?;
+    if live >= MAX_LIVE_CREDENTIALS_PER_USER {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_credentials",
+            format!(
+                "you hold {live} unexpired credentials in this organization, the most allowed; \
+                 use the ones you have (or the cloud) until the oldest expire"
+            ),
+        ));
+    }
     let grants = openable_locks(&state, &org, &user, role, now).await?;
     let (grants, schedule) = plan_scope(grants);
     if grants.is_empty() {
@@ -202,7 +235,7 @@ pub async fn issue(
     let device_key = PublicKey::from_slice(&raw)?;
     let cred_id = new_id(&state.rng);
     let key = orgkeys::active_key(&state, &org).await?;
-    let not_before = now - 60;
+    let not_before = now - NOT_BEFORE_SLACK_S;
     let credential = Credential {
         id: Id::parse(&cred_id).unwrap_or_default(),
         org: pid(&org),

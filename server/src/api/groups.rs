@@ -195,14 +195,19 @@ pub async fn delete_group(
             "remove the group's role assignments first",
         ));
     }
+    // Invites to the group lose its locks: their guests' offline credentials go too.
+    let mut tx = state.pool().begin().await?;
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Group(&id)).await?;
     sqlx::query("DELETE FROM group_locks WHERE group_id = $1")
         .bind(&id)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM access_groups WHERE id = $1")
         .bind(&id)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
+    crate::orgkeys::revocations_changed(&state, &org);
     record(
         &state,
         NewEvent::admin(&org, "group.deleted", &caller, json!({"group_id": id})),
@@ -246,15 +251,20 @@ pub async fn remove_group_lock(
 ) -> ApiResult<StatusCode> {
     let (id, org) = authorize(&state, &caller, "access_groups", &id, "group", Role::Admin).await?;
     let lock = parse_id(&lock, "lock")?;
+    let mut tx = state.pool().begin().await?;
     let n = sqlx::query("DELETE FROM group_locks WHERE group_id = $1 AND lock_id = $2")
         .bind(&id)
         .bind(&lock)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?
         .rows_affected();
     if n == 0 {
         return Err(ApiError::not_found("group lock"));
     }
+    // Credentials name the lock: the group's holders get new ones from what they keep.
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Group(&id)).await?;
+    tx.commit().await?;
+    crate::orgkeys::revocations_changed(&state, &org);
     record(
         &state,
         NewEvent::admin(

@@ -189,7 +189,10 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateInvite>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let org = parse_id(&org, "organization")?;
-    caller.require(&state, &org, Role::Manager).await?;
+    let role = caller.require(&state, &org, Role::Manager).await?;
+    if role < Role::Admin {
+        only_locks_the_inviter_opens(&state, &org, &caller, &req).await?;
+    }
     let (id, code) = create_invite(&state, &org, &caller.actor().0, &req).await?;
     record(
         &state,
@@ -203,6 +206,59 @@ pub async fn create(
         state.settings.public_url.trim_end_matches('/')
     ));
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// A manager invites only to locks they hold themselves (by a current role assignment):
+/// otherwise they could invite a "visitor" to any door and redeem the code themselves. A
+/// manager's API key delegates its creator's locks.
+async fn only_locks_the_inviter_opens(
+    state: &AppState,
+    org: &str,
+    caller: &Caller,
+    req: &CreateInvite,
+) -> ApiResult<()> {
+    let inviter = match &caller.principal {
+        crate::auth::Principal::User { user_id, .. } => Some(user_id.clone()),
+        crate::auth::Principal::ApiKey { key_id, .. } => {
+            let row: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT created_by FROM api_keys WHERE id = $1")
+                    .bind(key_id)
+                    .fetch_optional(state.pool())
+                    .await?;
+            row.and_then(|(c,)| c)
+        }
+    };
+    let held: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT gl.lock_id FROM role_assignments ra \
+         JOIN group_locks gl ON gl.group_id = ra.group_id \
+         WHERE ra.org_id = $1 AND ra.user_id = $2 AND (ra.valid_until IS NULL OR ra.valid_until > $3)",
+    )
+    .bind(org)
+    .bind(inviter.unwrap_or_default())
+    .bind(now_s())
+    .fetch_all(state.pool())
+    .await?;
+    let held: std::collections::HashSet<String> = held.into_iter().map(|(l,)| l).collect();
+    let mut wanted: Vec<String> = Vec::new();
+    for l in &req.lock_ids {
+        wanted.push(parse_id(l, "lock")?);
+    }
+    if let Some(g) = &req.group_id {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT lock_id FROM group_locks WHERE group_id = $1")
+                .bind(parse_id(g, "group")?)
+                .fetch_all(state.pool())
+                .await?;
+        wanted.extend(rows.into_iter().map(|(l,)| l));
+    }
+    if wanted.iter().all(|l| held.contains(l)) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "a manager may invite visitors only to locks they can open themselves",
+    ))
 }
 
 async fn load(state: &AppState, id: &str) -> ApiResult<Value> {
@@ -276,12 +332,15 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let (id, org) = authorize(&state, &caller, &id).await?;
+    let mut tx = state.pool().begin().await?;
     sqlx::query("UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now_s())
         .bind(&id)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
-    crate::orgkeys::revoke_credentials(&state, &org, "invite_id", &id).await?;
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Invite(&id)).await?;
+    tx.commit().await?;
+    crate::orgkeys::revocations_changed(&state, &org);
     record(
         &state,
         NewEvent::admin(&org, "invite.revoked", &caller, json!({"invite_id": id})),
@@ -325,14 +384,17 @@ pub async fn redeem(
         return Err(ApiError::conflict("this invite was already redeemed"));
     }
     let guest = new_id(&state.rng);
-    // Claim the invite first so two concurrent redemptions cannot both succeed.
+    // One transaction: a redemption that fails half-way must leave the invite unclaimed
+    // rather than burnt with no guest to show for it. Claiming first (the conditional
+    // update) also stops two concurrent redemptions both succeeding.
+    let mut tx = state.pool().begin().await?;
     let n = sqlx::query(
         "UPDATE invites SET redeemed_at = $1, guest_user_id = $2 WHERE id = $3 AND redeemed_at IS NULL",
     )
     .bind(now)
     .bind(&guest)
     .bind(&id)
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?
     .rows_affected();
     if n != 1 {
@@ -344,10 +406,12 @@ pub async fn redeem(
     .bind(&guest)
     .bind(&name)
     .bind(now)
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?;
-    super::orgs::add_member(&state, &org, &guest, Role::Guest).await?;
-    let (token, _) = super::logins::start_session(&state, &guest, "invite", None, until).await?;
+    super::orgs::add_member(&mut *tx, &org, &guest, Role::Guest).await?;
+    let (token, _) =
+        super::logins::start_session(&state, &mut *tx, &guest, "invite", None, until).await?;
+    tx.commit().await?;
     let mut ev = NewEvent {
         org_id: org.clone(),
         kind: "invite.redeemed".into(),

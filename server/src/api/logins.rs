@@ -82,6 +82,7 @@ pub async fn create(
     login_limits::forgive(state.pool(), &ip_key).await?;
     let (token, _) = start_session(
         &state,
+        state.pool(),
         &user_id,
         "password",
         req.device_name.as_deref(),
@@ -93,8 +94,9 @@ pub async fn create(
 }
 
 /// Creates a session and returns (secret, session id); only the hash is stored.
-pub async fn start_session(
+pub async fn start_session<'e>(
     state: &AppState,
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     user_id: &str,
     kind: &str,
     device_name: Option<&str>,
@@ -113,7 +115,7 @@ pub async fn start_session(
     .bind(device_name.map(|d| d.chars().take(100).collect::<String>()))
     .bind(now_s())
     .bind(expires_at)
-    .execute(state.pool())
+    .execute(db)
     .await?;
     Ok((token, id))
 }

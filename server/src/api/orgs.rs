@@ -20,16 +20,23 @@ pub struct CreateOrg {
     pub name: String,
 }
 
-/// Any logged-in user may create an organization and becomes its owner.
+/// Any signed-in user with an account (not a visitor's guest login) may create an
+/// organization and becomes its owner.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateOrg>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let user_id = caller.require_user()?.to_owned();
+    let (is_guest,): (i64,) = sqlx::query_as("SELECT is_guest FROM users WHERE id = $1")
+        .bind(&user_id)
+        .fetch_one(state.pool())
+        .await?;
+    if is_guest != 0 {
+        return Err(ApiError::forbidden());
+    }
     let name = check_name(&req.name)?;
-    let org = orgkeys::create_org(&state, name).await?;
-    add_member(&state, &org, &user_id, Role::Owner).await?;
+    let org = orgkeys::create_org(&state, name, &user_id).await?;
     record(
         &state,
         NewEvent::admin(&org, "org.created", &caller, json!({"name": name})),
@@ -90,7 +97,12 @@ pub fn check_name(name: &str) -> ApiResult<&str> {
     Ok(name)
 }
 
-pub async fn add_member(state: &AppState, org: &str, user: &str, role: Role) -> ApiResult<()> {
+pub async fn add_member<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    org: &str,
+    user: &str,
+    role: Role,
+) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
     )
@@ -98,7 +110,7 @@ pub async fn add_member(state: &AppState, org: &str, user: &str, role: Role) -> 
     .bind(user)
     .bind(role.as_str())
     .bind(now_s())
-    .execute(state.pool())
+    .execute(db)
     .await?;
     Ok(())
 }
@@ -226,7 +238,7 @@ pub async fn create_member(
         req.password.as_deref(),
     )
     .await?;
-    add_member(&state, &org, &user, req.role).await?;
+    add_member(state.pool(), &org, &user, req.role).await?;
     record(
         &state,
         NewEvent::admin(
@@ -258,23 +270,29 @@ pub async fn update_member(
     let org = parse_id(&org, "organization")?;
     let user = parse_id(&user, "user")?;
     let my_role = caller.require(&state, &org, Role::Admin).await?;
-    let current = member_role(&state, &org, &user).await?;
+    let mut tx = state.pool().begin().await?;
+    lock_members(&mut tx, &org).await?;
+    let current = member_role(&mut tx, &org, &user).await?;
     if req.role > my_role || current > my_role || req.role == Role::Guest || current == Role::Guest
     {
         return Err(ApiError::forbidden());
-    }
-    if current == Role::Owner && req.role != Role::Owner {
-        ensure_other_owner(&state, &org, &user).await?;
     }
     sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3")
         .bind(req.role.as_str())
         .bind(&org)
         .bind(&user)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
-    if req.role < current {
-        // A weaker role must not keep offline access issued under the stronger one.
-        orgkeys::revoke_credentials(&state, &org, "user_id", &user).await?;
+    let weaker = req.role < current;
+    if weaker {
+        ensure_an_owner(&mut tx, &org).await?;
+        // A weaker role must not keep offline access or API keys issued under the stronger one.
+        orgkeys::revoke_credentials(&mut tx, &org, orgkeys::Holders::User(&user)).await?;
+        revoke_api_keys_of(&mut tx, &org, &user, Some(req.role)).await?;
+    }
+    tx.commit().await?;
+    if weaker {
+        orgkeys::revocations_changed(&state, &org);
     }
     record(
         &state,
@@ -289,29 +307,70 @@ pub async fn update_member(
     Ok(Json(json!({"user_id": user, "role": req.role})))
 }
 
-async fn member_role(state: &AppState, org: &str, user: &str) -> ApiResult<Role> {
+/// Serializes membership changes of one organization (a write to its row: a row lock on
+/// PostgreSQL, the database's write lock on SQLite), so two owners removing each other at
+/// once cannot both find another owner left.
+async fn lock_members(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<()> {
+    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+async fn member_role(tx: &mut sqlx::AnyConnection, org: &str, user: &str) -> ApiResult<Role> {
     let row: Option<(String,)> =
         sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org)
             .bind(user)
-            .fetch_optional(state.pool())
+            .fetch_optional(&mut *tx)
             .await?;
     row.and_then(|(r,)| Role::parse(&r))
         .ok_or_else(|| ApiError::not_found("member"))
 }
 
-async fn ensure_other_owner(state: &AppState, org: &str, user: &str) -> ApiResult<()> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner' AND user_id <> $2",
-    )
-    .bind(org)
-    .bind(user)
-    .fetch_one(state.pool())
-    .await?;
+/// Checked after the change, on its transaction: the change is rolled back if it left none.
+async fn ensure_an_owner(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<()> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND role = 'owner'")
+            .bind(org)
+            .fetch_one(&mut *tx)
+            .await?;
     if n == 0 {
         return Err(ApiError::conflict(
             "an organization needs at least one owner",
         ));
+    }
+    Ok(())
+}
+
+/// An API key acts with the role it was created with: it must not outlive its creator's
+/// membership, nor keep a role above the creator's new one (`None`: removed).
+async fn revoke_api_keys_of(
+    tx: &mut sqlx::AnyConnection,
+    org: &str,
+    creator: &str,
+    now_holds: Option<Role>,
+) -> ApiResult<()> {
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, role FROM api_keys WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL",
+    )
+    .bind(org)
+    .bind(creator)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, role) in keys {
+        let above = match (Role::parse(&role), now_holds) {
+            (Some(key_role), Some(held)) => key_role > held,
+            _ => true,
+        };
+        if above {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+                .bind(now_s())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -324,24 +383,27 @@ pub async fn delete_member(
     let org = parse_id(&org, "organization")?;
     let user = parse_id(&user, "user")?;
     let my_role = caller.require(&state, &org, Role::Admin).await?;
-    let current = member_role(&state, &org, &user).await?;
+    let mut tx = state.pool().begin().await?;
+    lock_members(&mut tx, &org).await?;
+    let current = member_role(&mut tx, &org, &user).await?;
     if current > my_role {
         return Err(ApiError::forbidden());
-    }
-    if current == Role::Owner {
-        ensure_other_owner(&state, &org, &user).await?;
     }
     sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
         .bind(&org)
         .bind(&user)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
+    ensure_an_owner(&mut tx, &org).await?;
+    orgkeys::revoke_credentials(&mut tx, &org, orgkeys::Holders::User(&user)).await?;
     sqlx::query("DELETE FROM role_assignments WHERE org_id = $1 AND user_id = $2")
         .bind(&org)
         .bind(&user)
-        .execute(state.pool())
+        .execute(&mut *tx)
         .await?;
-    orgkeys::revoke_credentials(&state, &org, "user_id", &user).await?;
+    revoke_api_keys_of(&mut tx, &org, &user, None).await?;
+    tx.commit().await?;
+    orgkeys::revocations_changed(&state, &org);
     record(
         &state,
         NewEvent::admin(&org, "member.removed", &caller, json!({"user_id": user})),

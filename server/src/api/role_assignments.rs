@@ -61,14 +61,8 @@ pub async fn create_assignment(
     let org = parse_id(&org, "organization")?;
     let my_role = caller.require(&state, &org, Role::Manager).await?;
     let user = parse_id(&req.user_id, "user")?;
-    let target: Option<(String,)> =
-        sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
-            .bind(&org)
-            .bind(&user)
-            .fetch_optional(state.pool())
-            .await?;
-    let target = target
-        .and_then(|(r,)| Role::parse(&r))
+    let target = member_role(&state, &org, &user)
+        .await?
         .ok_or_else(|| ApiError::invalid("user_id is not a member of this organization"))?;
     if target >= my_role && my_role < Role::Admin {
         return Err(ApiError::forbidden());
@@ -187,7 +181,8 @@ pub async fn list_assignments(
 }
 
 /// Removing an assignment revokes the user's offline credentials in this organization
-/// (they are re-issued from the remaining access on the next refresh).
+/// (they are re-issued from the remaining access on the next refresh). As for granting,
+/// a manager may only remove members' assignments.
 pub async fn delete_assignment(
     State(state): State<AppState>,
     caller: Caller,
@@ -202,15 +197,26 @@ pub async fn delete_assignment(
         Role::Manager,
     )
     .await?;
+    let my_role = caller.require(&state, &org, Role::Manager).await?;
     let (user,): (String,) = sqlx::query_as("SELECT user_id FROM role_assignments WHERE id = $1")
         .bind(&id)
         .fetch_one(state.pool())
         .await?;
-    sqlx::query("DELETE FROM role_assignments WHERE id = $1")
+    if my_role < Role::Admin && member_role(&state, &org, &user).await? >= Some(my_role) {
+        return Err(ApiError::forbidden());
+    }
+    let mut tx = state.pool().begin().await?;
+    let n = sqlx::query("DELETE FROM role_assignments WHERE id = $1")
         .bind(&id)
-        .execute(state.pool())
-        .await?;
-    crate::orgkeys::revoke_credentials(&state, &org, "user_id", &user).await?;
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(ApiError::not_found("role assignment"));
+    }
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::User(&user)).await?;
+    tx.commit().await?;
+    crate::orgkeys::revocations_changed(&state, &org);
     record(
         &state,
         NewEvent::admin(
@@ -222,4 +228,15 @@ pub async fn delete_assignment(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's role in `org`; `None` once they left it (their assignments went with them).
+async fn member_role(state: &AppState, org: &str, user: &str) -> ApiResult<Option<Role>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(org)
+            .bind(user)
+            .fetch_optional(state.pool())
+            .await?;
+    Ok(row.and_then(|(r,)| Role::parse(&r)))
 }

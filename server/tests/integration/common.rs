@@ -351,14 +351,17 @@ pub async fn make_org(srv: &TestServer, name: &str) -> Org {
         .await;
     assert_eq!(s, 201, "{g}");
     let group = g["id"].as_str().unwrap().to_owned();
-    let (s, v) = srv
-        .post(
-            &format!("/orgs/{org}/role_assignments"),
-            &owner,
-            json!({"user_id": ids["member"], "group_id": group}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    // The manager holds the group too: managers invite visitors only to locks they hold.
+    for holder in ["member", "manager"] {
+        let (s, v) = srv
+            .post(
+                &format!("/orgs/{org}/role_assignments"),
+                &owner,
+                json!({"user_id": ids[holder], "group_id": group}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
     Org {
         id: org,
         owner,

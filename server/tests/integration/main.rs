@@ -11,6 +11,7 @@ mod events;
 mod invites;
 mod malformed;
 mod multi;
+mod revocations;
 mod roles;
 mod tenant;
 mod unlock;

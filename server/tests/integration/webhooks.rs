@@ -331,9 +331,10 @@ async fn stored_private_webhook_is_not_called() {
 /// Writes webhook `w1` (all event types) for a new organization straight into the database,
 /// as an older server or another process would have, and records one event for it.
 async fn store_hook_and_event(state: &keyway_server::AppState, url: &str, secret: &str) {
-    let org = keyway_server::orgkeys::create_org(state, "acme")
-        .await
-        .unwrap();
+    let org =
+        keyway_server::seed::create_org_with_owner(state, "acme", "o@acme.test", "owner-password")
+            .await
+            .unwrap();
     sqlx::query("INSERT INTO webhooks (id, org_id, url, secret, event_types, created_at) VALUES ('w1', $1, $2, $3, '[\"*\"]', 0)")
         .bind(&org)
         .bind(url)

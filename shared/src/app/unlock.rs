@@ -72,6 +72,9 @@ pub struct UnlockAttempt {
     pub now_ms: u64,
     pub tried: Vec<Route>,
     pub status: UnlockStatus,
+    /// The door's refusal when the attempt went on to the cloud: the answer shown if the
+    /// cloud cannot be reached (more use than "no network").
+    pub door_said: Option<Reason>,
 }
 
 impl UnlockAttempt {
@@ -107,6 +110,7 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         now_ms: 0,
         tried: vec![],
         status: UnlockStatus::Checking,
+        door_said: None,
     };
     if model.session.is_none() || model.lock(&lock).is_none() {
         attempt.status = UnlockStatus::Denied {
@@ -291,6 +295,12 @@ fn ble_denial_worth_cloud(r: Reason) -> bool {
     )
 }
 
+fn remember_door_said(model: &mut Model, reason: Reason) {
+    if let Some(attempt) = model.unlock.as_mut() {
+        attempt.door_said = Some(reason);
+    }
+}
+
 pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
     let Some(attempt) = model.unlock.clone() else {
         return Command::done();
@@ -308,7 +318,16 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
         (_, RouteOutcome::Granted { duplicate }) => UnlockStatus::Granted { route, duplicate },
         (_, RouteOutcome::Unconfirmed(_)) => UnlockStatus::Unconfirmed { route },
         (Route::Ble, RouteOutcome::Denied(r)) if ble_denial_worth_cloud(r) && can_cloud => {
+            remember_door_said(model, r);
             return run_route(model, Route::Cloud);
+        }
+        // A door's list may also cut honest credentials (when more are revoked than a list
+        // names): drop this one, ask for a new one and let the server decide this tap.
+        (Route::Ble, RouteOutcome::Denied(Reason::Revoked)) if can_cloud => {
+            remember_door_said(model, Reason::Revoked);
+            let dropped = credentials::drop_revoked(model);
+            let renewed = credentials::ensure(model);
+            return Command::all([dropped, renewed, run_route(model, Route::Cloud)]);
         }
         (Route::Ble, RouteOutcome::Failed(_)) if can_cloud => {
             return run_route(model, Route::Cloud);
@@ -327,9 +346,15 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
                 reason,
             }
         }
-        (Route::Cloud, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
-            route: Some(route),
-            reason: Reason::NoNetwork,
+        (Route::Cloud, RouteOutcome::Failed(_)) => match attempt.door_said {
+            Some(reason) => UnlockStatus::Denied {
+                route: Some(Route::Ble),
+                reason,
+            },
+            None => UnlockStatus::Denied {
+                route: Some(route),
+                reason: Reason::NoNetwork,
+            },
         },
         (Route::Ble, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
             route: Some(route),
@@ -356,6 +381,7 @@ pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reas
         now_ms,
         tried: vec![],
         status: UnlockStatus::Checking,
+        door_said: None,
     });
     Ok(run_route(model, Route::Ble))
 }
@@ -732,25 +758,57 @@ mod tests {
     }
 
     #[test]
-    fn door_says_revoked_drops_credential() {
+    fn door_says_revoked_drops_credential_and_asks_the_server() {
         let app = Keyway;
         let door = Door::new();
-        let mut m = model_with_lock();
-        m.credential = Some(door.held(NOW_S + 86_400));
-        hear(&mut m, NOW_S * 1000);
-        let _ = tap_at(&app, &mut m, NOW_S);
-        let mut cmd = app.update(
+        let refused_by_the_door = || {
+            let mut m = model_with_lock();
+            m.credential = Some(door.held(NOW_S + 86_400));
+            hear(&mut m, NOW_S * 1000);
+            let _ = tap_at(&app, &mut m, NOW_S);
+            let mut cmd = app.update(
+                Event::UnlockDone {
+                    route: Route::Ble,
+                    outcome: RouteOutcome::Denied(Reason::Revoked),
+                },
+                &mut m,
+            );
+            let effects: Vec<Effect> = cmd.effects().collect();
+            assert!(effects.iter().any(|e| matches!(e, Effect::KeyValue(_))));
+            m
+        };
+        let mut m = refused_by_the_door();
+        assert!(m.credential.is_none());
+        assert!(m.credential_busy, "a new credential is asked for");
+        assert_eq!(
+            m.unlock.as_ref().unwrap().status,
+            UnlockStatus::InProgress(Route::Cloud)
+        );
+        // The server still says no: that is the answer shown.
+        let _ = app.update(
             Event::UnlockDone {
-                route: Route::Ble,
+                route: Route::Cloud,
                 outcome: RouteOutcome::Denied(Reason::Revoked),
             },
             &mut m,
         );
-        assert!(m.credential.is_none());
-        assert!(cmd.effects().any(|e| matches!(e, Effect::KeyValue(_))));
         assert_eq!(
             app.view(&m).unlock.unwrap().reason.as_deref(),
             Some("access_revoked")
+        );
+        // Without a network the door's answer is shown, not "no network".
+        let mut offline = refused_by_the_door();
+        let _ = app.update(
+            Event::UnlockDone {
+                route: Route::Cloud,
+                outcome: RouteOutcome::Failed("connection refused".into()),
+            },
+            &mut offline,
+        );
+        let v = app.view(&offline).unlock.unwrap();
+        assert_eq!(
+            (v.route, v.reason.as_deref()),
+            (Some(Route::Ble), Some("access_revoked"))
         );
     }
 
@@ -765,6 +823,7 @@ mod tests {
                 now_ms: 0,
                 tried: vec![Route::Ble, Route::Cloud],
                 status: UnlockStatus::InProgress(Route::Cloud),
+                door_said: None,
             });
             let _ = done(&mut m, Route::Cloud, RouteOutcome::Denied(*r));
             let v = Keyway.view(&m).unlock.unwrap();

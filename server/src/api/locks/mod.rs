@@ -5,6 +5,7 @@ pub mod unlock;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use keyway_protocol::certificate::MAX_CERT_LOCKS;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -92,18 +93,36 @@ async fn check_place(state: &AppState, org: &str, place: &str) -> ApiResult<Stri
     Ok(place)
 }
 
-async fn check_controller(state: &AppState, org: &str, controller: &str) -> ApiResult<String> {
+/// The controller `lock` (`None`: a new one) may be bound to: of this organization, and
+/// with room left in its certificate.
+async fn check_controller(
+    state: &AppState,
+    org: &str,
+    controller: &str,
+    lock: Option<&str>,
+) -> ApiResult<String> {
     let controller = parse_id(controller, "controller")?;
     let row: Option<(String,)> = sqlx::query_as("SELECT org_id FROM controllers WHERE id = $1")
         .bind(&controller)
         .fetch_optional(state.pool())
         .await?;
-    match row {
-        Some((o,)) if o == org => Ok(controller),
-        _ => Err(ApiError::invalid(
+    if !matches!(row, Some((o,)) if o == org) {
+        return Err(ApiError::invalid(
             "controller_id does not name a controller of this organization",
-        )),
+        ));
     }
+    let (others,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM locks WHERE controller_id = $1 AND id <> $2")
+            .bind(&controller)
+            .bind(lock.unwrap_or_default())
+            .fetch_one(state.pool())
+            .await?;
+    if others >= MAX_CERT_LOCKS as i64 {
+        return Err(ApiError::invalid(format!(
+            "a controller serves at most {MAX_CERT_LOCKS} locks (its certificate names each one)"
+        )));
+    }
+    Ok(controller)
 }
 
 pub async fn create(
@@ -117,7 +136,7 @@ pub async fn create(
     let name = super::orgs::check_name(&req.name)?;
     let place = check_place(&state, &org, &req.place_id).await?;
     let controller = match &req.controller_id {
-        Some(c) => Some(check_controller(&state, &org, c).await?),
+        Some(c) => Some(check_controller(&state, &org, c, None).await?),
         None => None,
     };
     check_radius(req.geofence_radius_m)?;
@@ -267,7 +286,7 @@ pub async fn update(
         None => lock.place_id.clone(),
     };
     let controller = match &req.controller_id {
-        Some(Some(c)) => Some(check_controller(&state, &org, c).await?),
+        Some(Some(c)) => Some(check_controller(&state, &org, c, Some(&lock.id)).await?),
         Some(None) => None,
         None => lock.controller_id.clone(),
     };
