@@ -245,7 +245,7 @@ async fn session(
             msg = recv(&mut ws) => {
                 last_rx = Instant::now();
                 if let Some(msg) = msg? {
-                    handle(core, &mut ws, msg).await?;
+                    handle(core, &mut ws, msg, sent_up_to).await?;
                 }
             }
             _ = heartbeat.tick() => {
@@ -260,7 +260,14 @@ async fn session(
     }
 }
 
-async fn handle(core: &Arc<Core>, ws: &mut Ws, msg: ServerMessage) -> Result<(), SessionError> {
+/// `sent_up_to`: the last event sequence this session has sent (an ack past it is clamped:
+/// events the server never saw must not be dropped).
+async fn handle(
+    core: &Arc<Core>,
+    ws: &mut Ws,
+    msg: ServerMessage,
+    sent_up_to: u64,
+) -> Result<(), SessionError> {
     match msg {
         ServerMessage::Config { config } => match core.apply_config(config) {
             Ok(_) => {}
@@ -281,7 +288,14 @@ async fn handle(core: &Arc<Core>, ws: &mut Ws, msg: ServerMessage) -> Result<(),
             send(ws, &ControllerMessage::CommandResult { result }).await?;
         }
         ServerMessage::EventsAck { up_to_seq } => {
-            if let Err(e) = core.ack_events(up_to_seq) {
+            if up_to_seq > sent_up_to {
+                tracing::warn!(
+                    up_to_seq,
+                    sent_up_to,
+                    "server acknowledged events it was not sent; taking what was sent"
+                );
+            }
+            if let Err(e) = core.ack_events(up_to_seq.min(sent_up_to)) {
                 tracing::error!(error = %e, "recording the events ack");
             }
         }

@@ -766,11 +766,13 @@ impl Core {
             tracing::info!(command = %cmd.command_id, "duplicate cloud command; not actuating");
             return r;
         }
+        // Without trusted time the emulator's RTC stands in (a real door's battery clock).
         let now = inner
             .clock
             .and_then(|c| c.bounds(rtc_ms()).ok())
             .map(|b| b.latest * 1000)
             .unwrap_or_else(rtc_ms);
+        let max_age = self.options.command_max_age_ms;
         let lock = inner
             .door_config
             .as_ref()
@@ -778,7 +780,12 @@ impl Core {
         let outcome = match lock {
             None => Err(Reason::NotConfigured),
             Some(l) if l.lockdown => Err(Reason::Lockdown),
-            Some(_) if now.saturating_sub(cmd.issued_at_ms) > self.options.command_max_age_ms => {
+            // Too old, or dated further ahead than the door's clock can be off: an order
+            // signed for later must not wait to be played then.
+            Some(_)
+                if now.saturating_sub(cmd.issued_at_ms) > max_age
+                    || cmd.issued_at_ms > now.saturating_add(max_age) =>
+            {
                 Err(Reason::StaleNonce)
             }
             Some(l) => Ok(l.relay_ms),

@@ -661,6 +661,27 @@ async fn unsigned_or_forged_cloud_commands_open_nothing() {
 }
 
 #[tokio::test]
+async fn cloud_orders_dated_too_far_back_or_ahead_open_nothing() {
+    use keyway_channel::ServerMessage;
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let state = rig.server.state.clone();
+    let max_age = CoreOptions::default().command_max_age_ms;
+    for issued_at_ms in [now_ms() - 3 * max_age, now_ms() + 3 * max_age, now_ms()] {
+        let command =
+            rig.server
+                .signed_command_at(random_id(), LOCK_A, &state.org_key, issued_at_ms);
+        rig.server.push(ServerMessage::Command { command });
+    }
+    eventually("results", 10, || state.results.lock().unwrap().len() == 3).await;
+    let results = state.results.lock().unwrap().clone();
+    let reasons: Vec<_> = results.iter().map(|r| r.reason).collect();
+    let stale = Some(Reason::StaleNonce);
+    assert_eq!(reasons, [stale, stale, None], "{results:?}");
+    assert_eq!(rig.controller().core().actuations(LOCK_A), 1);
+}
+
+#[tokio::test]
 async fn duplicate_cloud_command_opens_once_even_across_restart() {
     let mut rig = Rig::new().await;
     rig.ready().await;

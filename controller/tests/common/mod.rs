@@ -229,8 +229,18 @@ impl TestServer {
 
     /// A cloud command whose order is signed with `key` for this rig's controller.
     pub fn signed_command(&self, command_id: Id, lock: Id, key: &SigningKey) -> CloudCommand {
+        self.signed_command_at(command_id, lock, key, now_ms())
+    }
+
+    /// [`Self::signed_command`] dated `issued_at_ms`.
+    pub fn signed_command_at(
+        &self,
+        command_id: Id,
+        lock: Id,
+        key: &SigningKey,
+        issued_at_ms: u64,
+    ) -> CloudCommand {
         use base64::Engine;
-        let issued_at_ms = now_ms();
         let actor = Some(Holder {
             kind: HolderKind::User,
             id: Id([0x60; 16]),
