@@ -98,6 +98,10 @@ pub enum ControllerMessage {
 }
 
 /// Everything a controller needs to serve its doors offline.
+///
+/// Sealed by the organization (`keyway_protocol::door_trust`): a controller takes it only
+/// under a seal from a key it already trusts, or one an endorsement chain from such a key
+/// leads to, and trusts afterwards only keys from that set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ControllerConfig {
     pub org: Id,
@@ -108,6 +112,25 @@ pub struct ControllerConfig {
     pub certificate: String,
     pub trusted: TrustedKeys,
     pub locks: Vec<LockConfig>,
+    /// `KeyEndorsement`s (base64), oldest first: every rotation of the organization's key.
+    #[serde(default)]
+    pub endorsements: Vec<String>,
+    /// `ConfigSeal` (base64) over [`Self::digest`].
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl ControllerConfig {
+    /// What the seal signs: SHA-256 of this config's JSON with an empty seal. Both ends
+    /// serialize this same struct, and serde writes fields in declaration order.
+    pub fn digest(&self) -> [u8; 32] {
+        let unsealed = Self {
+            seal: String::new(),
+            ..self.clone()
+        };
+        let bytes = serde_json::to_vec(&unsealed).expect("a config serializes");
+        keyway_protocol::door_trust::config_digest(&bytes)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

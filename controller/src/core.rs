@@ -21,6 +21,7 @@ use keyway_channel::{
 use keyway_protocol::advert::{self, Advertisement, FLAG_LOCKDOWN, FLAG_WALK_UP};
 use keyway_protocol::certificate::ControllerCertificate;
 use keyway_protocol::command::CommandOrder;
+use keyway_protocol::door_trust::{ConfigSeal, extend_trust};
 use keyway_protocol::handshake::{
     Action, AuthInput, Decision, DoorConfig, DoorIdentity, LockPolicy, Responder,
 };
@@ -433,6 +434,7 @@ impl Core {
         {
             return Ok(false);
         }
+        self.check_seal(&inner, &config)?;
         let cached = CachedConfig {
             config,
             received_at_ms: rtc_ms(),
@@ -448,6 +450,55 @@ impl Core {
         inner.config = Some(cached);
         self.rebuild(&mut inner);
         Ok(true)
+    }
+
+    /// A configuration is taken only under a seal from a key the door trusts (its current
+    /// configuration's keys, else those pinned at provisioning) or one the organization's
+    /// endorsement chain leads to from them, and it may name no other key: holding the
+    /// channel is not enough to change what the door trusts, its locks or its version.
+    fn check_seal(&self, inner: &Inner, config: &ControllerConfig) -> Result<(), String> {
+        let base = match (inner.config.as_ref(), self.identity.pinned.as_ref()) {
+            (Some(current), _) => current.config.trusted.clone(),
+            (None, Some(pinned)) => pinned.clone(),
+            (None, None) => {
+                tracing::warn!(
+                    "no organization keys were pinned at provisioning; the first configuration's \
+                     own keys are taken as the pin"
+                );
+                config.trusted.clone()
+            }
+        };
+        let endorsements: Vec<Vec<u8>> = config
+            .endorsements
+            .iter()
+            .filter_map(|e| B64.decode(e).ok())
+            .collect();
+        let known = extend_trust(&base, config.org, &endorsements);
+        let seal = B64
+            .decode(&config.seal)
+            .map_err(|_| "configuration without a seal".to_string())?;
+        let seal = ConfigSeal::verify(&seal, &known)
+            .map_err(|r| format!("configuration seal refused: {r}"))?;
+        if seal.org != config.org
+            || seal.controller != config.controller
+            || seal.version != config.version
+            || !keyway_protocol::keys::ct_eq(&seal.digest, &config.digest())
+        {
+            return Err("the seal is for another configuration".into());
+        }
+        let endorsed = |k: &keyway_protocol::TrustedKey| {
+            known
+                .keys
+                .iter()
+                .any(|t| t.org == k.org && t.public_key == k.public_key)
+        };
+        if let Some(k) = config.trusted.keys.iter().find(|k| !endorsed(k)) {
+            return Err(format!(
+                "configuration names organization key {} that no trusted key endorsed",
+                k.public_key.key_id()
+            ));
+        }
+        Ok(())
     }
 
     fn verify_revocations(&self, inner: &Inner, list_b64: &str) -> Result<RevocationList, Reason> {

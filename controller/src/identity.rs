@@ -1,11 +1,11 @@
 //! Provisioning: the controller key, its registration with the server, and the stored identity.
 //!
 //! `controller.key` holds the PKCS#8 P-256 key (mode 0600); `identity.json` the ids the
-//! server assigned and the server URL.
+//! server assigned, the server URL and the organization keys pinned at provisioning.
 
 use crate::fsutil;
 use crate::http;
-use keyway_protocol::{Id, SigningKey};
+use keyway_protocol::{Id, SigningKey, TrustedKeys};
 use ring::rand::SystemRandom;
 use std::path::Path;
 
@@ -18,6 +18,11 @@ pub struct Identity {
     pub org_id: Id,
     /// Base URL of the server, e.g. `http://127.0.0.1:8080` or `https://keyway.example`.
     pub server: String,
+    /// The organization keys the server named at provisioning: the first configuration must
+    /// be sealed by one of them (or a key their endorsements lead to). Absent in data
+    /// directories provisioned before pinning; their cached configuration's keys stand in.
+    #[serde(default)]
+    pub pinned: Option<TrustedKeys>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +55,8 @@ struct ProvisionRequest<'a> {
 struct ProvisionResponse {
     controller_id: Id,
     org_id: Id,
+    #[serde(default)]
+    trusted_keys: Option<TrustedKeys>,
 }
 
 /// Generates the controller key, registers it with `server` using the one-time `token`, and
@@ -99,6 +106,7 @@ pub async fn provision(
         controller_id: answer.controller_id,
         org_id: answer.org_id,
         server,
+        pinned: answer.trusted_keys,
     };
     fsutil::write_json(&data_dir.join(IDENTITY_FILE), &identity, 0o600)?;
     Ok(identity)

@@ -682,6 +682,88 @@ async fn cloud_orders_dated_too_far_back_or_ahead_open_nothing() {
 }
 
 #[tokio::test]
+async fn only_a_config_sealed_by_a_trusted_or_endorsed_key_is_taken() {
+    use base64::Engine;
+    use keyway_channel::ControllerConfig;
+    use keyway_protocol::door_trust::KeyEndorsement;
+    use keyway_protocol::{TrustedKey, TrustedKeys};
+    let rig = Rig::new().await;
+    rig.ready().await;
+    let core = configured(&rig).await;
+    let org_key = &rig.server.state.org_key;
+    let v0 = core.status().config_version.unwrap();
+    let rng = SystemRandom::new();
+    let new_key = || SigningKey::generate(&rng).unwrap().0;
+    let (stranger, k2, k3) = (new_key(), new_key(), new_key());
+    let endorse = |by: &SigningKey, of: &SigningKey| {
+        let e = KeyEndorsement {
+            org: ORG,
+            public_key: of.public_key(),
+            endorsed_at: now_secs(),
+        };
+        base64::engine::general_purpose::STANDARD.encode(e.sign(by, &rng).unwrap())
+    };
+    let base = rig.server.state.config().unwrap();
+    let config = |version: u64, trusted: &[&SigningKey], endorsements: Vec<String>| {
+        let keys = trusted.iter().map(|k| TrustedKey {
+            org: ORG,
+            public_key: k.public_key(),
+        });
+        ControllerConfig {
+            version,
+            trusted: TrustedKeys::new(keys.collect()),
+            endorsements,
+            ..base.clone()
+        }
+    };
+
+    // Whoever holds the channel without an organization key changes nothing: not its own
+    // key (sealed by itself, or endorsed by itself), not the version, not a lock.
+    let mut unsealed = config(u64::MAX, &[org_key], vec![]);
+    unsealed.seal = String::new();
+    let mut altered = seal_config(config(v0 + 1, &[org_key], vec![]), org_key);
+    altered.locks[0].lockdown = !altered.locks[0].lockdown;
+    let refused = [
+        seal_config(config(v0 + 1, &[&stranger], vec![]), &stranger),
+        seal_config(
+            config(v0 + 1, &[&stranger], vec![endorse(&stranger, &stranger)]),
+            &stranger,
+        ),
+        // Sealed by the real key, but naming a key nobody endorsed.
+        seal_config(config(v0 + 1, &[org_key, &stranger], vec![]), org_key),
+        unsealed,
+        altered,
+    ];
+    for c in refused {
+        let err = core.apply_config(c).unwrap_err();
+        assert!(err.contains("seal") || err.contains("endorsed"), "{err}");
+    }
+    assert_eq!(core.status().config_version, Some(v0));
+
+    // Two rotations missed while offline: the chain leads from the door's key to k3.
+    let rotated = config(
+        v0 + 1,
+        &[&k3],
+        vec![endorse(org_key, &k2), endorse(&k2, &k3)],
+    );
+    assert_eq!(core.apply_config(seal_config(rotated, &k3)), Ok(true));
+    let phone = rig.phone(0.5, 0.0).await;
+    let (_, cred) = rig.credential_signed_by(&k3, |_| {});
+    assert!(
+        rig.unlock(&phone, LOCK_A, &cred, random_id())
+            .await
+            .unwrap()
+            .granted
+    );
+    // The retired key seals nothing any more.
+    let err = core
+        .apply_config(seal_config(config(v0 + 2, &[org_key], vec![]), org_key))
+        .unwrap_err();
+    assert!(err.contains("seal"), "{err}");
+    assert_eq!(core.status().config_version, Some(v0 + 1));
+}
+
+#[tokio::test]
 async fn duplicate_cloud_command_opens_once_even_across_restart() {
     let mut rig = Rig::new().await;
     rig.ready().await;

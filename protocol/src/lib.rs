@@ -19,6 +19,7 @@ pub mod certificate;
 pub mod codec;
 pub mod command;
 pub mod credential;
+pub mod door_trust;
 pub mod gatt;
 pub mod handshake;
 pub mod id;

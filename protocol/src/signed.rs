@@ -1,5 +1,6 @@
 //! The envelope shared by every organization-signed object (credentials, controller
-//! certificates, revocation lists, time statements, cloud command orders):
+//! certificates, revocation lists, time statements, cloud command orders, key endorsements,
+//! configuration seals):
 //!
 //! ```text
 //! kind u8 | version u8 | org id [16] | key id [8] | body ... | signature [64]
@@ -23,6 +24,8 @@ pub enum Kind {
     RevocationList = 0x12,
     TimeStatement = 0x13,
     CommandOrder = 0x14,
+    KeyEndorsement = 0x15,
+    ConfigSeal = 0x16,
 }
 
 /// The only encoding version defined so far.

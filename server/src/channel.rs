@@ -13,6 +13,7 @@ use keyway_channel::{
     MAX_FRAME_BYTES, Method, ServerMessage, auth_message,
 };
 use keyway_protocol::certificate::{ControllerCertificate, MAX_CERT_LOCKS};
+use keyway_protocol::door_trust::ConfigSeal;
 use keyway_protocol::keys::SIGNATURE_LEN;
 use keyway_protocol::time::TimeStatement;
 use keyway_protocol::{Id, PublicKey, Signature};
@@ -458,14 +459,25 @@ pub async fn build_config(
         not_after: (now + CERT_VALIDITY_SECS) as u64,
     }
     .sign(&key, &state.rng)?;
-    Ok(ControllerConfig {
+    let mut config = ControllerConfig {
         org: pid(org_id),
         controller: pid(controller_id),
         version: version as u64,
         certificate: STANDARD.encode(cert),
         trusted: orgkeys::trusted_keys(state, org_id).await?,
         locks,
-    })
+        endorsements: orgkeys::endorsements(state, org_id).await?,
+        seal: String::new(),
+    };
+    let seal = ConfigSeal {
+        org: config.org,
+        controller: config.controller,
+        version: config.version,
+        digest: config.digest(),
+    }
+    .sign(&key, &state.rng)?;
+    config.seal = STANDARD.encode(seal);
+    Ok(config)
 }
 
 async fn push_config(

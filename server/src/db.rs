@@ -86,7 +86,18 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("keyway.db").display())
 }
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, MIGRATION_1), (2, MIGRATION_2), (3, MIGRATION_3)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, MIGRATION_1),
+    (2, MIGRATION_2),
+    (3, MIGRATION_3),
+    (4, MIGRATION_4),
+];
+
+/// Each organization key but the first carries its endorsement by the key it replaced
+/// (`keyway_protocol::door_trust`), so controllers follow rotations along the chain.
+const MIGRATION_4: &str = r#"
+ALTER TABLE org_keys ADD COLUMN endorsement TEXT;
+"#;
 
 /// The per-user credential cap counts, and the revocation list reads, by organization.
 const MIGRATION_3: &str = r#"

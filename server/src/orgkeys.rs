@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use keyway_protocol::door_trust::KeyEndorsement;
 use keyway_protocol::revocation::{MAX_REVOKED, RevocationList};
 use keyway_protocol::{SigningKey, TrustedKey, TrustedKeys};
 
@@ -22,7 +23,7 @@ pub async fn create_org(state: &AppState, name: &str, owner: &str) -> ApiResult<
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    add_key(state, &mut *tx, &id).await?;
+    add_key(state, &mut *tx, &id, None).await?;
     sqlx::query(
         "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
     )
@@ -35,16 +36,31 @@ pub async fn create_org(state: &AppState, name: &str, owner: &str) -> ApiResult<
     Ok(id)
 }
 
+/// Adds a new active key; `replacing`: the key it takes over from, which endorses it.
 async fn add_key<'e>(
     state: &AppState,
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     org_id: &str,
+    replacing: Option<&SigningKey>,
 ) -> ApiResult<String> {
     let (key, pkcs8) = SigningKey::generate(&state.rng)?;
     let id = new_id(&state.rng);
+    let endorsement = match replacing {
+        Some(old) => Some(
+            STANDARD.encode(
+                KeyEndorsement {
+                    org: pid(org_id),
+                    public_key: key.public_key(),
+                    endorsed_at: now_s() as u64,
+                }
+                .sign(old, &state.rng)?,
+            ),
+        ),
+        None => None,
+    };
     sqlx::query(
-        "INSERT INTO org_keys (id, org_id, key_id, public_key, pkcs8, status, created_at) \
-         VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+        "INSERT INTO org_keys (id, org_id, key_id, public_key, pkcs8, status, created_at, \
+         endorsement) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7)",
     )
     .bind(&id)
     .bind(org_id)
@@ -56,9 +72,23 @@ async fn add_key<'e>(
         &pkcs8,
     )?)
     .bind(now_s())
+    .bind(endorsement)
     .execute(db)
     .await?;
     Ok(id)
+}
+
+/// The organization's key endorsements (base64), oldest first: every rotation, retired keys'
+/// too, so a controller offline through several rotations still finds its way.
+pub async fn endorsements(state: &AppState, org_id: &str) -> ApiResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT endorsement FROM org_keys WHERE org_id = $1 AND endorsement IS NOT NULL \
+         ORDER BY created_at, id",
+    )
+    .bind(org_id)
+    .fetch_all(state.pool())
+    .await?;
+    Ok(rows.into_iter().map(|(e,)| e).collect())
 }
 
 /// The key new objects are signed with.
@@ -123,6 +153,7 @@ pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKe
 pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
     previous_key_out_of_use(state, org_id, now).await?;
+    let replaced = active_key(state, org_id).await?;
     let mut tx = state.pool().begin().await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
@@ -135,7 +166,7 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
         .bind(org_id)
         .execute(&mut *tx)
         .await?;
-    add_key(state, &mut *tx, org_id).await?;
+    add_key(state, &mut *tx, org_id, Some(&replaced)).await?;
     tx.commit().await?;
     state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);

@@ -96,7 +96,8 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    fn config(&self) -> Option<ControllerConfig> {
+    /// The configuration this server sends, sealed with the organization key.
+    pub fn config(&self) -> Option<ControllerConfig> {
         let key = (*self.controller_key.lock().unwrap())?;
         let locks = self.locks.lock().unwrap().clone();
         let certificate = ControllerCertificate {
@@ -117,7 +118,10 @@ impl ServerState {
             certificate: base64::engine::general_purpose::STANDARD.encode(certificate),
             trusted: TrustedKeys::single(ORG, self.org_key.public_key()),
             locks,
+            endorsements: vec![],
+            seal: String::new(),
         })
+        .map(|c| seal_config(c, &self.org_key))
     }
 
     pub fn event_count(&self) -> usize {
@@ -284,6 +288,21 @@ impl TestServer {
 
 type AppState = (Arc<ServerState>, watch::Receiver<bool>);
 
+/// Seals `config` as it now reads with `key` (`keyway_protocol::door_trust`).
+pub fn seal_config(mut config: ControllerConfig, key: &SigningKey) -> ControllerConfig {
+    use base64::Engine;
+    let seal = keyway_protocol::door_trust::ConfigSeal {
+        org: config.org,
+        controller: config.controller,
+        version: config.version,
+        digest: config.digest(),
+    }
+    .sign(key, &SystemRandom::new())
+    .unwrap();
+    config.seal = base64::engine::general_purpose::STANDARD.encode(seal);
+    config
+}
+
 #[derive(serde::Deserialize)]
 struct ProvisionBody {
     token: String,
@@ -304,7 +323,10 @@ async fn provision(
     *state.controller_key.lock().unwrap() = Some(PublicKey::from_slice(&raw).unwrap());
     (
         StatusCode::CREATED,
-        Json(serde_json::json!({"controller_id": CONTROLLER, "org_id": ORG})),
+        Json(
+            serde_json::json!({"controller_id": CONTROLLER, "org_id": ORG,
+            "trusted_keys": TrustedKeys::single(ORG, state.org_key.public_key())}),
+        ),
     )
 }
 

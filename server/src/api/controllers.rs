@@ -252,8 +252,10 @@ pub async fn provision(
     ev.actor_kind = Some("controller".into());
     ev.actor_id = Some(id.clone());
     record(&state, ev).await?;
+    // The controller pins these: later keys reach it only endorsed by one of them.
+    let trusted = crate::orgkeys::trusted_keys(&state, &org).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"controller_id": id, "org_id": org})),
+        Json(json!({"controller_id": id, "org_id": org, "trusted_keys": trusted})),
     ))
 }

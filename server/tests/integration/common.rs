@@ -429,6 +429,10 @@ pub async fn provision(srv: &TestServer, token: &str) -> (Id, SigningKey) {
         )
         .await;
     assert_eq!(s, 201, "{v}");
+    // The controller pins the organization's keys from this answer.
+    let pinned: keyway_protocol::TrustedKeys =
+        serde_json::from_value(v["trusted_keys"].clone()).unwrap();
+    assert!(!pinned.keys.is_empty(), "{v}");
     (
         Id::parse(v["controller_id"].as_str().unwrap()).unwrap(),
         key,

@@ -4,6 +4,7 @@ use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keyway_protocol::credential::{ScopeEntry, SignedCredential};
+use keyway_protocol::door_trust::{ConfigSeal, extend_trust};
 use keyway_protocol::revocation::RevocationList;
 use keyway_protocol::{Id, SigningKey, TrustedKeys};
 use serde_json::json;
@@ -77,6 +78,30 @@ async fn issue_verify_revoke_and_rotate() {
         SignedCredential::verify(&bytes, &both).unwrap();
         ctl.wait(|s| s.configs.last().unwrap().trusted.keys.len() == 2)
             .await;
+        // A door still trusting only the first key follows the new key's endorsement to the
+        // seal, which the new key signed.
+        let (first, rotated) = {
+            let seen = ctl.seen.lock().unwrap();
+            (
+                seen.configs[0].clone(),
+                seen.configs.last().unwrap().clone(),
+            )
+        };
+        let endorsements: Vec<Vec<u8>> = rotated
+            .endorsements
+            .iter()
+            .map(|e| STANDARD.decode(e).unwrap())
+            .collect();
+        assert_eq!(endorsements.len(), 1);
+        let seal_bytes = STANDARD.decode(&rotated.seal).unwrap();
+        assert!(ConfigSeal::verify(&seal_bytes, &first.trusted).is_err());
+        let known = extend_trust(&first.trusted, first.org, &endorsements);
+        let seal = ConfigSeal::verify(&seal_bytes, &known).unwrap();
+        assert_eq!(
+            (seal.controller, seal.version, seal.digest),
+            (ctl.id, rotated.version, rotated.digest())
+        );
+        assert!(rotated.trusted.keys.iter().all(|k| known.keys.contains(k)));
         let (_, c2) = srv
             .post(
                 &format!("/devices/{dev_id}/credentials"),
