@@ -118,18 +118,58 @@ pub struct ControllerConfig {
     /// `ConfigSeal` (base64) over [`Self::digest`].
     #[serde(default)]
     pub seal: String,
+    /// Fields from a newer server, kept so that the digest still covers them.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ControllerConfig {
-    /// What the seal signs: SHA-256 of this config's JSON with an empty seal. Both ends
-    /// serialize this same struct, and serde writes fields in declaration order.
+    /// What the seal signs: SHA-256 of this config's JSON without the seal, objects' keys
+    /// sorted, so field order and fields this version does not know change nothing.
     pub fn digest(&self) -> [u8; 32] {
-        let unsealed = Self {
-            seal: String::new(),
-            ..self.clone()
-        };
-        let bytes = serde_json::to_vec(&unsealed).expect("a config serializes");
+        let mut value = serde_json::to_value(self).expect("a config serializes");
+        if let serde_json::Value::Object(fields) = &mut value {
+            fields.remove("seal");
+        }
+        let mut bytes = Vec::new();
+        canonical_json(&value, &mut bytes);
         keyway_protocol::door_trust::config_digest(&bytes)
+    }
+}
+
+/// JSON with every object's keys in sorted order (whatever map type serde_json was built
+/// with).
+fn canonical_json(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    let scalar = |v: &Value, out: &mut Vec<u8>| {
+        serde_json::to_writer(out, v).expect("JSON scalars serialize");
+    };
+    match value {
+        Value::Object(fields) => {
+            let mut keys: Vec<&String> = fields.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (n, key) in keys.into_iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                canonical_json(&fields[key], out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(b']');
+        }
+        other => scalar(other, out),
     }
 }
 
@@ -146,6 +186,9 @@ pub struct LockConfig {
     pub tx_power: i8,
     /// Per-lock secret for the rotating proximity code (hex, 32 bytes).
     pub proximity_secret: String,
+    /// Fields from a newer server (see [`ControllerConfig::extra`]).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,5 +280,65 @@ mod tests {
         let a = auth_message(&[1; 32], Id([2; 16]));
         assert_ne!(a, auth_message(&[1; 32], Id([3; 16])));
         assert_ne!(a, auth_message(&[4; 32], Id([2; 16])));
+    }
+}
+
+#[cfg(test)]
+mod config_digest_tests {
+    use super::*;
+
+    fn config() -> ControllerConfig {
+        ControllerConfig {
+            org: Id([1; 16]),
+            controller: Id([2; 16]),
+            version: 3,
+            certificate: "cert".into(),
+            trusted: TrustedKeys::default(),
+            locks: vec![LockConfig {
+                id: Id([3; 16]),
+                place: None,
+                name: "Front door".into(),
+                walk_up: true,
+                walk_up_min_rssi: -70,
+                lockdown: false,
+                relay_ms: 3000,
+                tx_power: -59,
+                proximity_secret: "00".repeat(32),
+                extra: Default::default(),
+            }],
+            endorsements: vec![],
+            seal: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_digest_covers_every_field_but_the_seal_and_survives_unknown_ones() {
+        let c = config();
+        let sealed = ControllerConfig {
+            seal: "anything".into(),
+            ..c.clone()
+        };
+        assert_eq!(c.digest(), sealed.digest());
+        let mut locked = c.clone();
+        locked.locks[0].lockdown = true;
+        assert_ne!(c.digest(), locked.digest());
+
+        // A newer server's fields, wherever they sit in its JSON, are kept and covered.
+        let mut json = serde_json::to_value(&c).unwrap();
+        json["locks"][0]["chime"] = serde_json::json!(true);
+        json["zone"] = serde_json::json!("north");
+        let text = serde_json::to_string(&json).unwrap();
+        let from_newer: ControllerConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(from_newer.locks[0].extra["chime"], serde_json::json!(true));
+        let mut changed = json.clone();
+        changed["locks"][0]["chime"] = serde_json::json!(false);
+        let other: ControllerConfig =
+            serde_json::from_str(&serde_json::to_string(&changed).unwrap()).unwrap();
+        assert_ne!(from_newer.digest(), other.digest());
+        assert_ne!(from_newer.digest(), c.digest());
+        let round_trip: ControllerConfig =
+            serde_json::from_str(&serde_json::to_string(&from_newer).unwrap()).unwrap();
+        assert_eq!(round_trip.digest(), from_newer.digest());
     }
 }

@@ -88,9 +88,9 @@ pub fn split_url(url: &str) -> Result<Target, HttpError> {
 }
 
 impl Target {
-    /// Refuses plain text to any host but this one. The channel's `config` carries the org
-    /// keys the door trusts and is not signed (`docs/protocol.md` §2), so whoever can read and
-    /// rewrite the connection could make the door trust a key of its own.
+    /// Refuses plain text to any host but this one. Configs are sealed (`docs/protocol.md`
+    /// §2), but provisioning pins the org keys from the server's answer and the channel
+    /// carries the door's event log: neither should cross a network in the clear.
     pub fn require_tls_off_host(&self, url: &str) -> Result<(), HttpError> {
         let host = self.host.trim_start_matches('[').trim_end_matches(']');
         let loopback = host.eq_ignore_ascii_case("localhost")

@@ -2,9 +2,11 @@
 //!
 //! Layout (after the [`crate::signed`] header):
 //! ```text
-//! serial u64 | issued_at u64 | revoked_before u64 | count u16 (..=4096)
-//! | credential id [16] * (strictly ascending) | signature [64]
+//! version 1: serial u64 | issued_at u64 | count u16 (..=4096)
+//!            | credential id [16] * (strictly ascending) | signature [64]
+//! version 2: serial u64 | issued_at u64 | revoked_before u64 | count u16 (..=4096) | ...
 //! ```
+//! A list without a cut is written as version 1, so doors that predate the cut read it.
 //! Serials only grow; a door ignores a list whose serial is not above the one it holds, so an
 //! old list cannot be replayed to un-revoke a credential.
 //!
@@ -52,11 +54,13 @@ impl RevocationList {
                 "a revocation list holds at most 4096 ids",
             ));
         }
-        let mut w = signed::begin(Kind::RevocationList, self.org, org_key);
-        w.u64(self.serial)
-            .u64(self.issued_at)
-            .u64(self.revoked_before)
-            .u16(ids.len() as u16);
+        let version = if self.revoked_before == 0 { 1 } else { 2 };
+        let mut w = signed::begin_version(Kind::RevocationList, version, self.org, org_key);
+        w.u64(self.serial).u64(self.issued_at);
+        if version == 2 {
+            w.u64(self.revoked_before);
+        }
+        w.u16(ids.len() as u16);
         for id in &ids {
             w.bytes(&id.0);
         }
@@ -64,11 +68,11 @@ impl RevocationList {
     }
 
     pub fn verify(bytes: &[u8], trusted: &TrustedKeys) -> Result<Self, Reason> {
-        let opened =
-            signed::open(bytes, Kind::RevocationList, MAX_LIST_LEN).map_err(|e| e.reason())?;
+        let opened = signed::open_versions(bytes, Kind::RevocationList, MAX_LIST_LEN, &[1, 2])
+            .map_err(|e| e.reason())?;
         opened.verify(trusted, Reason::BadCredentialSignature)?;
         let org = opened.header.org;
-        decode_body(opened.body, org).map_err(|e| e.reason())
+        decode_body(opened.body, org, opened.version == 2).map_err(|e| e.reason())
     }
 
     /// Whether the list names this credential id.
@@ -82,10 +86,18 @@ impl RevocationList {
     }
 }
 
-fn decode_body(mut r: crate::codec::Reader<'_>, org: Id) -> Result<RevocationList, DecodeError> {
+fn decode_body(
+    mut r: crate::codec::Reader<'_>,
+    org: Id,
+    with_cut: bool,
+) -> Result<RevocationList, DecodeError> {
     let serial = r.u64("serial")?;
     let issued_at = r.u64("issued_at")?;
-    let revoked_before = r.u64("revoked_before")?;
+    let revoked_before = if with_cut {
+        r.u64("revoked_before")?
+    } else {
+        0
+    };
     let n = r.count16(MAX_REVOKED, "revoked")?;
     let mut revoked: Vec<Id> = Vec::with_capacity(n);
     for _ in 0..n {

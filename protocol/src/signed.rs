@@ -41,9 +41,14 @@ pub struct Header {
 /// A writer holding the header of a new `kind` object signed by `org`'s `key`; the caller
 /// appends the body and passes it to [`seal`].
 pub(crate) fn begin(kind: Kind, org: Id, key: &SigningKey) -> Writer {
+    begin_version(kind, OBJECT_VERSION, org, key)
+}
+
+/// [`begin`] for a kind with more than one encoding version.
+pub(crate) fn begin_version(kind: Kind, version: u8, org: Id, key: &SigningKey) -> Writer {
     let mut w = Writer::new();
     w.u8(kind as u8)
-        .u8(OBJECT_VERSION)
+        .u8(version)
         .bytes(&org.0)
         .bytes(&key.key_id().0);
     w
@@ -64,6 +69,7 @@ pub(crate) fn seal(
 /// A decoded but not yet verified object: header, a reader over the body, the signed bytes.
 pub(crate) struct Opened<'a> {
     pub header: Header,
+    pub version: u8,
     pub body: Reader<'a>,
     pub signed: &'a [u8],
     pub signature: Signature,
@@ -71,6 +77,16 @@ pub(crate) struct Opened<'a> {
 
 /// Splits the signature off and parses the header; fails on kind or version mismatch.
 pub(crate) fn open(bytes: &[u8], kind: Kind, max_len: usize) -> Result<Opened<'_>, OpenError> {
+    open_versions(bytes, kind, max_len, &[OBJECT_VERSION])
+}
+
+/// [`open`] accepting any of `versions` (the caller reads `Opened::version`).
+pub(crate) fn open_versions<'a>(
+    bytes: &'a [u8],
+    kind: Kind,
+    max_len: usize,
+    versions: &[u8],
+) -> Result<Opened<'a>, OpenError> {
     if bytes.len() > max_len {
         return Err(DecodeError::TooLong {
             field: "signed object",
@@ -93,7 +109,7 @@ pub(crate) fn open(bytes: &[u8], kind: Kind, max_len: usize) -> Result<Opened<'_
         .into());
     }
     let version = r.u8("version")?;
-    if version != OBJECT_VERSION {
+    if !versions.contains(&version) {
         return Err(OpenError::UnsupportedVersion(version));
     }
     let org = Id(r.array("org id")?);
@@ -102,6 +118,7 @@ pub(crate) fn open(bytes: &[u8], kind: Kind, max_len: usize) -> Result<Opened<'_
     signature.copy_from_slice(sig);
     Ok(Opened {
         header: Header { org, key_id },
+        version,
         body: r,
         signed,
         signature: Signature(signature),

@@ -31,6 +31,20 @@ fn revocation_list_verifies_sorts_and_detects_tampering() {
     assert_eq!(got.revoked, vec![Id([1; 16]), Id([9; 16])]);
     assert!(got.is_revoked(Id([9; 16])) && !got.is_revoked(Id([2; 16])));
     assert_eq!((got.serial, got.revoked_before), (7, 50));
+    // Without a cut the list keeps version 1's layout, which doors from before the cut read.
+    assert_eq!(bytes[1], 2);
+    let uncut = RevocationList {
+        revoked_before: 0,
+        ..list.clone()
+    }
+    .sign(&key, &rng)
+    .unwrap();
+    assert_eq!((uncut[1], uncut.len() + 8), (1, bytes.len()));
+    let got_uncut = RevocationList::verify(&uncut, &trusted).unwrap();
+    assert_eq!(
+        (got_uncut.revoked_before, got_uncut.revoked),
+        (0, got.revoked.clone())
+    );
 
     let mut tampered = bytes.clone();
     tampered[2 + 16 + 8 + 7] ^= 1; // serial

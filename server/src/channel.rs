@@ -442,6 +442,7 @@ pub async fn build_config(
             relay_ms: 3000,
             tx_power: l.tx_power.clamp(-127, 20) as i8,
             proximity_secret: l.proximity_secret.clone(),
+            extra: Default::default(),
         });
     }
     let key = orgkeys::active_key(state, org_id).await?;
@@ -468,6 +469,7 @@ pub async fn build_config(
         locks,
         endorsements: orgkeys::endorsements(state, org_id).await?,
         seal: String::new(),
+        extra: Default::default(),
     };
     let seal = ConfigSeal {
         org: config.org,

@@ -150,6 +150,15 @@ pub async fn serve_with(
             .execute(state.pool())
             .await?;
     }
+    let endorsed = orgkeys::backfill_endorsements(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("endorsing older organization keys: {}", e.message))?;
+    if endorsed > 0 {
+        tracing::info!(
+            endorsed,
+            "endorsed organization keys rotated before endorsements"
+        );
+    }
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     // `tap_io` also gives the TLS listener axum's `ConnectInfo<SocketAddr>`, which the rate
     // limits key on.

@@ -78,13 +78,54 @@ async fn add_key<'e>(
     Ok(id)
 }
 
+/// Oldest key first. Creation times are whole seconds and a rotation may follow an
+/// organization's creation within one, so status breaks the tie (two rotations are at
+/// least a minute apart: `previous_key_out_of_use`).
+const KEY_AGE_ORDER: &str = "created_at, CASE status WHEN 'retired' THEN 0 \
+    WHEN 'previous' THEN 1 ELSE 2 END, retired_at, id";
+
+/// Endorses keys rotated in before endorsements existed (each by the key before it), so
+/// controllers still holding an older key can follow. Run at start; a no-op once done.
+pub async fn backfill_endorsements(state: &AppState) -> ApiResult<usize> {
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(sql!(
+        "SELECT id, org_id, pkcs8, endorsement FROM org_keys ORDER BY org_id, {KEY_AGE_ORDER}"
+    ))
+    .fetch_all(state.pool())
+    .await?;
+    let mut done = 0;
+    for pair in rows.windows(2) {
+        let [(_, org_a, pkcs8_a, _), (id_b, org_b, pkcs8_b, None)] = pair else {
+            continue;
+        };
+        if org_a != org_b {
+            continue;
+        }
+        let kek = state.settings.key_encryption_key.as_ref();
+        let older = SigningKey::from_pkcs8(&open_key(kek, pkcs8_a)?, &state.rng)?;
+        let newer = SigningKey::from_pkcs8(&open_key(kek, pkcs8_b)?, &state.rng)?;
+        let endorsement = KeyEndorsement {
+            org: pid(org_b),
+            public_key: newer.public_key(),
+            endorsed_at: now_s() as u64,
+        }
+        .sign(&older, &state.rng)?;
+        sqlx::query("UPDATE org_keys SET endorsement = $1 WHERE id = $2 AND endorsement IS NULL")
+            .bind(STANDARD.encode(endorsement))
+            .bind(id_b)
+            .execute(state.pool())
+            .await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
 /// The organization's key endorsements (base64), oldest first: every rotation, retired keys'
 /// too, so a controller offline through several rotations still finds its way.
 pub async fn endorsements(state: &AppState, org_id: &str) -> ApiResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<(String,)> = sqlx::query_as(sql!(
         "SELECT endorsement FROM org_keys WHERE org_id = $1 AND endorsement IS NOT NULL \
-         ORDER BY created_at, id",
-    )
+         ORDER BY {KEY_AGE_ORDER}"
+    ))
     .bind(org_id)
     .fetch_all(state.pool())
     .await?;
@@ -93,12 +134,20 @@ pub async fn endorsements(state: &AppState, org_id: &str) -> ApiResult<Vec<Strin
 
 /// The key new objects are signed with.
 pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey> {
+    active_key_on(state, state.pool(), org_id).await
+}
+
+async fn active_key_on<'e>(
+    state: &AppState,
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    org_id: &str,
+) -> ApiResult<SigningKey> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT pkcs8 FROM org_keys WHERE org_id = $1 AND status = 'active' \
          ORDER BY created_at DESC LIMIT 1",
     )
     .bind(org_id)
-    .fetch_optional(state.pool())
+    .fetch_optional(db)
     .await?;
     let (pkcs8,) = row.ok_or_else(|| anyhow::anyhow!("organization has no active key"))?;
     let raw = open_key(state.settings.key_encryption_key.as_ref(), &pkcs8)?;
@@ -153,8 +202,14 @@ pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKe
 pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
     previous_key_out_of_use(state, org_id, now).await?;
-    let replaced = active_key(state, org_id).await?;
     let mut tx = state.pool().begin().await?;
+    // Lock the organization first: two rotations at once must endorse in a chain (K1 → K2
+    // → K3), not both from K1, or a door holding only K2 could not follow.
+    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    let replaced = active_key_on(state, &mut *tx, org_id).await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
@@ -309,6 +364,12 @@ pub async fn revoke_credentials(
             g,
         ),
     };
+    // The organization's row first, as membership changes and rotations take it: the same
+    // lock order everywhere, so two changes cannot deadlock on PostgreSQL.
+    sqlx::query("UPDATE orgs SET revocation_serial = revocation_serial + 1 WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
     let now = now_s();
     let n = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE credentials SET revoked_at = $1 WHERE org_id = $2 AND {condition} \
@@ -321,10 +382,6 @@ pub async fn revoke_credentials(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    sqlx::query("UPDATE orgs SET revocation_serial = revocation_serial + 1 WHERE id = $1")
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
     Ok(n)
 }
 

@@ -120,6 +120,7 @@ impl ServerState {
             locks,
             endorsements: vec![],
             seal: String::new(),
+            extra: Default::default(),
         })
         .map(|c| seal_config(c, &self.org_key))
     }
@@ -144,6 +145,7 @@ pub fn lock_config(id: Id, name: &str) -> LockConfig {
         relay_ms: 1000,
         tx_power: -59,
         proximity_secret: hex::encode([7u8; 32]),
+        extra: Default::default(),
     }
 }
 

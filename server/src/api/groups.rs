@@ -252,6 +252,9 @@ pub async fn remove_group_lock(
     let (id, org) = authorize(&state, &caller, "access_groups", &id, "group", Role::Admin).await?;
     let lock = parse_id(&lock, "lock")?;
     let mut tx = state.pool().begin().await?;
+    // Credentials name the lock: the group's holders get new ones from what they keep.
+    // Revoking first takes the organization's row first, as every such change does.
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Group(&id)).await?;
     let n = sqlx::query("DELETE FROM group_locks WHERE group_id = $1 AND lock_id = $2")
         .bind(&id)
         .bind(&lock)
@@ -261,8 +264,6 @@ pub async fn remove_group_lock(
     if n == 0 {
         return Err(ApiError::not_found("group lock"));
     }
-    // Credentials name the lock: the group's holders get new ones from what they keep.
-    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Group(&id)).await?;
     tx.commit().await?;
     crate::orgkeys::revocations_changed(&state, &org);
     record(

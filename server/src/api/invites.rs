@@ -208,9 +208,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// A manager invites only to locks they hold themselves (by a current role assignment):
-/// otherwise they could invite a "visitor" to any door and redeem the code themselves. A
-/// manager's API key delegates its creator's locks.
+/// A manager invites only to what they hold themselves, for no longer than they hold it:
+/// otherwise they could invite a "visitor" to any door, or past their own end, and redeem
+/// the code themselves. Locks: each in a group of an assignment valid now and until the
+/// invite ends. A group: an assignment to that group itself (so locks added to it later are
+/// theirs too). A manager's API key delegates its creator's assignments. Hours are not
+/// compared: a visitor's daily window is the invite's own.
 async fn only_locks_the_inviter_opens(
     state: &AppState,
     org: &str,
@@ -228,36 +231,38 @@ async fn only_locks_the_inviter_opens(
             row.and_then(|(c,)| c)
         }
     };
-    let held: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT gl.lock_id FROM role_assignments ra \
-         JOIN group_locks gl ON gl.group_id = ra.group_id \
-         WHERE ra.org_id = $1 AND ra.user_id = $2 AND (ra.valid_until IS NULL OR ra.valid_until > $3)",
+    let now = now_s();
+    let held: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT ra.group_id, gl.lock_id FROM role_assignments ra \
+         LEFT JOIN group_locks gl ON gl.group_id = ra.group_id \
+         WHERE ra.org_id = $1 AND ra.user_id = $2 \
+         AND (ra.valid_from IS NULL OR ra.valid_from <= $3) \
+         AND (ra.valid_until IS NULL OR ra.valid_until >= $4)",
     )
     .bind(org)
     .bind(inviter.unwrap_or_default())
-    .bind(now_s())
+    .bind(now)
+    .bind(req.valid_until)
     .fetch_all(state.pool())
     .await?;
-    let held: std::collections::HashSet<String> = held.into_iter().map(|(l,)| l).collect();
-    let mut wanted: Vec<String> = Vec::new();
+    let groups: std::collections::HashSet<&str> = held.iter().map(|(g, _)| g.as_str()).collect();
+    let locks: std::collections::HashSet<&str> =
+        held.iter().filter_map(|(_, l)| l.as_deref()).collect();
+    let mut within = true;
     for l in &req.lock_ids {
-        wanted.push(parse_id(l, "lock")?);
+        within &= locks.contains(parse_id(l, "lock")?.as_str());
     }
     if let Some(g) = &req.group_id {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT lock_id FROM group_locks WHERE group_id = $1")
-                .bind(parse_id(g, "group")?)
-                .fetch_all(state.pool())
-                .await?;
-        wanted.extend(rows.into_iter().map(|(l,)| l));
+        within &= groups.contains(parse_id(g, "group")?.as_str());
     }
-    if wanted.iter().all(|l| held.contains(l)) {
+    if within {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
         "forbidden",
-        "a manager may invite visitors only to locks they can open themselves",
+        "a manager may invite visitors only to locks or groups they hold themselves, \
+         and not past the end of their own access",
     ))
 }
 
@@ -333,12 +338,13 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     let (id, org) = authorize(&state, &caller, &id).await?;
     let mut tx = state.pool().begin().await?;
+    // Revoking first takes the organization's row first, as every such change does.
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Invite(&id)).await?;
     sqlx::query("UPDATE invites SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now_s())
         .bind(&id)
         .execute(&mut *tx)
         .await?;
-    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::Invite(&id)).await?;
     tx.commit().await?;
     crate::orgkeys::revocations_changed(&state, &org);
     record(
@@ -389,7 +395,8 @@ pub async fn redeem(
     // update) also stops two concurrent redemptions both succeeding.
     let mut tx = state.pool().begin().await?;
     let n = sqlx::query(
-        "UPDATE invites SET redeemed_at = $1, guest_user_id = $2 WHERE id = $3 AND redeemed_at IS NULL",
+        "UPDATE invites SET redeemed_at = $1, guest_user_id = $2 WHERE id = $3 \
+         AND redeemed_at IS NULL AND revoked_at IS NULL AND valid_until > $1",
     )
     .bind(now)
     .bind(&guest)
@@ -398,7 +405,10 @@ pub async fn redeem(
     .await?
     .rows_affected();
     if n != 1 {
-        return Err(ApiError::conflict("this invite was already redeemed"));
+        // Redeemed, revoked or expired since it was read.
+        return Err(ApiError::conflict(
+            "this invite was already redeemed or is no longer valid",
+        ));
     }
     sqlx::query(
         "INSERT INTO users (id, email, name, is_guest, created_at) VALUES ($1, NULL, $2, 1, $3)",

@@ -269,9 +269,10 @@ pub async fn update_member(
 ) -> ApiResult<Json<Value>> {
     let org = parse_id(&org, "organization")?;
     let user = parse_id(&user, "user")?;
-    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    caller.require(&state, &org, Role::Admin).await?;
     let mut tx = state.pool().begin().await?;
     lock_members(&mut tx, &org).await?;
+    let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     let current = member_role(&mut tx, &org, &user).await?;
     if req.role > my_role || current > my_role || req.role == Role::Guest || current == Role::Guest
     {
@@ -286,9 +287,10 @@ pub async fn update_member(
     let weaker = req.role < current;
     if weaker {
         ensure_an_owner(&mut tx, &org).await?;
-        // A weaker role must not keep offline access or API keys issued under the stronger one.
+        // A weaker role must not keep offline access, API keys or invites issued under the
+        // stronger one.
         orgkeys::revoke_credentials(&mut tx, &org, orgkeys::Holders::User(&user)).await?;
-        revoke_api_keys_of(&mut tx, &org, &user, Some(req.role)).await?;
+        withdraw_delegations(&mut tx, &org, &user, Some(req.role)).await?;
     }
     tx.commit().await?;
     if weaker {
@@ -344,29 +346,91 @@ async fn ensure_an_owner(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<(
     Ok(())
 }
 
-/// An API key acts with the role it was created with: it must not outlive its creator's
-/// membership, nor keep a role above the creator's new one (`None`: removed).
-async fn revoke_api_keys_of(
+/// The caller's role read again once the organization is locked: a member removed or
+/// demoted by a change that committed first acts no more with the old role.
+async fn role_under_lock(
+    tx: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    org: &str,
+    min: Role,
+) -> ApiResult<Role> {
+    let role = match &caller.principal {
+        crate::auth::Principal::User { user_id, .. } => member_role(tx, org, user_id)
+            .await
+            .map_err(|_| ApiError::forbidden())?,
+        crate::auth::Principal::ApiKey { key_id, .. } => {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT role FROM api_keys WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(key_id)
+            .bind(org)
+            .fetch_optional(&mut *tx)
+            .await?;
+            row.and_then(|(r,)| Role::parse(&r))
+                .ok_or_else(ApiError::unauthorized)?
+        }
+    };
+    if role < min {
+        return Err(ApiError::forbidden());
+    }
+    Ok(role)
+}
+
+/// What a member handed on goes with the role they lose (`now_holds`: `None` when removed):
+/// API keys they created above the role they keep, and every key those keys created; and
+/// once they may no longer invite (below manager), the invites they or those keys made
+/// that have not ended, with their visitors' credentials.
+async fn withdraw_delegations(
     tx: &mut sqlx::AnyConnection,
     org: &str,
-    creator: &str,
+    user: &str,
     now_holds: Option<Role>,
 ) -> ApiResult<()> {
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "SELECT id, role FROM api_keys WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL",
-    )
-    .bind(org)
-    .bind(creator)
-    .fetch_all(&mut *tx)
-    .await?;
-    for (id, role) in keys {
-        let above = match (Role::parse(&role), now_holds) {
-            (Some(key_role), Some(held)) => key_role > held,
-            _ => true,
-        };
-        if above {
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
-                .bind(now_s())
+    let now = now_s();
+    let mut creators = vec![user.to_owned()];
+    let mut next = 0;
+    while next < creators.len() {
+        let creator = creators[next].clone();
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT id, role FROM api_keys WHERE org_id = $1 AND created_by = $2 \
+             AND revoked_at IS NULL",
+        )
+        .bind(org)
+        .bind(&creator)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, role) in keys {
+            // Only the member's own keys within their new role stay; a revoked key's keys go.
+            let stays = next == 0
+                && matches!((Role::parse(&role), now_holds), (Some(k), Some(h)) if k <= h);
+            if !stays {
+                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                creators.push(id);
+            }
+        }
+        next += 1;
+    }
+    if now_holds.is_some_and(|r| r >= Role::Manager) {
+        return Ok(());
+    }
+    for creator in &creators {
+        let invites: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM invites WHERE org_id = $1 AND created_by = $2 \
+             AND revoked_at IS NULL AND valid_until > $3",
+        )
+        .bind(org)
+        .bind(creator)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id,) in invites {
+            orgkeys::revoke_credentials(&mut *tx, org, orgkeys::Holders::Invite(&id)).await?;
+            sqlx::query("UPDATE invites SET revoked_at = $1 WHERE id = $2")
+                .bind(now)
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
@@ -382,9 +446,10 @@ pub async fn delete_member(
 ) -> ApiResult<StatusCode> {
     let org = parse_id(&org, "organization")?;
     let user = parse_id(&user, "user")?;
-    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    caller.require(&state, &org, Role::Admin).await?;
     let mut tx = state.pool().begin().await?;
     lock_members(&mut tx, &org).await?;
+    let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     let current = member_role(&mut tx, &org, &user).await?;
     if current > my_role {
         return Err(ApiError::forbidden());
@@ -401,7 +466,7 @@ pub async fn delete_member(
         .bind(&user)
         .execute(&mut *tx)
         .await?;
-    revoke_api_keys_of(&mut tx, &org, &user, None).await?;
+    withdraw_delegations(&mut tx, &org, &user, None).await?;
     tx.commit().await?;
     orgkeys::revocations_changed(&state, &org);
     record(

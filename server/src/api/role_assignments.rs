@@ -206,6 +206,8 @@ pub async fn delete_assignment(
         return Err(ApiError::forbidden());
     }
     let mut tx = state.pool().begin().await?;
+    // Revoking first takes the organization's row first, as every such change does.
+    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::User(&user)).await?;
     let n = sqlx::query("DELETE FROM role_assignments WHERE id = $1")
         .bind(&id)
         .execute(&mut *tx)
@@ -214,7 +216,6 @@ pub async fn delete_assignment(
     if n == 0 {
         return Err(ApiError::not_found("role assignment"));
     }
-    crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::User(&user)).await?;
     tx.commit().await?;
     crate::orgkeys::revocations_changed(&state, &org);
     record(

@@ -612,11 +612,12 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..500 {
+    // 15 s: a webhook's two retries take about 3 s, longer on a loaded 2-core machine.
+    for _ in 0..1500 {
         if f().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("condition not reached");
+    panic!("condition not reached in 15 s");
 }

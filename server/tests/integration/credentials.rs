@@ -237,3 +237,55 @@ async fn guest_credentials_carry_invite_limits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn keys_rotated_before_endorsements_are_endorsed_at_start() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let (_, before) = srv.get(&format!("/orgs/{}/keys", org.id), &org.owner).await;
+        let first: TrustedKeys = serde_json::from_value(before["trusted_keys"].clone()).unwrap();
+        let (s, r) = srv
+            .post(
+                &format!("/orgs/{}/keys/rotate", org.id),
+                &org.owner,
+                json!({}),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+        // As an older server would have left it: no endorsement.
+        sqlx::query("UPDATE org_keys SET endorsement = NULL WHERE org_id = $1")
+            .bind(&org.id)
+            .execute(srv.state.pool())
+            .await
+            .unwrap();
+        assert!(
+            keyway_server::orgkeys::endorsements(&srv.state, &org.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let n = keyway_server::orgkeys::backfill_endorsements(&srv.state)
+            .await
+            .unwrap();
+        assert!(n >= 1);
+        assert_eq!(
+            keyway_server::orgkeys::backfill_endorsements(&srv.state)
+                .await
+                .unwrap(),
+            0
+        );
+        let chain: Vec<Vec<u8>> = keyway_server::orgkeys::endorsements(&srv.state, &org.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| STANDARD.decode(e).unwrap())
+            .collect();
+        let both: TrustedKeys = serde_json::from_value(r["trusted_keys"].clone()).unwrap();
+        let known = extend_trust(&first, Id::parse(&org.id).unwrap(), &chain);
+        assert!(
+            both.keys.iter().all(|k| known.keys.contains(k)),
+            "{known:?}"
+        );
+    })
+    .await;
+}

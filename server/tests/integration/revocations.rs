@@ -48,6 +48,14 @@ async fn revocations(srv: &TestServer, org: &Org) -> RevocationList {
     .unwrap()
 }
 
+/// A visitor's guest token for an invite code.
+async fn redeem(srv: &TestServer, code: &Value) -> String {
+    let body = Some(json!({"code": code}));
+    let (s, guest) = srv.call("POST", "/invites/redeem", None, body).await;
+    assert_eq!(s, 201, "{guest}");
+    guest["token"].as_str().unwrap().to_owned()
+}
+
 async fn user_id(srv: &TestServer, token: &str) -> String {
     let (s, me) = srv.get("/me", token).await;
     assert_eq!(s, 200, "{me}");
@@ -105,16 +113,8 @@ async fn narrowing_a_group_revokes_its_holders_credentials() {
             )
             .await;
         assert_eq!(s, 201, "{inv}");
-        let (s, guest) = srv
-            .call(
-                "POST",
-                "/invites/redeem",
-                None,
-                Some(json!({"code": inv["code"]})),
-            )
-            .await;
-        assert_eq!(s, 201, "{guest}");
-        let guest_cred = issue(&srv, guest["token"].as_str().unwrap(), &org.id).await;
+        let guest = redeem(&srv, &inv["code"]).await;
+        let guest_cred = issue(&srv, &guest, &org.id).await;
         let (s, v) = srv
             .delete(
                 &format!("/groups/{}", g["id"].as_str().unwrap()),
@@ -172,13 +172,13 @@ async fn managers_delegate_only_what_they_hold_and_only_to_members() {
         assert_eq!(s, 201, "{v}");
 
         // A manager removes a member's assignment, not a peer manager's.
-        let (peer, _) = add_member(&srv, &org, "manager").await;
+        let (peer, peer_token) = add_member(&srv, &org, "manager").await;
         let assign = format!("/orgs/{}/role_assignments", org.id);
         let (s, peer_assignment) = srv
             .post(
                 &assign,
                 &org.owner,
-                json!({"user_id": peer, "group_id": org.group}),
+                json!({"user_id": peer, "group_id": org.group, "valid_until": now + 3600}),
             )
             .await;
         assert_eq!(s, 201, "{peer_assignment}");
@@ -197,8 +197,34 @@ async fn managers_delegate_only_what_they_hold_and_only_to_members() {
         );
         let (s, v) = srv.delete(&member_path, &org.manager).await;
         assert_eq!(s, 204, "{v}");
-        let (s, v) = srv.delete(&peer_path, &org.admin).await;
+
+        // Nor past the end of their own access; and what they handed on goes with them.
+        let front_for =
+            |until: i64| json!({"name": "V", "lock_ids": [org.front], "valid_until": until});
+        let (s, v) = srv.post(&invites, &peer_token, front_for(now + 7200)).await;
+        assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+        let (s, inv) = srv.post(&invites, &peer_token, front_for(now + 1800)).await;
+        assert_eq!(s, 201, "{inv}");
+        let visitor = redeem(&srv, &inv["code"]).await;
+        let visitor_cred = issue(&srv, &visitor, &org.id).await;
+        let (s, v) = srv
+            .delete(&format!("/orgs/{}/members/{peer}", org.id), &org.admin)
+            .await;
         assert_eq!(s, 204, "{v}");
+        let (_, after) = srv
+            .get(
+                &format!("/invites/{}", inv["id"].as_str().unwrap()),
+                &org.admin,
+            )
+            .await;
+        assert_eq!(after["status"], "revoked", "{after}");
+        assert!(revocations(&srv, &org).await.revokes(&visitor_cred));
+        let (s, v) = srv.delete(&peer_path, &org.admin).await;
+        assert_eq!(
+            (s, code(&v)),
+            (404, "not_found"),
+            "assignments go with the member: {v}"
+        );
 
         // A visitor's guest login cannot found an organization.
         let (_, inv) = srv
@@ -209,21 +235,8 @@ async fn managers_delegate_only_what_they_hold_and_only_to_members() {
             "lock_ids": [org.front], "valid_until": now + 600}),
             )
             .await;
-        let (_, guest) = srv
-            .call(
-                "POST",
-                "/invites/redeem",
-                None,
-                Some(json!({"code": inv["code"]})),
-            )
-            .await;
-        let (s, v) = srv
-            .post(
-                "/orgs",
-                guest["token"].as_str().unwrap(),
-                json!({"name": "Mine"}),
-            )
-            .await;
+        let guest = redeem(&srv, &inv["code"]).await;
+        let (s, v) = srv.post("/orgs", &guest, json!({"name": "Mine"})).await;
         assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
         let (s, v) = srv
             .post("/orgs", &org.member, json!({"name": "Mine"}))
@@ -260,6 +273,17 @@ async fn api_keys_keep_no_more_than_their_creators_role() {
             (works(keys[0].clone()).await, works(keys[1].clone()).await),
             (200, 200)
         );
+        // A key made by the admin's admin key goes with it.
+        let (s, k) = srv
+            .post(
+                &format!("/orgs/{}/api_keys", org.id),
+                &keys[0],
+                json!({"name": "made by a key", "role": "admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{k}");
+        let grandchild = k["token"].as_str().unwrap().to_owned();
+        assert_eq!(works(grandchild.clone()).await, 200);
         let member = format!("/orgs/{}/members/{admin_id}", org.id);
         let (s, v) = srv
             .put(&member, &org.owner, json!({"role": "manager"}))
@@ -269,6 +293,7 @@ async fn api_keys_keep_no_more_than_their_creators_role() {
             (works(keys[0].clone()).await, works(keys[1].clone()).await),
             (401, 200)
         );
+        assert_eq!(works(grandchild).await, 401);
         let (s, v) = srv.delete(&member, &org.owner).await;
         assert_eq!(s, 204, "{v}");
         assert_eq!(works(keys[1].clone()).await, 401);
