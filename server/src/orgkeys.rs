@@ -87,36 +87,60 @@ const KEY_AGE_ORDER: &str = "created_at, CASE status WHEN 'retired' THEN 0 \
 /// Endorses keys rotated in before endorsements existed (each by the key before it), so
 /// controllers still holding an older key can follow. Run at start; a no-op once done.
 pub async fn backfill_endorsements(state: &AppState) -> ApiResult<usize> {
-    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(sql!(
-        "SELECT id, org_id, pkcs8, endorsement FROM org_keys ORDER BY org_id, {KEY_AGE_ORDER}"
+    let rows: Vec<(String, String, String, String, Option<String>)> = sqlx::query_as(sql!(
+        "SELECT id, org_id, pkcs8, public_key, endorsement FROM org_keys \
+         ORDER BY org_id, {KEY_AGE_ORDER}"
     ))
     .fetch_all(state.pool())
     .await?;
     let mut done = 0;
     for pair in rows.windows(2) {
-        let [(_, org_a, pkcs8_a, _), (id_b, org_b, pkcs8_b, None)] = pair else {
+        let [(_, org_a, older, _, _), (id_b, org_b, _, newer_hex, None)] = pair else {
             continue;
         };
         if org_a != org_b {
             continue;
         }
-        let kek = state.settings.key_encryption_key.as_ref();
-        let older = SigningKey::from_pkcs8(&open_key(kek, pkcs8_a)?, &state.rng)?;
-        let newer = SigningKey::from_pkcs8(&open_key(kek, pkcs8_b)?, &state.rng)?;
-        let endorsement = KeyEndorsement {
-            org: pid(org_b),
-            public_key: newer.public_key(),
-            endorsed_at: now_s() as u64,
+        // One organization's unreadable key must not keep the server from starting: its
+        // controllers then need re-provisioning to follow that rotation, which is said.
+        match endorse_stored(state, org_b, older, newer_hex) {
+            Ok(endorsement) => {
+                sqlx::query(
+                    "UPDATE org_keys SET endorsement = $1 WHERE id = $2 AND endorsement IS NULL",
+                )
+                .bind(endorsement)
+                .bind(id_b)
+                .execute(state.pool())
+                .await?;
+                done += 1;
+            }
+            Err(e) => tracing::error!(
+                org = org_b.as_str(),
+                error = %e,
+                "cannot endorse an organization key rotated before endorsements; controllers \
+                 that missed that rotation must be provisioned again"
+            ),
         }
-        .sign(&older, &state.rng)?;
-        sqlx::query("UPDATE org_keys SET endorsement = $1 WHERE id = $2 AND endorsement IS NULL")
-            .bind(STANDARD.encode(endorsement))
-            .bind(id_b)
-            .execute(state.pool())
-            .await?;
-        done += 1;
     }
     Ok(done)
+}
+
+fn endorse_stored(
+    state: &AppState,
+    org: &str,
+    older_pkcs8: &str,
+    newer_hex: &str,
+) -> anyhow::Result<String> {
+    let kek = state.settings.key_encryption_key.as_ref();
+    let older = SigningKey::from_pkcs8(&open_key(kek, older_pkcs8)?, &state.rng)?;
+    let newer = keyway_protocol::PublicKey::from_slice(&hex::decode(newer_hex)?)?;
+    let endorsement = KeyEndorsement {
+        org: pid(org),
+        public_key: newer,
+        endorsed_at: now_s() as u64,
+    }
+    .sign(&older, &state.rng)?;
+    Ok(STANDARD.encode(endorsement))
 }
 
 /// The organization's key endorsements (base64), oldest first: every rotation, retired keys'
@@ -201,14 +225,15 @@ pub async fn trusted_keys(state: &AppState, org_id: &str) -> ApiResult<TrustedKe
 /// active key (nothing could be signed) or with its trusted key retired.
 pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
-    previous_key_out_of_use(state, org_id, now).await?;
     let mut tx = state.pool().begin().await?;
     // Lock the organization first: two rotations at once must endorse in a chain (K1 → K2
-    // → K3), not both from K1, or a door holding only K2 could not follow.
+    // → K3), not both from K1, or a door holding only K2 could not follow; and the second
+    // must see the first's replacement when it checks the previous key's age.
     sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
         .bind(org_id)
         .execute(&mut *tx)
         .await?;
+    previous_key_out_of_use(&mut tx, org_id, now).await?;
     let replaced = active_key_on(state, &mut *tx, org_id).await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
@@ -231,14 +256,20 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
 /// Ends the overlap: the previous key stops being trusted.
 pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
-    previous_key_out_of_use(state, org_id, now).await?;
+    let mut tx = state.pool().begin().await?;
+    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+        .bind(org_id)
+        .execute(&mut *tx)
+        .await?;
+    previous_key_out_of_use(&mut tx, org_id, now).await?;
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
     .bind(org_id)
     .bind(now)
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     state.signing_keys.lock().expect("key cache").remove(org_id);
     state.hub.refresh_org(org_id, false);
     Ok(())
@@ -248,14 +279,18 @@ pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
 /// another instance may still sign cloud commands with it: its cached key is at most
 /// [`SIGNING_KEY_TTL`] old, and doors refuse a retired key's orders. Whole seconds, so one
 /// more.
-async fn previous_key_out_of_use(state: &AppState, org_id: &str, now: i64) -> ApiResult<()> {
+async fn previous_key_out_of_use(
+    tx: &mut sqlx::AnyConnection,
+    org_id: &str,
+    now: i64,
+) -> ApiResult<()> {
     let in_use_for = SIGNING_KEY_TTL.as_secs() as i64 + 1;
     let replaced_at: Option<(i64,)> = sqlx::query_as(
         "SELECT a.created_at FROM org_keys a WHERE a.org_id = $1 AND a.status = 'active' \
          AND EXISTS (SELECT 1 FROM org_keys p WHERE p.org_id = $1 AND p.status = 'previous')",
     )
     .bind(org_id)
-    .fetch_optional(state.pool())
+    .fetch_optional(&mut *tx)
     .await?;
     let Some((replaced_at,)) = replaced_at else {
         return Ok(());

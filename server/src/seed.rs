@@ -219,6 +219,7 @@ async fn seed(state: &AppState) -> ApiResult<DemoSeed> {
 async fn demo_invite(state: &AppState, org: &str, lock: &str) -> ApiResult<String> {
     let (_, code) = create_invite(
         state,
+        state.pool(),
         org,
         "seed",
         &CreateInvite {

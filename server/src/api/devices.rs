@@ -102,22 +102,24 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let user = caller.require_user()?;
     let (id, _) = own_device(&state, user, &id).await?;
+    // A write first: on SQLite a transaction that reads first cannot take the write lock
+    // once another writer has committed (SQLITE_BUSY). No other transaction locks devices.
     let mut tx = state.pool().begin().await?;
+    sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
+        .bind(now_s())
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
     let orgs: Vec<(String,)> = sqlx::query_as(
         "SELECT DISTINCT org_id FROM credentials WHERE device_id = $1 ORDER BY org_id",
     )
     .bind(&id)
     .fetch_all(&mut *tx)
     .await?;
-    // Organizations' rows first and in order, as every change that revokes takes them.
+    // Organizations' rows in order, as every change that revokes takes them.
     for (org,) in &orgs {
         orgkeys::revoke_credentials(&mut tx, org, orgkeys::Holders::Device(&id)).await?;
     }
-    sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
-        .bind(now_s())
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     for (org,) in &orgs {
         orgkeys::revocations_changed(&state, org);

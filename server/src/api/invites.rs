@@ -77,9 +77,10 @@ fn invite_json(r: &sqlx::any::AnyRow) -> Result<Value, sqlx::Error> {
     }))
 }
 
-/// Creates an invite; returns its id and the code (shown once).
-pub async fn create_invite(
+/// Creates an invite (written on `db`); returns its id and the code (shown once).
+pub async fn create_invite<'e>(
     state: &AppState,
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     org: &str,
     created_by: &str,
     req: &CreateInvite,
@@ -177,7 +178,7 @@ pub async fn create_invite(
     .bind(req.max_unlocks)
     .bind(created_by)
     .bind(now)
-    .execute(state.pool())
+    .execute(db)
     .await?;
     Ok((id, code))
 }
@@ -189,11 +190,18 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateInvite>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let org = parse_id(&org, "organization")?;
-    let role = caller.require(&state, &org, Role::Manager).await?;
+    caller.require(&state, &org, Role::Manager).await?;
+    // Under the organization's lock: an invite must not slip in after its creator's
+    // removal or demotion has withdrawn their invites. (The checks read on the pool; the
+    // lock only orders this write against membership changes.)
+    let mut tx = state.pool().begin().await?;
+    super::orgs::lock_members(&mut tx, &org).await?;
+    let role = super::orgs::role_under_lock(&mut tx, &caller, &org, Role::Manager).await?;
     if role < Role::Admin {
         only_locks_the_inviter_opens(&state, &org, &caller, &req).await?;
     }
-    let (id, code) = create_invite(&state, &org, &caller.actor().0, &req).await?;
+    let (id, code) = create_invite(&state, &mut *tx, &org, &caller.actor().0, &req).await?;
+    tx.commit().await?;
     record(
         &state,
         NewEvent::admin(&org, "invite.created", &caller, json!({"invite_id": id})),

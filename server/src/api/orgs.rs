@@ -312,7 +312,7 @@ pub async fn update_member(
 /// Serializes membership changes of one organization (a write to its row: a row lock on
 /// PostgreSQL, the database's write lock on SQLite), so two owners removing each other at
 /// once cannot both find another owner left.
-async fn lock_members(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<()> {
+pub(crate) async fn lock_members(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<()> {
     sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
         .bind(org)
         .execute(&mut *tx)
@@ -348,16 +348,22 @@ async fn ensure_an_owner(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<(
 
 /// The caller's role read again once the organization is locked: a member removed or
 /// demoted by a change that committed first acts no more with the old role.
-async fn role_under_lock(
+pub(crate) async fn role_under_lock(
     tx: &mut sqlx::AnyConnection,
     caller: &Caller,
     org: &str,
     min: Role,
 ) -> ApiResult<Role> {
     let role = match &caller.principal {
-        crate::auth::Principal::User { user_id, .. } => member_role(tx, org, user_id)
-            .await
-            .map_err(|_| ApiError::forbidden())?,
+        crate::auth::Principal::User { user_id, .. } => {
+            member_role(tx, org, user_id).await.map_err(|e| {
+                if e.code == "not_found" {
+                    ApiError::forbidden()
+                } else {
+                    e
+                }
+            })?
+        }
         crate::auth::Principal::ApiKey { key_id, .. } => {
             let row: Option<(String,)> = sqlx::query_as(
                 "SELECT role FROM api_keys WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
@@ -377,47 +383,46 @@ async fn role_under_lock(
 }
 
 /// What a member handed on goes with the role they lose (`now_holds`: `None` when removed):
-/// API keys they created above the role they keep, and every key those keys created; and
-/// once they may no longer invite (below manager), the invites they or those keys made
-/// that have not ended, with their visitors' credentials.
+/// their API keys above the role they keep, and every key such a key made (through any
+/// number of keys, revoked earlier or now); and once they may no longer invite (below
+/// manager), the unexpired invites they or those keys made, with their visitors' credentials.
 async fn withdraw_delegations(
     tx: &mut sqlx::AnyConnection,
     org: &str,
     user: &str,
     now_holds: Option<Role>,
 ) -> ApiResult<()> {
-    let now = now_s();
-    let mut creators = vec![user.to_owned()];
-    let mut next = 0;
-    while next < creators.len() {
-        let creator = creators[next].clone();
-        let keys: Vec<(String, String)> = sqlx::query_as(
-            "SELECT id, role FROM api_keys WHERE org_id = $1 AND created_by = $2 \
-             AND revoked_at IS NULL",
-        )
-        .bind(org)
-        .bind(&creator)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (id, role) in keys {
-            // Only the member's own keys within their new role stay; a revoked key's keys go.
-            let stays = next == 0
-                && matches!((Role::parse(&role), now_holds), (Some(k), Some(h)) if k <= h);
-            if !stays {
-                sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(&id)
-                    .execute(&mut *tx)
-                    .await?;
-                creators.push(id);
-            }
+    let own: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, role, revoked_at FROM api_keys WHERE org_id = $1 AND created_by = $2",
+    )
+    .bind(org)
+    .bind(user)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut gone = Vec::new();
+    for (id, role, revoked_at) in own {
+        let stays = revoked_at.is_none()
+            && matches!((Role::parse(&role), now_holds), (Some(k), Some(h)) if k <= h);
+        if !stays {
+            gone.push(id);
         }
-        next += 1;
     }
+    let mut creators = revoke_keys_and_what_they_made(tx, org, gone).await?;
     if now_holds.is_some_and(|r| r >= Role::Manager) {
         return Ok(());
     }
-    for creator in &creators {
+    creators.push(user.to_owned());
+    withdraw_invites(tx, org, &creators).await
+}
+
+/// Revokes the unexpired invites `creators` made, with their visitors' credentials.
+pub(crate) async fn withdraw_invites(
+    tx: &mut sqlx::AnyConnection,
+    org: &str,
+    creators: &[String],
+) -> ApiResult<()> {
+    let now = now_s();
+    for creator in creators {
         let invites: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM invites WHERE org_id = $1 AND created_by = $2 \
              AND revoked_at IS NULL AND valid_until > $3",
@@ -437,6 +442,38 @@ async fn withdraw_delegations(
         }
     }
     Ok(())
+}
+
+/// Revokes the keys `roots` and every key made from them, directly or through other keys
+/// (a key revoked earlier shelters none); returns them all.
+async fn revoke_keys_and_what_they_made(
+    tx: &mut sqlx::AnyConnection,
+    org: &str,
+    roots: Vec<String>,
+) -> ApiResult<Vec<String>> {
+    let now = now_s();
+    let mut all = roots;
+    let mut next = 0;
+    while next < all.len() {
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&all[next])
+            .execute(&mut *tx)
+            .await?;
+        let made: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM api_keys WHERE org_id = $1 AND created_by = $2")
+                .bind(org)
+                .bind(&all[next])
+                .fetch_all(&mut *tx)
+                .await?;
+        for (id,) in made {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+        next += 1;
+    }
+    Ok(all)
 }
 
 pub async fn delete_member(
@@ -493,11 +530,16 @@ pub async fn create_api_key(
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let org = parse_id(&org, "organization")?;
-    let my_role = caller.require(&state, &org, Role::Admin).await?;
+    caller.require(&state, &org, Role::Admin).await?;
+    let name = check_name(&req.name)?;
+    // Under the organization's lock: a key must not slip in after its creator's removal
+    // has withdrawn their keys.
+    let mut tx = state.pool().begin().await?;
+    lock_members(&mut tx, &org).await?;
+    let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     if req.role > my_role || req.role == Role::Owner || req.role == Role::Guest {
         return Err(ApiError::forbidden());
     }
-    let name = check_name(&req.name)?;
     let id = new_id(&state.rng);
     let token = new_secret(&state.rng, "kwk_");
     sqlx::query(
@@ -511,8 +553,9 @@ pub async fn create_api_key(
     .bind(sha256_hex(&token))
     .bind(caller.actor().0)
     .bind(now_s())
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     record(
         &state,
         NewEvent::admin(&org, "api_key.created", &caller, json!({"api_key_id": id})),
@@ -561,18 +604,22 @@ pub async fn delete_api_key(
     let org = parse_id(&org, "organization")?;
     let id = parse_id(&id, "api key")?;
     caller.require(&state, &org, Role::Admin).await?;
-    let n = sqlx::query(
-        "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND org_id = $3 AND revoked_at IS NULL",
+    let mut tx = state.pool().begin().await?;
+    lock_members(&mut tx, &org).await?;
+    role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
+    let live: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM api_keys WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
     )
-    .bind(now_s())
     .bind(&id)
     .bind(&org)
-    .execute(state.pool())
-    .await?
-    .rows_affected();
-    if n == 0 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    if live.is_none() {
         return Err(ApiError::not_found("api key"));
     }
+    // Keys made with this one derive their authority from it.
+    revoke_keys_and_what_they_made(&mut tx, &org, vec![id.clone()]).await?;
+    tx.commit().await?;
     record(
         &state,
         NewEvent::admin(&org, "api_key.revoked", &caller, json!({"api_key_id": id})),

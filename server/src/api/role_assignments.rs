@@ -51,7 +51,8 @@ fn assignment_json(r: AssignmentRow) -> Value {
            "valid_from": valid_from, "valid_until": valid_until, "created_at": created_at})
 }
 
-/// Managers may grant groups to members; only admins may grant to managers and admins.
+/// Managers may grant groups they hold to members; only admins may grant to managers and
+/// admins, and any group.
 pub async fn create_assignment(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,6 +69,13 @@ pub async fn create_assignment(
         return Err(ApiError::forbidden());
     }
     let group = parse_id(&req.group_id, "group")?;
+    if my_role < Role::Admin && !holds_group(&state, &org, &caller, &group).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "a manager may grant only groups they hold themselves",
+        ));
+    }
     if org_of(&state, "access_groups", &group, "group")
         .await
         .ok()
@@ -202,12 +210,18 @@ pub async fn delete_assignment(
         .bind(&id)
         .fetch_one(state.pool())
         .await?;
-    if my_role < Role::Admin && member_role(&state, &org, &user).await? >= Some(my_role) {
+    let target = member_role(&state, &org, &user).await?;
+    if my_role < Role::Admin && target >= Some(my_role) {
         return Err(ApiError::forbidden());
     }
     let mut tx = state.pool().begin().await?;
     // Revoking first takes the organization's row first, as every such change does.
     crate::orgkeys::revoke_credentials(&mut tx, &org, crate::orgkeys::Holders::User(&user)).await?;
+    // A manager's invites were allowed by their assignments: with one gone, they go too
+    // (the manager may invite again within what is left).
+    if target == Some(Role::Manager) {
+        super::orgs::withdraw_invites(&mut tx, &org, std::slice::from_ref(&user)).await?;
+    }
     let n = sqlx::query("DELETE FROM role_assignments WHERE id = $1")
         .bind(&id)
         .execute(&mut *tx)
@@ -229,6 +243,26 @@ pub async fn delete_assignment(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether the calling user holds `group` by an assignment valid now.
+async fn holds_group(state: &AppState, org: &str, caller: &Caller, group: &str) -> ApiResult<bool> {
+    let Ok(user) = caller.require_user() else {
+        return Ok(false);
+    };
+    let now = now_s();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM role_assignments WHERE org_id = $1 AND user_id = $2 \
+         AND group_id = $3 AND (valid_from IS NULL OR valid_from <= $4) \
+         AND (valid_until IS NULL OR valid_until > $4)",
+    )
+    .bind(org)
+    .bind(user)
+    .bind(group)
+    .bind(now)
+    .fetch_one(state.pool())
+    .await?;
+    Ok(n > 0)
 }
 
 /// The user's role in `org`; `None` once they left it (their assignments went with them).

@@ -170,10 +170,55 @@ async fn managers_delegate_only_what_they_hold_and_only_to_members() {
             )
             .await;
         assert_eq!(s, 201, "{v}");
+        let managers_invite = format!("/invites/{}", v["id"].as_str().unwrap());
+
+        // A manager grants members only groups they hold.
+        let assign = format!("/orgs/{}/role_assignments", org.id);
+        let (s, v) = srv
+            .post(
+                &assign,
+                &org.manager,
+                json!({"user_id": org.member_id, "group_id": vault_group["id"]}),
+            )
+            .await;
+        assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+        let (s, v) = srv
+            .post(
+                &assign,
+                &org.manager,
+                json!({"user_id": org.member_id, "group_id": org.group}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+
+        // The manager's invites rest on their assignment: removing it withdraws them.
+        let manager_id = user_id(&srv, &org.manager).await;
+        let (_, theirs) = srv
+            .get(&format!("{assign}?user={manager_id}"), &org.admin)
+            .await;
+        let (s, v) = srv
+            .delete(
+                &format!(
+                    "/role_assignments/{}",
+                    theirs["items"][0]["id"].as_str().unwrap()
+                ),
+                &org.admin,
+            )
+            .await;
+        assert_eq!(s, 204, "{v}");
+        let (_, after) = srv.get(&managers_invite, &org.admin).await;
+        assert_eq!(after["status"], "revoked", "{after}");
+        let (s, v) = srv
+            .post(
+                &assign,
+                &org.owner,
+                json!({"user_id": manager_id, "group_id": org.group}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
 
         // A manager removes a member's assignment, not a peer manager's.
         let (peer, peer_token) = add_member(&srv, &org, "manager").await;
-        let assign = format!("/orgs/{}/role_assignments", org.id);
         let (s, peer_assignment) = srv
             .post(
                 &assign,
@@ -284,6 +329,34 @@ async fn api_keys_keep_no_more_than_their_creators_role() {
         assert_eq!(s, 201, "{k}");
         let grandchild = k["token"].as_str().unwrap().to_owned();
         assert_eq!(works(grandchild.clone()).await, 200);
+        // Deleting a key takes the keys made with it along.
+        let (s, k2) = srv
+            .post(
+                &format!("/orgs/{}/api_keys", org.id),
+                &org.admin,
+                json!({"name": "parent", "role": "admin"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{k2}");
+        let (s, child) = srv
+            .post(
+                &format!("/orgs/{}/api_keys", org.id),
+                k2["token"].as_str().unwrap(),
+                json!({"name": "child", "role": "manager"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{child}");
+        let (s, v) = srv
+            .delete(
+                &format!("/orgs/{}/api_keys/{}", org.id, k2["id"].as_str().unwrap()),
+                &org.owner,
+            )
+            .await;
+        assert_eq!(s, 204, "{v}");
+        assert_eq!(
+            works(child["token"].as_str().unwrap().to_owned()).await,
+            401
+        );
         let member = format!("/orgs/{}/members/{admin_id}", org.id);
         let (s, v) = srv
             .put(&member, &org.owner, json!({"role": "manager"}))
