@@ -81,6 +81,18 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// Takes the organization's row on the caller's transaction (a row lock on PostgreSQL, the
+/// database's write lock on SQLite). Every transaction that changes who holds what in an
+/// organization, or its keys, takes it first: they serialize per organization in one lock
+/// order, so two owners removing each other at once cannot both find another owner left.
+pub async fn lock_org(tx: &mut sqlx::AnyConnection, org: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
+        .bind(org)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// SQLite URL for a data directory (the file is created on first start).
 pub fn sqlite_url(data_dir: &std::path::Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("keyway.db").display())

@@ -229,19 +229,10 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
     // Lock the organization first: two rotations at once must endorse in a chain (K1 → K2
     // → K3), not both from K1, or a door holding only K2 could not follow; and the second
     // must see the first's replacement when it checks the previous key's age.
-    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::db::lock_org(&mut tx, org_id).await?;
     previous_key_out_of_use(&mut tx, org_id, now).await?;
     let replaced = active_key_on(state, &mut *tx, org_id).await?;
-    sqlx::query(
-        "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
-    )
-    .bind(org_id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    retire_previous_on(&mut tx, org_id, now).await?;
     sqlx::query("UPDATE org_keys SET status = 'previous' WHERE org_id = $1 AND status = 'active'")
         .bind(org_id)
         .execute(&mut *tx)
@@ -257,11 +248,16 @@ pub async fn rotate(state: &AppState, org_id: &str) -> ApiResult<()> {
 pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
     let now = now_s();
     let mut tx = state.pool().begin().await?;
-    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
-        .bind(org_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::db::lock_org(&mut tx, org_id).await?;
     previous_key_out_of_use(&mut tx, org_id, now).await?;
+    retire_previous_on(&mut tx, org_id, now).await?;
+    tx.commit().await?;
+    state.signing_keys.lock().expect("key cache").remove(org_id);
+    state.hub.refresh_org(org_id, false);
+    Ok(())
+}
+
+async fn retire_previous_on(tx: &mut sqlx::AnyConnection, org_id: &str, now: i64) -> ApiResult<()> {
     sqlx::query(
         "UPDATE org_keys SET status = 'retired', retired_at = $2 WHERE org_id = $1 AND status = 'previous'",
     )
@@ -269,9 +265,6 @@ pub async fn retire_previous(state: &AppState, org_id: &str) -> ApiResult<()> {
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    state.signing_keys.lock().expect("key cache").remove(org_id);
-    state.hub.refresh_org(org_id, false);
     Ok(())
 }
 

@@ -195,7 +195,7 @@ pub async fn create(
     // removal or demotion has withdrawn their invites. (The checks read on the pool; the
     // lock only orders this write against membership changes.)
     let mut tx = state.pool().begin().await?;
-    super::orgs::lock_members(&mut tx, &org).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
     let role = super::orgs::role_under_lock(&mut tx, &caller, &org, Role::Manager).await?;
     if role < Role::Admin {
         only_locks_the_inviter_opens(&state, &org, &caller, &req).await?;

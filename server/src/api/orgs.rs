@@ -271,7 +271,7 @@ pub async fn update_member(
     let user = parse_id(&user, "user")?;
     caller.require(&state, &org, Role::Admin).await?;
     let mut tx = state.pool().begin().await?;
-    lock_members(&mut tx, &org).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
     let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     let current = member_role(&mut tx, &org, &user).await?;
     if req.role > my_role || current > my_role || req.role == Role::Guest || current == Role::Guest
@@ -307,17 +307,6 @@ pub async fn update_member(
     )
     .await?;
     Ok(Json(json!({"user_id": user, "role": req.role})))
-}
-
-/// Serializes membership changes of one organization (a write to its row: a row lock on
-/// PostgreSQL, the database's write lock on SQLite), so two owners removing each other at
-/// once cannot both find another owner left.
-pub(crate) async fn lock_members(tx: &mut sqlx::AnyConnection, org: &str) -> ApiResult<()> {
-    sqlx::query("UPDATE orgs SET name = name WHERE id = $1")
-        .bind(org)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 async fn member_role(tx: &mut sqlx::AnyConnection, org: &str, user: &str) -> ApiResult<Role> {
@@ -485,7 +474,7 @@ pub async fn delete_member(
     let user = parse_id(&user, "user")?;
     caller.require(&state, &org, Role::Admin).await?;
     let mut tx = state.pool().begin().await?;
-    lock_members(&mut tx, &org).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
     let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     let current = member_role(&mut tx, &org, &user).await?;
     if current > my_role {
@@ -535,7 +524,7 @@ pub async fn create_api_key(
     // Under the organization's lock: a key must not slip in after its creator's removal
     // has withdrawn their keys.
     let mut tx = state.pool().begin().await?;
-    lock_members(&mut tx, &org).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
     let my_role = role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     if req.role > my_role || req.role == Role::Owner || req.role == Role::Guest {
         return Err(ApiError::forbidden());
@@ -605,7 +594,7 @@ pub async fn delete_api_key(
     let id = parse_id(&id, "api key")?;
     caller.require(&state, &org, Role::Admin).await?;
     let mut tx = state.pool().begin().await?;
-    lock_members(&mut tx, &org).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
     role_under_lock(&mut tx, &caller, &org, Role::Admin).await?;
     let live: Option<(String,)> = sqlx::query_as(
         "SELECT id FROM api_keys WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",

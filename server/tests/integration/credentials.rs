@@ -9,6 +9,14 @@ use keyway_protocol::revocation::RevocationList;
 use keyway_protocol::{Id, SigningKey, TrustedKeys};
 use serde_json::json;
 
+/// Rotates the organization's key as its owner; the answer lists the trusted keys.
+async fn rotate_key(srv: &TestServer, org: &Org) -> serde_json::Value {
+    let path = format!("/orgs/{}/keys/rotate", org.id);
+    let (s, r) = srv.post(&path, &org.owner, json!({})).await;
+    assert_eq!(s, 200, "{r}");
+    r
+}
+
 #[tokio::test]
 async fn issue_verify_revoke_and_rotate() {
     on_all_backends(test_settings(), |srv| async move {
@@ -65,14 +73,7 @@ async fn issue_verify_revoke_and_rotate() {
         assert_eq!((s, code(&v)), (400, "invalid_request"));
 
         // Rotation: both keys trusted, the old credential still verifies.
-        let (s, r) = srv
-            .post(
-                &format!("/orgs/{}/keys/rotate", org.id),
-                &org.owner,
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 200, "{r}");
+        let r = rotate_key(&srv, &org).await;
         let both: TrustedKeys = serde_json::from_value(r["trusted_keys"].clone()).unwrap();
         assert_eq!(both.keys.len(), 2);
         SignedCredential::verify(&bytes, &both).unwrap();
@@ -244,14 +245,7 @@ async fn keys_rotated_before_endorsements_are_endorsed_at_start() {
         let org = make_org(&srv, "acme").await;
         let (_, before) = srv.get(&format!("/orgs/{}/keys", org.id), &org.owner).await;
         let first: TrustedKeys = serde_json::from_value(before["trusted_keys"].clone()).unwrap();
-        let (s, r) = srv
-            .post(
-                &format!("/orgs/{}/keys/rotate", org.id),
-                &org.owner,
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 200, "{r}");
+        let r = rotate_key(&srv, &org).await;
         // As an older server would have left it: no endorsement.
         sqlx::query("UPDATE org_keys SET endorsement = NULL WHERE org_id = $1")
             .bind(&org.id)
