@@ -6,6 +6,7 @@
 pub mod ble;
 #[cfg(feature = "btleplug")]
 pub mod btle;
+mod files;
 pub mod http;
 pub mod kv;
 pub mod signer;
