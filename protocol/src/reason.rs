@@ -107,7 +107,8 @@ reasons! {
     TooFar = 62, "too_far", "not close enough to the door";
     /// Walk-up is not enabled for this lock.
     WalkUpDisabled = 63, "walk_up_disabled", "hands-free unlock is off for this door";
-    /// The controller is not connected (cloud unlock).
+    /// The controller is not connected (cloud unlock): the command was certainly not
+    /// delivered, so another route may be tried.
     DoorOffline = 64, "door_offline", "the door is offline";
     /// The door's configuration lacks what the check needs (no org keys, lock not served).
     NotConfigured = 65, "not_configured", "the door is not set up";
@@ -119,6 +120,12 @@ reasons! {
     RateLimited = 68, "rate_limited", "too many attempts; wait a moment";
     /// The phone heard the door but the Bluetooth exchange failed (and no cloud route applied).
     DoorUnreachable = 69, "door_unreachable", "could not reach the door over Bluetooth; move closer and try again";
+    /// A cloud command reached the door, or may have, and no answer came in time: the door
+    /// may have opened. The caller must not retry on another route (Bluetooth, or a new
+    /// command id), which could open the door a second time; a retry of the same request
+    /// (the same `Idempotency-Key`, so the same command id) is safe, the door runs a command
+    /// id at most once.
+    Unconfirmed = 70, "unconfirmed", "the door did not confirm; it may have opened";
 }
 
 // Serialized as the machine code so JSON APIs and logs share one spelling.

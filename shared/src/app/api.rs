@@ -21,9 +21,12 @@ pub const UNTRUSTED_SERVER: &str =
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ApiError {
-    /// The request never got an answer (offline, DNS, refused, timeout).
+    /// The request could not be sent, or got no answer (offline, DNS, refused, reset).
     #[error("no network: {message}")]
     Network { message: String },
+    /// The request was sent and no answer came in time: the server may have acted on it.
+    #[error("no answer in time")]
+    TimedOut,
     /// The server answered with an error envelope.
     #[error("{code}: {message}")]
     Server {
@@ -40,14 +43,14 @@ impl ApiError {
     /// The shared-vocabulary reason, when the server gave one (or the network is down).
     pub fn reason(&self) -> Option<Reason> {
         match self {
-            ApiError::Network { .. } => Some(Reason::NoNetwork),
+            ApiError::Network { .. } | ApiError::TimedOut => Some(Reason::NoNetwork),
             ApiError::Server { code, .. } => Reason::from_code(code),
             ApiError::Decode { .. } => None,
         }
     }
 
     pub fn is_network(&self) -> bool {
-        matches!(self, ApiError::Network { .. })
+        matches!(self, ApiError::Network { .. } | ApiError::TimedOut)
     }
 
     pub fn is_unauthorized(&self) -> bool {
@@ -64,7 +67,9 @@ impl ApiError {
             (None, ApiError::Server { message, .. }) if !message.is_empty() => message.clone(),
             (None, ApiError::Server { code, .. }) => code.replace('_', " "),
             (None, ApiError::Decode { .. }) => "unexpected answer from the server".to_owned(),
-            (None, ApiError::Network { .. }) => Reason::NoNetwork.message().to_owned(),
+            (None, ApiError::Network { .. } | ApiError::TimedOut) => {
+                Reason::NoNetwork.message().to_owned()
+            }
         }
     }
 }
@@ -167,6 +172,7 @@ impl ApiCall {
 pub fn decode<T: DeserializeOwned>(result: HttpResult) -> ApiResult<T> {
     let response = match result {
         HttpResult::Ok(r) => r,
+        HttpResult::Err(crux_http::HttpError::Timeout) => return Err(ApiError::TimedOut),
         HttpResult::Err(e) => {
             return Err(ApiError::Network {
                 message: e.to_string(),

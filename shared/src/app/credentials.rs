@@ -53,18 +53,23 @@ pub fn ensure(model: &mut Model) -> Cmd {
     }
     model.credential_busy = true;
     let device_id = model.device_id.clone();
-    Command::new(|ctx| async move {
-        let device_id = match device_id {
-            Some(id) => id,
+    let epoch = model.epoch;
+    Command::new(move |ctx| async move {
+        // Registration failures count as `registered`: a 404 then is not about a stale id.
+        let failed = |org, result| Event::CredentialFetched {
+            epoch,
+            org,
+            registered: true,
+            result,
+        };
+        let (device_id, registered) = match device_id {
+            Some(id) => (id, false),
             None => {
                 let key = match ctx.request_from_shell(SigningOperation::PublicKey).await {
                     SigningOutput::PublicKey { key } => key,
                     other => {
                         let message = format!("device key unavailable: {other:?}");
-                        ctx.send_event(Event::CredentialFetched {
-                            org,
-                            result: Err(ApiError::Decode { message }),
-                        });
+                        ctx.send_event(failed(org, Err(ApiError::Decode { message })));
                         return;
                     }
                 };
@@ -76,14 +81,14 @@ pub fn ensure(model: &mut Model) -> Cmd {
                     .await;
                 match created {
                     Ok(d) => {
-                        ctx.send_event(Event::DeviceRegistered { id: d.id.clone() });
-                        d.id
+                        ctx.send_event(Event::DeviceRegistered {
+                            epoch,
+                            id: d.id.clone(),
+                        });
+                        (d.id, true)
                     }
                     Err(e) => {
-                        ctx.send_event(Event::CredentialFetched {
-                            org,
-                            result: Err(e),
-                        });
+                        ctx.send_event(failed(org, Err(e)));
                         return;
                     }
                 }
@@ -95,7 +100,12 @@ pub fn ensure(model: &mut Model) -> Cmd {
             .send::<CredentialResponse>()
             .into_future(ctx.clone())
             .await;
-        ctx.send_event(Event::CredentialFetched { org, result });
+        ctx.send_event(Event::CredentialFetched {
+            epoch,
+            org,
+            registered,
+            result,
+        });
     })
 }
 
@@ -114,67 +124,90 @@ pub fn loaded(model: &mut Model, held: Option<HeldCredential>) -> Cmd {
     render()
 }
 
-pub fn fetched(model: &mut Model, org: String, result: ApiResult<CredentialResponse>) -> Cmd {
+pub fn fetched(
+    model: &mut Model,
+    org: String,
+    registered: bool,
+    result: ApiResult<CredentialResponse>,
+) -> Cmd {
     model.credential_busy = false;
     if model.current_org() != Some(org.as_str()) {
         return Command::done();
     }
     match result {
         Ok(response) => {
-            let at = UNIX_EPOCH + Duration::from_secs(response.refresh_after);
             let held = HeldCredential {
                 org: org.clone(),
                 response,
             };
             model.credential = Some(held.clone());
-            let (timer, handle) = crux_time::Time::notify_at(at);
-            if let Some(old) = model.refresh_timer.replace(handle) {
-                old.clear();
-            }
-            let org2 = org.clone();
+            let epoch = model.epoch;
             Command::all([
                 kv_put(keys::credential(&org), &held),
-                timer.then_send(move |outcome| match outcome {
-                    crux_time::TimerOutcome::Completed(_) => {
-                        Event::CredentialRefreshDue { org: org2 }
-                    }
-                    crux_time::TimerOutcome::Cleared => Event::Noop,
+                // The refresh is timed from the phone's clock: see `schedule_refresh`.
+                crux_time::Time::now().then_send(move |t| Event::CredentialRefreshAt {
+                    epoch,
+                    now_ms: t
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
                 }),
+                render(),
+            ])
+        }
+        Err(e) if e.is_unauthorized() => {
+            super::session::logout_local(model, "your session expired; sign in again")
+        }
+        // A device id from before (deleted on the server, or registered to whoever was signed
+        // in before): forget it and its credential, and register this device again.
+        Err(ApiError::Server { status: 404, .. }) if !registered => {
+            model.device_id = None;
+            model.credential = None;
+            Command::all([
+                kv_delete(keys::DEVICE),
+                kv_delete(keys::credential(&org)),
+                ensure(model),
                 render(),
             ])
         }
         Err(e) if revoked(&e) => {
             // The server no longer vouches for this device here: stop offering BLE unlocks.
             model.credential = None;
-            if matches!(e, ApiError::Server { status: 404, .. }) {
-                model.device_id = None; // unknown device: register again next time
-                return Command::all([
-                    kv_delete(keys::credential(&org)),
-                    kv_delete(keys::DEVICE),
-                    render(),
-                ]);
-            }
             Command::all([kv_delete(keys::credential(&org)), render()])
         }
         // Offline or a server hiccup: keep what we hold until it expires, and try again soon.
-        Err(_) => {
-            let (timer, handle) = crux_time::Time::notify_after(RETRY_AFTER);
-            if let Some(old) = model.refresh_timer.replace(handle) {
-                old.clear();
-            }
-            Command::all([
-                timer.then_send(move |outcome| match outcome {
-                    crux_time::TimerOutcome::Completed(_) => Event::CredentialRefreshDue { org },
-                    crux_time::TimerOutcome::Cleared => Event::Noop,
-                }),
-                render(),
-            ])
-        }
+        Err(_) => Command::all([refresh_after(model, org, RETRY_AFTER), render()]),
     }
 }
 
-/// Retry delay for a credential fetch that failed for a reason other than revocation.
+/// Retry delay for a credential fetch that failed for a reason other than revocation, and
+/// the shortest time between two fetches.
 pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Sets the refresh timer of the held credential at its `refresh_after` (no later than its
+/// expiry), but never sooner than [`RETRY_AFTER`]: a refresh time already past (a phone clock
+/// ahead of the server's) must not fetch in a loop and fill the server's per-user cap.
+pub fn schedule_refresh(model: &mut Model, now_ms: u64) -> Cmd {
+    let Some(held) = &model.credential else {
+        return Command::done();
+    };
+    let due_s = held.response.refresh_after.min(held.response.not_after);
+    let delay = Duration::from_secs(due_s.saturating_sub(now_ms / 1000)).max(RETRY_AFTER);
+    let org = held.org.clone();
+    refresh_after(model, org, delay)
+}
+
+fn refresh_after(model: &mut Model, org: String, delay: Duration) -> Cmd {
+    let (timer, handle) = crux_time::Time::notify_after(delay);
+    if let Some(old) = model.refresh_timer.replace(handle) {
+        old.clear();
+    }
+    let epoch = model.epoch;
+    timer.then_send(move |outcome| match outcome {
+        crux_time::TimerOutcome::Completed(_) => Event::CredentialRefreshDue { epoch, org },
+        crux_time::TimerOutcome::Cleared => Event::Noop,
+    })
+}
 
 fn revoked(e: &ApiError) -> bool {
     matches!(e.reason(), Some(Reason::Revoked | Reason::NoAccess))
@@ -231,16 +264,18 @@ mod tests {
             .resolve(ok_json(200, credential_json(2_000_000_000)))
             .unwrap();
         let events: Vec<Event> = cmd.events().collect();
-        assert!(matches!(&events[0], Event::DeviceRegistered { id } if id == "dev-9"));
+        assert!(matches!(&events[0], Event::DeviceRegistered { id, .. } if id == "dev-9"));
+        let mut timed = None;
         for ev in events {
             let mut cmd = app.update(ev, &mut model);
-            let effects: Vec<Effect> = cmd.effects().collect();
-            if model.credential.is_some() {
-                // Refresh timer at refresh_after.
-                assert!(effects.iter().any(|e| matches!(e, Effect::Time(r)
-                    if matches!(r.operation, crux_time::TimeRequest::NotifyAt { .. }))));
+            if model.credential.is_some() && timed.is_none() {
+                // The refresh is timed from now: refresh_after is an hour before not_after.
+                resolve_now(&mut cmd, 2_000_000_000 - 7_200);
+                let mut next = drain(&app, &mut model, &mut cmd);
+                timed = Some(refresh_delay(&mut next[0]));
             }
         }
+        assert_eq!(timed, Some(Some(3_600)));
         assert_eq!(model.device_id.as_deref(), Some("dev-9"));
         assert_eq!(
             model.credential.as_ref().unwrap().response.not_after,
@@ -249,13 +284,159 @@ mod tests {
         assert!(app.view(&model).credential.is_some());
     }
 
+    /// The delay of the refresh timer `cmd` sets, in seconds.
+    fn refresh_delay(cmd: &mut Cmd) -> Option<u64> {
+        cmd.effects().find_map(|e| match e {
+            Effect::Time(r) => match r.operation {
+                crux_time::TimeRequest::NotifyAfter { duration, .. } => {
+                    Some(std::time::Duration::from(duration).as_secs())
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+    }
+
+    /// A credential arrives whose `refresh_after` is `refresh_after`; returns the refresh
+    /// timer's delay when the phone's clock reads `now_s`.
+    fn refresh_timer_for(refresh_after: u64, now_s: u64) -> Option<u64> {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        let mut response = credential_json(2_000_000_000);
+        response["refresh_after"] = refresh_after.into();
+        let mut cmd = app.update(
+            Event::CredentialFetched {
+                epoch: model.epoch,
+                org: ORG_A.into(),
+                registered: false,
+                result: Ok(serde_json::from_value(response).unwrap()),
+            },
+            &mut model,
+        );
+        resolve_now(&mut cmd, now_s);
+        let mut next = drain(&app, &mut model, &mut cmd);
+        refresh_delay(&mut next[0])
+    }
+
+    #[test]
+    fn a_refresh_time_past_or_absurd_neither_loops_nor_panics() {
+        // Already past (the phone's clock ahead of the server's): not at once, after a minute.
+        assert_eq!(refresh_timer_for(NOW_S - 600, NOW_S), Some(60));
+        // Beyond any instant: capped by the credential's own expiry, no overflow.
+        assert_eq!(
+            refresh_timer_for(u64::MAX, NOW_S),
+            Some(2_000_000_000 - NOW_S)
+        );
+    }
+
+    #[test]
+    fn a_fetch_answered_after_sign_out_and_a_new_sign_in_is_dropped() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        model.device_id = Some("dev-1".into());
+        let mut asked = ensure(&mut model);
+        let mut fetch = take_http(&mut asked);
+        let _ = app.update(Event::Logout, &mut model);
+        let mut login = app.update(
+            Event::Login {
+                email: "ada@example.com".into(),
+                password: "pw".into(),
+            },
+            &mut model,
+        );
+        take_http(&mut login)
+            .resolve(ok_json(201, login_json()))
+            .unwrap();
+        let _ = drain(&app, &mut model, &mut login);
+        assert!(model.credential_busy, "the new session asks for its own");
+        // The first session's answer lands now: not stored, and the new fetch still counts.
+        fetch
+            .resolve(ok_json(200, credential_json(2_000_000_000)))
+            .unwrap();
+        let mut follow = drain(&app, &mut model, &mut asked);
+        assert!(model.credential.is_none());
+        assert!(model.credential_busy);
+        assert!(follow.iter_mut().all(|c| c.effects().next().is_none()));
+    }
+
+    #[test]
+    fn switching_organization_mid_fetch_fetches_for_the_new_one() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        model.device_id = Some("dev-1".into());
+        let mut asked = ensure(&mut model);
+        let mut fetch = take_http(&mut asked);
+        let mut switched = app.update(Event::SelectOrg { org: ORG_B.into() }, &mut model);
+        // Storage has nothing for B; then B's own fetch goes out.
+        resolve_kv_get(&mut switched, &format!("credential/{ORG_B}"), None);
+        resolve_kv_get(&mut switched, &format!("cache/{ORG_B}"), None);
+        let _ = drain(&app, &mut model, &mut switched);
+        let b_fetch = take_http_matching(&mut switched, "/credentials");
+        let body: serde_json::Value = serde_json::from_slice(&b_fetch.operation.body).unwrap();
+        assert_eq!(body["org"], ORG_B);
+        // A's answer is dropped.
+        fetch
+            .resolve(ok_json(200, credential_json(2_000_000_000)))
+            .unwrap();
+        let _ = drain(&app, &mut model, &mut asked);
+        assert!(model.credential.is_none());
+    }
+
+    #[test]
+    fn a_device_id_the_server_does_not_know_is_registered_again() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        model.device_id = Some("someone-elses".into());
+        model.credential = Some(held_credential(2_000_000_000));
+        let mut cmd = app.update(
+            Event::CredentialFetched {
+                epoch: model.epoch,
+                org: ORG_A.into(),
+                registered: false,
+                result: Err(ApiError::Server {
+                    status: 404,
+                    code: "not_found".into(),
+                    message: "device not found".into(),
+                }),
+            },
+            &mut model,
+        );
+        assert!(model.device_id.is_none() && model.credential.is_none());
+        assert_eq!(
+            take_signing(&mut cmd).operation,
+            SigningOperation::PublicKey,
+            "registers the device key again"
+        );
+        // A 404 right after registering is about the organization: no second registration.
+        let mut cmd = app.update(
+            Event::CredentialFetched {
+                epoch: model.epoch,
+                org: ORG_A.into(),
+                registered: true,
+                result: Err(ApiError::Server {
+                    status: 404,
+                    code: "not_found".into(),
+                    message: "organization not found".into(),
+                }),
+            },
+            &mut model,
+        );
+        assert!(
+            !cmd.effects()
+                .any(|e| matches!(e, Effect::Signing(_) | Effect::Http(_)))
+        );
+    }
+
     #[test]
     fn refresh_due_refetches_with_known_device() {
         let app = Keyway;
         let mut model = signed_in_model();
         model.device_id = Some("dev-1".into());
         let mut cmd = app.update(
-            Event::CredentialRefreshDue { org: ORG_A.into() },
+            Event::CredentialRefreshDue {
+                epoch: model.epoch,
+                org: ORG_A.into(),
+            },
             &mut model,
         );
         let req = take_http(&mut cmd);
@@ -270,7 +451,9 @@ mod tests {
         model.credential = Some(held_credential(2_000_000_000));
         let mut cmd = app.update(
             Event::CredentialFetched {
+                epoch: model.epoch,
                 org: ORG_A.into(),
+                registered: false,
                 result: Err(ApiError::Server {
                     status: 403,
                     code: "access_revoked".into(),
@@ -286,7 +469,9 @@ mod tests {
         model.credential = Some(held_credential(2_000_000_000));
         let mut cmd = app.update(
             Event::CredentialFetched {
+                epoch: model.epoch,
                 org: ORG_A.into(),
+                registered: false,
                 result: Err(ApiError::Network {
                     message: "down".into(),
                 }),

@@ -119,40 +119,58 @@ pub enum Event {
         result: ApiResult<LoginResponse>,
         via_invite: bool,
     },
+    // Answers about the session carry the [`Model::epoch`] they were asked in: one that
+    // arrives after a sign-out, a new sign-in or an organization switch is dropped.
     #[serde(skip)]
     CacheLoaded {
+        epoch: u64,
         org: String,
         cache: Option<places::DirectoryCache>,
     },
     #[serde(skip)]
     DirectoryFetched {
+        epoch: u64,
         org: String,
         result: ApiResult<(Vec<Place>, Vec<Lock>)>,
     },
     #[serde(skip)]
     DeviceRegistered {
+        epoch: u64,
         id: String,
     },
     #[serde(skip)]
     CredentialLoaded {
+        epoch: u64,
         held: Option<HeldCredential>,
     },
     #[serde(skip)]
     CredentialFetched {
+        epoch: u64,
         org: String,
+        /// The device was registered by this same fetch (so a 404 is not about the device).
+        registered: bool,
         result: ApiResult<api::CredentialResponse>,
     },
     #[serde(skip)]
-    CredentialRefreshDue {
-        org: String,
+    CredentialRefreshAt {
+        epoch: u64,
+        now_ms: u64,
     },
     #[serde(skip)]
+    CredentialRefreshDue {
+        epoch: u64,
+        org: String,
+    },
+    // Answers about an unlock carry its command id: one for an attempt no longer shown is
+    // dropped.
+    #[serde(skip)]
     UnlockAt {
-        lock: String,
+        command_id: keyway_protocol::Id,
         now_ms: u64,
     },
     #[serde(skip)]
     UnlockDone {
+        command_id: keyway_protocol::Id,
         route: Route,
         outcome: RouteOutcome,
     },
@@ -191,6 +209,10 @@ pub struct Model {
     /// Last position the shell reported.
     pub location: Option<Location>,
     pub(crate) refresh_timer: Option<crux_time::TimerHandle>,
+    /// Bumped at every sign-in, sign-out and organization switch; answers asked for in an
+    /// earlier epoch are dropped (a reply for the previous user or organization must not be
+    /// stored as this one's).
+    pub epoch: u64,
 }
 
 impl Default for Model {
@@ -216,6 +238,7 @@ impl Default for Model {
             scanning: false,
             scan_rendered_ms: 0,
             refresh_timer: None,
+            epoch: 0,
         }
     }
 }
@@ -231,6 +254,12 @@ impl Model {
 
     pub fn lock(&self, id: &str) -> Option<&Lock> {
         self.directory.locks.iter().find(|l| l.id == id)
+    }
+
+    /// Starts a new epoch: answers to anything asked before are dropped from now on.
+    pub(crate) fn next_epoch(&mut self) -> u64 {
+        self.epoch += 1;
+        self.epoch
     }
 
     /// Walk-up is on for a lock when the user opted in and the lock allows it.
@@ -274,10 +303,7 @@ impl crux_core::App for Keyway {
             Event::SelectOrg { org } => session::select_org(model, org),
             Event::Refresh => session::sync_org(model),
             Event::Unlock { lock } => unlock::tap(model, lock),
-            Event::DismissUnlock => {
-                model.unlock = None;
-                render()
-            }
+            Event::DismissUnlock => unlock::dismiss(model),
             Event::SetWalkUp { lock, enabled } => walkup::set_walk_up(model, lock, enabled),
             Event::RedeemInvite { code } => invites::redeem(model, code),
             Event::StartScan => walkup::start_scan(model),
@@ -300,14 +326,38 @@ impl crux_core::App for Keyway {
             }
             Event::Restored(r) => session::restored(model, *r),
             Event::LoggedIn { result, via_invite } => session::logged_in(model, result, via_invite),
-            Event::CacheLoaded { org, cache } => places::cache_loaded(model, org, cache),
-            Event::DirectoryFetched { org, result } => places::fetched(model, org, result),
-            Event::DeviceRegistered { id } => credentials::device_registered(model, id),
-            Event::CredentialLoaded { held } => credentials::loaded(model, held),
-            Event::CredentialFetched { org, result } => credentials::fetched(model, org, result),
-            Event::CredentialRefreshDue { org } => credentials::refresh_due(model, org),
-            Event::UnlockAt { lock, now_ms } => unlock::decide(model, lock, now_ms),
-            Event::UnlockDone { route, outcome } => unlock::done(model, route, outcome),
+            // Answers from an earlier epoch (another user or organization) are dropped.
+            Event::CacheLoaded { epoch, .. }
+            | Event::DirectoryFetched { epoch, .. }
+            | Event::DeviceRegistered { epoch, .. }
+            | Event::CredentialLoaded { epoch, .. }
+            | Event::CredentialFetched { epoch, .. }
+            | Event::CredentialRefreshAt { epoch, .. }
+            | Event::CredentialRefreshDue { epoch, .. }
+                if epoch != model.epoch =>
+            {
+                Command::done()
+            }
+            Event::CacheLoaded { org, cache, .. } => places::cache_loaded(model, org, cache),
+            Event::DirectoryFetched { org, result, .. } => places::fetched(model, org, result),
+            Event::DeviceRegistered { id, .. } => credentials::device_registered(model, id),
+            Event::CredentialLoaded { held, .. } => credentials::loaded(model, held),
+            Event::CredentialFetched {
+                org,
+                registered,
+                result,
+                ..
+            } => credentials::fetched(model, org, registered, result),
+            Event::CredentialRefreshAt { now_ms, .. } => {
+                credentials::schedule_refresh(model, now_ms)
+            }
+            Event::CredentialRefreshDue { org, .. } => credentials::refresh_due(model, org),
+            Event::UnlockAt { command_id, now_ms } => unlock::decide(model, command_id, now_ms),
+            Event::UnlockDone {
+                command_id,
+                route,
+                outcome,
+            } => unlock::done(model, command_id, route, outcome),
             Event::Scanned(item) => walkup::scanned(model, item),
             Event::Ranged(reading) => walkup::ranged(model, reading),
             Event::Noop => Command::done(),

@@ -61,16 +61,16 @@ where
     Ok(items)
 }
 
-pub fn fetch(base: &str, token: &str, org: &str) -> Cmd {
+pub fn fetch(base: &str, token: &str, org: &str, epoch: u64) -> Cmd {
     let (base, token, org) = (base.to_owned(), token.to_owned(), org.to_owned());
-    Command::new(|ctx| async move {
+    Command::new(move |ctx| async move {
         let result = async {
             let places = fetch_all(&ctx, &base, &token, &format!("/orgs/{org}/places")).await?;
             let locks = fetch_all(&ctx, &base, &token, &format!("/orgs/{org}/locks")).await?;
             Ok::<_, ApiError>((places, locks))
         }
         .await;
-        ctx.send_event(Event::DirectoryFetched { org, result });
+        ctx.send_event(Event::DirectoryFetched { epoch, org, result });
     })
 }
 
@@ -228,6 +228,7 @@ mod tests {
         let mut model = signed_in_model();
         let _ = app.update(
             Event::CacheLoaded {
+                epoch: model.epoch,
                 org: ORG_A.into(),
                 cache: Some(DirectoryCache {
                     places: vec![place()],
@@ -260,6 +261,7 @@ mod tests {
         let mut model = signed_in_model();
         let _ = app.update(
             Event::DirectoryFetched {
+                epoch: model.epoch,
                 org: ORG_A.into(),
                 result: Err(ApiError::Server {
                     status: 401,

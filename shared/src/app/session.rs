@@ -98,10 +98,28 @@ pub fn logged_in(model: &mut Model, result: ApiResult<LoginResponse>, via_invite
                 model.invite.accepted = true;
                 model.invite.error = None;
             }
+            // A new session: nothing asked for under the previous one may land in it.
+            let mut cmds = vec![kv_put(keys::SESSION, &session), render()];
+            let other_user = model
+                .session
+                .as_ref()
+                .is_some_and(|old| old.user.id != session.user.id);
+            if other_user {
+                // The device is registered to whoever was signed in; the server would refuse
+                // it (404) for this user. (With no session before, a 404 re-registers.)
+                if model.device_id.take().is_some() {
+                    cmds.push(kv_delete(keys::DEVICE));
+                }
+                model.walk_up_locks.clear();
+                model.sync_engine();
+                cmds.push(kv_delete(keys::WALK_UP));
+            }
+            leave_epoch(model);
             model.directory = Default::default();
             model.credential = None;
-            model.session = Some(session.clone());
-            Command::all([kv_put(keys::SESSION, &session), render(), sync_org(model)])
+            model.session = Some(session);
+            cmds.push(sync_org(model));
+            Command::all(cmds)
         }
         Err(e) => {
             let message = match &e {
@@ -131,7 +149,7 @@ pub fn sync_org(model: &mut Model) -> Cmd {
     let (token, org) = (token.to_owned(), org.to_owned());
     model.directory.loading = true;
     Command::all([
-        places::fetch(&model.api_base, &token, &org),
+        places::fetch(&model.api_base, &token, &org, model.epoch),
         credentials::ensure(model),
     ])
 }
@@ -145,21 +163,55 @@ pub fn select_org(model: &mut Model, org: String) -> Cmd {
     }
     session.current_org = Some(org.clone());
     let session = session.clone();
+    let epoch = leave_epoch(model);
     model.directory = Default::default();
     model.credential = None;
-    model.unlock = None;
     let org2 = org.clone();
-    let load = Command::new(|ctx| async move {
+    let load = Command::new(move |ctx| async move {
         let held: Option<HeldCredential> = kv_get(&ctx, keys::credential(&org2)).await;
-        ctx.send_event(Event::CredentialLoaded { held });
+        ctx.send_event(Event::CredentialLoaded { epoch, held });
         let cache = kv_get(&ctx, keys::cache(&org2)).await;
-        ctx.send_event(Event::CacheLoaded { org: org2, cache });
+        ctx.send_event(Event::CacheLoaded {
+            epoch,
+            org: org2,
+            cache,
+        });
     });
     Command::all([
         kv_put(keys::SESSION, &session),
         render(),
         load.then(sync_org(model)),
     ])
+}
+
+/// Starts a new epoch for a new session or organization: answers and timers of the old one
+/// are dropped, and an unlock in progress is no longer shown (its answer is dropped too).
+fn leave_epoch(model: &mut Model) -> u64 {
+    if let Some(t) = model.refresh_timer.take() {
+        t.clear();
+    }
+    model.credential_busy = false;
+    model.unlock = None;
+    model.next_epoch()
+}
+
+/// Resets the model after a sign-out, keeping what outlives sessions.
+fn reset(model: &mut Model, auth_error: Option<String>) -> Cmd {
+    let stop_scan = if model.scanning {
+        Command::notify_shell(crate::effects::ScanOperation::Stop).into()
+    } else {
+        Command::done()
+    };
+    let epoch = leave_epoch(model);
+    let api_base = std::mem::take(&mut model.api_base);
+    *model = Model {
+        api_base,
+        ready: true,
+        auth_error,
+        epoch,
+        ..Model::default()
+    };
+    stop_scan
 }
 
 /// Signs out: tells the server (session and device credentials), forgets everything local.
@@ -194,45 +246,29 @@ pub fn logout(model: &mut Model) -> Cmd {
     cmds.push(kv_delete(keys::SESSION));
     cmds.push(kv_delete(keys::DEVICE));
     cmds.push(kv_delete(keys::WALK_UP));
-    if let Some(t) = model.refresh_timer.take() {
-        t.clear();
-    }
-    let api_base = std::mem::take(&mut model.api_base);
-    *model = Model {
-        api_base,
-        ready: true,
-        ..Model::default()
-    };
+    cmds.push(reset(model, None));
     cmds.push(render());
     Command::all(cmds)
 }
 
-/// The server no longer accepts our session: forget it locally and say why.
+/// The server no longer accepts our session: forget it locally and say why. The device
+/// registration stays (the server may still hold it for this user; another user signing in
+/// registers afresh), but nothing of the user's: whoever signs in next may be someone else.
 pub fn logout_local(model: &mut Model, why: &str) -> Cmd {
     let orgs: Vec<String> = model
         .session
         .take()
         .map(|s| s.memberships.into_iter().map(|m| m.org.id).collect())
         .unwrap_or_default();
-    if let Some(t) = model.refresh_timer.take() {
-        t.clear();
-    }
-    let api_base = std::mem::take(&mut model.api_base);
     let device_id = model.device_id.take();
-    let walk_up = std::mem::take(&mut model.walk_up_locks);
-    *model = Model {
-        api_base,
-        device_id,
-        walk_up_locks: walk_up,
-        ready: true,
-        auth_error: Some(why.to_owned()),
-        ..Model::default()
-    };
-    let mut cmds: Vec<Cmd> = orgs
-        .iter()
-        .map(|o| kv_delete(keys::credential(o)))
-        .collect();
+    let mut cmds = vec![reset(model, Some(why.to_owned()))];
+    model.device_id = device_id;
+    for org in &orgs {
+        cmds.push(kv_delete(keys::credential(org)));
+        cmds.push(kv_delete(keys::cache(org)));
+    }
     cmds.push(kv_delete(keys::SESSION));
+    cmds.push(kv_delete(keys::WALK_UP));
     cmds.push(render());
     Command::all(cmds)
 }
@@ -243,6 +279,75 @@ mod tests {
     use crate::app::testkit::*;
     use crate::app::{Effect, Keyway};
     use crux_core::App;
+
+    #[test]
+    fn signing_out_stops_the_scan_and_an_expired_session_keeps_no_choices() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        let _ = app.update(Event::StartScan, &mut model);
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: "door".into(),
+                enabled: true,
+            },
+            &mut model,
+        );
+        let epoch = model.epoch;
+        let mut cmd = app.update(Event::Logout, &mut model);
+        assert!(cmd.effects().any(|e| matches!(e, Effect::Scan(r)
+            if r.operation == crate::effects::ScanOperation::Stop)));
+        assert!(
+            model.epoch > epoch,
+            "answers to the old session are dropped"
+        );
+
+        // Expired: whoever signs in next may be someone else, so walk-up choices go too.
+        let mut model = signed_in_model();
+        model.device_id = Some("dev-1".into());
+        let _ = app.update(
+            Event::SetWalkUp {
+                lock: "door".into(),
+                enabled: true,
+            },
+            &mut model,
+        );
+        let mut cmd = logout_local(&mut model, "expired");
+        assert!(model.walk_up_locks.is_empty());
+        assert_eq!(model.device_id.as_deref(), Some("dev-1"));
+        let deleted: Vec<String> = cmd
+            .effects()
+            .filter_map(|e| match e {
+                Effect::KeyValue(r) => match &r.operation {
+                    crux_kv::KeyValueOperation::Delete { key } => Some(key.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        for key in ["walk_up", "session", &format!("cache/{ORG_A}")] {
+            assert!(deleted.iter().any(|k| k == key), "{key} not deleted");
+        }
+    }
+
+    #[test]
+    fn another_user_signing_in_does_not_inherit_the_device_or_walk_up() {
+        let app = Keyway;
+        let mut model = signed_in_model();
+        model.device_id = Some("dev-of-u1".into());
+        model.walk_up_locks.insert("door".into());
+        let mut login = app.update(
+            Event::Login {
+                email: "bob@example.com".into(),
+                password: "pw".into(),
+            },
+            &mut model,
+        );
+        let mut other = login_json();
+        other["user"]["id"] = "u2".into();
+        take_http(&mut login).resolve(ok_json(201, other)).unwrap();
+        let _ = drain(&app, &mut model, &mut login);
+        assert!(model.device_id.is_none() && model.walk_up_locks.is_empty());
+    }
 
     #[test]
     fn login_stores_session_selects_first_org_and_syncs() {

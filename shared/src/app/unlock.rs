@@ -7,7 +7,7 @@
 //! (stale credential or door state); cloud → BLE when the network or the door's link is down.
 //! Walk-up never falls back to the cloud: the door's own RSSI check is part of its safety.
 
-use super::api::{ApiCall, UnlockResponse};
+use super::api::{ApiCall, ApiError, ApiResult, UnlockResponse};
 use super::{Cmd, Event, Model, credentials};
 use crate::effects::{BleOperation, BleOutput, SigningOperation, SigningOutput};
 use crux_core::Command;
@@ -40,9 +40,12 @@ pub enum RouteOutcome {
     /// The route did not complete (radio, connection, network, local key) before the
     /// command was sent: nothing can have happened at the door.
     Failed(String),
-    /// The command reached the door but no verdict came back (link lost after AUTH): the
-    /// door may have opened. Never retried on another route (at-most-once actuation).
+    /// The command reached the door, or may have, but no verdict came back (link lost or
+    /// answer garbled after AUTH, cloud timeout): the door may have opened. Never retried on
+    /// another route (at-most-once actuation).
     Unconfirmed(String),
+    /// The server no longer accepts the session (401).
+    SessionExpired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub struct UnlockAttempt {
     /// The door's refusal when the attempt went on to the cloud: the answer shown if the
     /// cloud cannot be reached (more use than "no network").
     pub door_said: Option<Reason>,
+    /// While a fallback to BLE waits for the time: what to show if BLE no longer applies then.
+    pub unless_ble: Option<UnlockStatus>,
 }
 
 impl UnlockAttempt {
@@ -111,6 +116,7 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         tried: vec![],
         status: UnlockStatus::Checking,
         door_said: None,
+        unless_ble: None,
     };
     if model.session.is_none() || model.lock(&lock).is_none() {
         attempt.status = UnlockStatus::Denied {
@@ -120,17 +126,30 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         model.unlock = Some(attempt);
         return render();
     }
+    let command_id = attempt.command_id;
     model.unlock = Some(attempt);
-    Command::all([
-        render(),
-        crux_time::Time::now().then_send(move |t| Event::UnlockAt {
-            lock,
-            now_ms: t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-        }),
-    ])
+    Command::all([render(), unlock_at(command_id)])
+}
+
+/// Asks for the time, for the route choice of attempt `command_id`.
+fn unlock_at(command_id: Id) -> Cmd {
+    crux_time::Time::now().then_send(move |t| Event::UnlockAt {
+        command_id,
+        now_ms: t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    })
+}
+
+/// Closes the unlock panel. Not while the attempt runs: its answer (granted, or "may have
+/// opened") is what the person needs to see.
+pub fn dismiss(model: &mut Model) -> Cmd {
+    if model.unlock.as_ref().is_some_and(UnlockAttempt::busy) {
+        return Command::done();
+    }
+    model.unlock = None;
+    render()
 }
 
 /// Whether BLE can be used for `lock` at `now_ms`, and if not, why.
@@ -172,21 +191,26 @@ fn proximity_proof(model: &Model, lock: &str, now_ms: u64) -> Option<u32> {
         .map(|h| h.proximity_code)
 }
 
-pub fn decide(model: &mut Model, lock: String, now_ms: u64) -> Cmd {
+/// The time has come for attempt `command_id`: choose its first route, or, when the cloud
+/// failed before, whether BLE still applies now (the door heard recently, the credential
+/// valid), since a cloud call may have taken many seconds.
+pub fn decide(model: &mut Model, command_id: Id, now_ms: u64) -> Cmd {
     model.clock_ms = model.clock_ms.max(now_ms);
     let Some(attempt) = model.unlock.as_mut() else {
         return Command::done();
     };
-    if attempt.lock != lock || attempt.status != UnlockStatus::Checking {
+    if attempt.command_id != command_id || attempt.status != UnlockStatus::Checking {
         return Command::done();
     }
     attempt.now_ms = now_ms;
-    let route = if ble_plan(model, &lock, now_ms).is_ok() {
-        Route::Ble
-    } else {
-        Route::Cloud
-    };
-    run_route(model, route)
+    let lock = attempt.lock.clone();
+    let ble = ble_plan(model, &lock, now_ms).is_ok();
+    match model.unlock.as_mut().and_then(|a| a.unless_ble.take()) {
+        Some(_) if ble => run_route(model, Route::Ble),
+        Some(otherwise) => finish(model, otherwise),
+        None if ble => run_route(model, Route::Ble),
+        None => run_route(model, Route::Cloud),
+    }
 }
 
 /// Starts `route` for the current attempt.
@@ -240,19 +264,10 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
             .idempotency_key(attempt.command_id.to_uuid_string())
             .json(body)
             .send::<UnlockResponse>()
-            .then_send(|result| Event::UnlockDone {
+            .then_send(move |result| Event::UnlockDone {
+                command_id: attempt.command_id,
                 route: Route::Cloud,
-                outcome: match result {
-                    Ok(r) if r.granted => RouteOutcome::Granted {
-                        duplicate: r.duplicate,
-                    },
-                    Ok(_) => RouteOutcome::Denied(Reason::NoAccess),
-                    Err(e) if e.is_network() => RouteOutcome::Failed(e.to_string()),
-                    Err(e) => match e.reason() {
-                        Some(r) => RouteOutcome::Denied(r),
-                        None => RouteOutcome::Failed(e.to_string()),
-                    },
-                },
+                outcome: cloud_outcome(result),
             })
         }
     };
@@ -261,6 +276,36 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
         a.status = UnlockStatus::InProgress(route);
     }
     Command::all([render(), cmd])
+}
+
+/// What a cloud unlock's answer says happened at the door. Whenever the request may have
+/// reached the door it is `Unconfirmed`, never `Failed`: a failure falls back to BLE, and the
+/// door must not open twice for one tap.
+fn cloud_outcome(result: ApiResult<UnlockResponse>) -> RouteOutcome {
+    match result {
+        Ok(r) if r.granted => RouteOutcome::Granted {
+            duplicate: r.duplicate,
+        },
+        Ok(_) => RouteOutcome::Denied(Reason::NoAccess),
+        // Sent, and no answer in time: the server may have relayed the command.
+        Err(e @ ApiError::TimedOut) => RouteOutcome::Unconfirmed(e.to_string()),
+        Err(e) if e.is_network() => RouteOutcome::Failed(e.to_string()),
+        Err(ApiError::Server { status: 401, .. }) => RouteOutcome::SessionExpired,
+        Err(e) => match e.reason() {
+            Some(Reason::Unconfirmed) => RouteOutcome::Unconfirmed(e.to_string()),
+            Some(r) => RouteOutcome::Denied(r),
+            // The server failed while handling it (after relaying, it may be), or answered
+            // something this version does not understand.
+            None if matches!(
+                e,
+                ApiError::Decode { .. } | ApiError::Server { status: 500.., .. }
+            ) =>
+            {
+                RouteOutcome::Unconfirmed(e.to_string())
+            }
+            None => RouteOutcome::Denied(Reason::NoAccess),
+        },
+    }
 }
 
 fn finish(model: &mut Model, status: UnlockStatus) -> Cmd {
@@ -301,22 +346,40 @@ fn remember_door_said(model: &mut Model, reason: Reason) {
     }
 }
 
-pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
+pub fn done(model: &mut Model, command_id: Id, route: Route, outcome: RouteOutcome) -> Cmd {
     let Some(attempt) = model.unlock.clone() else {
         return Command::done();
     };
-    if attempt.status != UnlockStatus::InProgress(route) {
-        return Command::done();
+    if attempt.command_id != command_id || attempt.status != UnlockStatus::InProgress(route) {
+        return Command::done(); // an answer for an attempt no longer shown
     }
-    let mut extra = Command::done();
     let can_cloud = attempt.action == Action::Unlock
         && !attempt.tried.contains(&Route::Cloud)
         && model.session.is_some();
-    let can_ble = !attempt.tried.contains(&Route::Ble)
-        && ble_plan(model, &attempt.lock, attempt.now_ms).is_ok();
+    // The cloud could not act: BLE, if it still applies when checked again at the current
+    // time (the cloud call may have taken many seconds).
+    if route == Route::Cloud
+        && matches!(
+            outcome,
+            RouteOutcome::Failed(_) | RouteOutcome::Denied(Reason::DoorOffline)
+        )
+        && !attempt.tried.contains(&Route::Ble)
+        && ble_plan(model, &attempt.lock, attempt.now_ms).is_ok()
+    {
+        let otherwise = cloud_gave_up(&attempt, &outcome);
+        if let Some(a) = model.unlock.as_mut() {
+            a.status = UnlockStatus::Checking;
+            a.unless_ble = Some(otherwise);
+        }
+        return unlock_at(command_id);
+    }
+    let mut extra = Command::done();
     let status = match (route, outcome) {
         (_, RouteOutcome::Granted { duplicate }) => UnlockStatus::Granted { route, duplicate },
         (_, RouteOutcome::Unconfirmed(_)) => UnlockStatus::Unconfirmed { route },
+        (_, RouteOutcome::SessionExpired) => {
+            return super::session::logout_local(model, "your session expired; sign in again");
+        }
         (Route::Ble, RouteOutcome::Denied(r)) if ble_denial_worth_cloud(r) && can_cloud => {
             remember_door_said(model, r);
             return run_route(model, Route::Cloud);
@@ -332,13 +395,9 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
         (Route::Ble, RouteOutcome::Failed(_)) if can_cloud => {
             return run_route(model, Route::Cloud);
         }
-        (Route::Cloud, RouteOutcome::Failed(_) | RouteOutcome::Denied(Reason::DoorOffline))
-            if can_ble =>
-        {
-            return run_route(model, Route::Ble);
-        }
-        (_, RouteOutcome::Denied(reason)) => {
-            if route == Route::Ble && reason == Reason::Revoked {
+        (Route::Cloud, outcome) => cloud_gave_up(&attempt, &outcome),
+        (Route::Ble, RouteOutcome::Denied(reason)) => {
+            if reason == Reason::Revoked {
                 extra = credentials::drop_revoked(model);
             }
             UnlockStatus::Denied {
@@ -346,16 +405,6 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
                 reason,
             }
         }
-        (Route::Cloud, RouteOutcome::Failed(_)) => match attempt.door_said {
-            Some(reason) => UnlockStatus::Denied {
-                route: Some(Route::Ble),
-                reason,
-            },
-            None => UnlockStatus::Denied {
-                route: Some(route),
-                reason: Reason::NoNetwork,
-            },
-        },
         (Route::Ble, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
             route: Some(route),
             reason: if attempt.tried.contains(&Route::Cloud) {
@@ -366,6 +415,25 @@ pub fn done(model: &mut Model, route: Route, outcome: RouteOutcome) -> Cmd {
         },
     };
     Command::all([finish(model, status), extra])
+}
+
+/// What to show when the cloud route ended without opening and nothing is left to try.
+fn cloud_gave_up(attempt: &UnlockAttempt, outcome: &RouteOutcome) -> UnlockStatus {
+    match (outcome, attempt.door_said) {
+        (RouteOutcome::Denied(reason), _) => UnlockStatus::Denied {
+            route: Some(Route::Cloud),
+            reason: *reason,
+        },
+        // The door's own refusal says more than "no network".
+        (_, Some(reason)) => UnlockStatus::Denied {
+            route: Some(Route::Ble),
+            reason,
+        },
+        (_, None) => UnlockStatus::Denied {
+            route: Some(Route::Cloud),
+            reason: Reason::NoNetwork,
+        },
+    }
 }
 
 /// Hands-free unlock decided by the walk-up engine: BLE only.
@@ -382,6 +450,7 @@ pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reas
         tried: vec![],
         status: UnlockStatus::Checking,
         door_said: None,
+        unless_ble: None,
     });
     Ok(run_route(model, Route::Ble))
 }
@@ -390,6 +459,7 @@ fn ble_unlock(plan: BlePlan, action: Action, command_id: Id, now_s: u64) -> Cmd 
     Command::new(move |ctx| async move {
         let outcome = handshake(&ctx, plan, action, command_id, now_s).await;
         ctx.send_event(Event::UnlockDone {
+            command_id,
             route: Route::Ble,
             outcome,
         });
@@ -471,12 +541,16 @@ async fn handshake(
         let auth = initiator
             .auth_frame(&plan.credential, &signature)
             .map_err(rejected)?;
-        let result = match exchange(ctx, connection, auth).await {
-            Ok(r) => r,
-            Err(RouteOutcome::Failed(why)) => return Err(RouteOutcome::Unconfirmed(why)),
-            Err(other) => return Err(other),
-        };
-        let body = initiator.on_result(&result).map_err(rejected)?;
+        // AUTH is out: from here the door may have opened, so whatever goes wrong (a lost
+        // link, a garbled or forged answer: ERROR frames are not sealed) is `Unconfirmed`,
+        // never a failure that would send the command again by the cloud.
+        let result = exchange(ctx, connection, auth).await.map_err(|e| match e {
+            RouteOutcome::Failed(why) => RouteOutcome::Unconfirmed(why),
+            other => other,
+        })?;
+        let body = initiator
+            .on_result(&result)
+            .map_err(|e| RouteOutcome::Unconfirmed(e.to_string()))?;
         Ok(if body.granted {
             RouteOutcome::Granted {
                 duplicate: body.duplicate,
@@ -720,6 +794,157 @@ mod tests {
         assert_eq!(v.route, Some(Route::Ble));
     }
 
+    /// Runs a BLE tap to the AUTH exchange and answers it with `answer` instead of the door.
+    fn ble_tap_answered_after_auth(answer: BleOutput) -> (Model, Vec<Cmd>) {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        door.answer(&mut cmd); // connect
+        door.answer(&mut cmd); // HELLO -> CHALLENGE
+        door.answer(&mut cmd); // sign
+        let (_, mut handle) = take_ble(&mut cmd).split();
+        handle.resolve(answer).unwrap();
+        let next = finish_with(&app, &mut m, &mut cmd);
+        (m, next)
+    }
+
+    #[test]
+    fn a_garbled_or_forged_answer_after_auth_is_unconfirmed_and_not_retried() {
+        let app = Keyway;
+        // ERROR frames are not sealed: anyone on the link can send "stale nonce" after the
+        // door opened. Neither it nor a garbled RESULT may send the command again by cloud.
+        let forged = keyway_protocol::handshake::frames::encode_error(Reason::StaleNonce);
+        for answer in [forged, vec![0x04, 0xde, 0xad, 0xbe, 0xef]] {
+            let (m, mut next) = ble_tap_answered_after_auth(BleOutput::Reply { message: answer });
+            assert!(
+                next.iter_mut()
+                    .all(|c| !c.effects().any(|e| matches!(e, Effect::Http(_))))
+            );
+            let v = app.view(&m).unlock.unwrap();
+            assert_eq!(
+                (v.state.as_str(), v.route),
+                ("unconfirmed", Some(Route::Ble))
+            );
+        }
+    }
+
+    #[test]
+    fn a_cloud_unlock_that_may_have_reached_the_door_does_not_fall_back_to_ble() {
+        let app = Keyway;
+        let door = Door::new();
+        // Each of these may follow a relayed command: the server's "no answer from the door",
+        // the phone's own timeout after sending, a server failure.
+        let answers = [
+            error_json(
+                504,
+                "unconfirmed",
+                "the door did not confirm; it may have opened",
+            ),
+            HttpResult::Err(crux_http::HttpError::Timeout),
+            error_json(500, "internal", "internal error"),
+        ];
+        for answer in answers {
+            let mut m = model_with_lock();
+            m.credential = Some(door.held(NOW_S + 86_400));
+            hear(&mut m, NOW_S * 1000 - 60_000); // too old for BLE at the tap
+            let mut cmd = tap_at(&app, &mut m, NOW_S);
+            take_http(&mut cmd).resolve(answer).unwrap();
+            hear(&mut m, NOW_S * 1000); // the door is in range now
+            let mut next = finish_with(&app, &mut m, &mut cmd);
+            assert!(next.iter_mut().all(|c| {
+                c.effects()
+                    .all(|e| !matches!(e, Effect::Ble(_) | Effect::Time(_) | Effect::Http(_)))
+            }));
+            let v = app.view(&m).unlock.unwrap();
+            assert_eq!(
+                (v.state.as_str(), v.route),
+                ("unconfirmed", Some(Route::Cloud))
+            );
+        }
+    }
+
+    #[test]
+    fn cloud_to_ble_fallback_checks_the_door_again_at_the_current_time() {
+        let app = Keyway;
+        let mut door = Door::new();
+        // Not heard at the tap: cloud. The door answers offline, and meanwhile the scan
+        // heard it a second after the tap.
+        let offline_then_heard = |m: &mut Model| {
+            let mut cmd = tap_at(&app, m, NOW_S);
+            assert_eq!(app.view(m).unlock.unwrap().route, Some(Route::Cloud));
+            take_http(&mut cmd)
+                .resolve(error_json(409, "door_offline", "the door is offline"))
+                .unwrap();
+            hear(m, (NOW_S + 1) * 1000);
+            let mut next = finish_with(&app, m, &mut cmd);
+            assert_eq!(app.view(m).unlock.unwrap().state, "checking");
+            next.remove(0)
+        };
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        let mut asked = offline_then_heard(&mut m);
+        // The call took 15 s: the door was last heard 14 s ago, too long for BLE.
+        resolve_now(&mut asked, NOW_S + 15);
+        let _ = finish_with(&app, &mut m, &mut asked);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.reason.as_deref()),
+            ("denied", Some("door_offline"))
+        );
+        // The call took 2 s: BLE runs.
+        let _ = app.update(Event::DismissUnlock, &mut m);
+        m.heard.clear();
+        let mut asked = offline_then_heard(&mut m);
+        resolve_now(&mut asked, NOW_S + 2);
+        let mut ble = finish_with(&app, &mut m, &mut asked);
+        door.answer(&mut ble[0]); // connect
+        assert_eq!(
+            app.view(&m).unlock.unwrap().state,
+            "in_progress",
+            "BLE after the cloud"
+        );
+        assert_eq!(app.view(&m).unlock.unwrap().route, Some(Route::Ble));
+    }
+
+    #[test]
+    fn an_answer_for_an_earlier_tap_does_not_land_on_the_next() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        let mut first = tap_at(&app, &mut m, NOW_S);
+        let mut first_call = take_http(&mut first);
+        // Busy: the panel stays until the answer.
+        let _ = app.update(Event::DismissUnlock, &mut m);
+        assert!(m.unlock.is_some());
+        // The organization changes under it (as a sign-in would): the attempt goes.
+        let _ = app.update(Event::SelectOrg { org: ORG_B.into() }, &mut m);
+        assert!(m.unlock.is_none());
+        m.directory.locks = vec![lock()];
+        let mut second = tap_at(&app, &mut m, NOW_S + 5);
+        let _pending = take_http(&mut second);
+        first_call
+            .resolve(ok_json(200, serde_json::json!({"granted": true})))
+            .unwrap();
+        let _ = finish_with(&app, &mut m, &mut first);
+        assert_eq!(app.view(&m).unlock.unwrap().state, "in_progress");
+    }
+
+    #[test]
+    fn expired_session_on_cloud_unlock_signs_out() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        take_http(&mut cmd)
+            .resolve(error_json(401, "unauthorized", "sign in again"))
+            .unwrap();
+        let _ = finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m);
+        assert!(!v.signed_in && v.unlock.is_none());
+        assert!(v.auth_error.unwrap().contains("expired"));
+    }
+
     #[test]
     fn no_network_and_no_door_nearby_says_so() {
         let app = Keyway;
@@ -768,6 +993,7 @@ mod tests {
             let _ = tap_at(&app, &mut m, NOW_S);
             let mut cmd = app.update(
                 Event::UnlockDone {
+                    command_id: m.unlock.as_ref().unwrap().command_id,
                     route: Route::Ble,
                     outcome: RouteOutcome::Denied(Reason::Revoked),
                 },
@@ -787,6 +1013,7 @@ mod tests {
         // The server still says no: that is the answer shown.
         let _ = app.update(
             Event::UnlockDone {
+                command_id: m.unlock.as_ref().unwrap().command_id,
                 route: Route::Cloud,
                 outcome: RouteOutcome::Denied(Reason::Revoked),
             },
@@ -800,6 +1027,7 @@ mod tests {
         let mut offline = refused_by_the_door();
         let _ = app.update(
             Event::UnlockDone {
+                command_id: offline.unlock.as_ref().unwrap().command_id,
                 route: Route::Cloud,
                 outcome: RouteOutcome::Failed("connection refused".into()),
             },
@@ -824,8 +1052,14 @@ mod tests {
                 tried: vec![Route::Ble, Route::Cloud],
                 status: UnlockStatus::InProgress(Route::Cloud),
                 door_said: None,
+                unless_ble: None,
             });
-            let _ = done(&mut m, Route::Cloud, RouteOutcome::Denied(*r));
+            let _ = done(
+                &mut m,
+                Id::default(),
+                Route::Cloud,
+                RouteOutcome::Denied(*r),
+            );
             let v = Keyway.view(&m).unlock.unwrap();
             assert_eq!(v.reason.as_deref(), Some(r.code()));
             assert!(!v.message.is_empty());

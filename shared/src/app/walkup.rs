@@ -83,6 +83,16 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
     };
     model.clock_ms = model.clock_ms.max(advert.at_ms);
     let short = hex::encode(parsed.lock_short_id);
+    // Only this organization's doors are remembered: anyone can advertise made-up ids.
+    let Some(lock) = model
+        .directory
+        .locks
+        .iter()
+        .find(|l| l.short_id.eq_ignore_ascii_case(&short))
+        .map(|l| l.id.clone())
+    else {
+        return Command::done();
+    };
     let was_nearby = model.heard.contains_key(&short);
     model.heard.insert(
         short.clone(),
@@ -95,15 +105,6 @@ pub fn scanned(model: &mut Model, item: ScanItem) -> Cmd {
             at_ms: advert.at_ms,
         },
     );
-    let Some(lock) = model
-        .directory
-        .locks
-        .iter()
-        .find(|l| l.short_id.eq_ignore_ascii_case(&short))
-        .map(|l| l.id.clone())
-    else {
-        return Command::done();
-    };
     let decision = model
         .engine
         .observe(&lock, advert.at_ms, advert.rssi, parsed.tx_power);
@@ -315,6 +316,31 @@ mod tests {
         );
         assert_eq!(cmd.effects().count(), 0);
         assert!(serde_json::from_str::<Event>(r#"{"ranged":{"peer":"door-1"}}"#).is_err());
+    }
+
+    #[test]
+    fn adverts_of_doors_not_in_the_organization_are_not_remembered() {
+        let app = Keyway;
+        let mut m = model();
+        for i in 0..1_000u32 {
+            let payload = Advertisement {
+                lock_short_id: i.to_be_bytes(),
+                tx_power: -59,
+                proximity_code: 0x42,
+                flags: 0,
+            }
+            .encode()
+            .to_vec();
+            let advert = HeardAdvert {
+                peer: format!("stranger-{i}"),
+                payload,
+                rssi: -40,
+                at_ms: NOW_S * 1000,
+            };
+            let _ = app.update(Event::Scanned(ScanItem::Advert(advert)), &mut m);
+        }
+        let _ = app.update(advert(-60, NOW_S * 1000, 0), &mut m);
+        assert_eq!(m.heard.len(), 1, "only the organization's door");
     }
 
     #[test]
