@@ -91,7 +91,7 @@ impl Runtime {
         observer: RenderObserver,
         handle: tokio::runtime::Handle,
     ) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        files::create_dir(&config.data_dir)?;
         let signer = match signer {
             Some(s) => s,
             None => Arc::new(SoftwareSigner::load_or_create(
