@@ -82,17 +82,42 @@ pub async fn list_devices(
     Ok(Json(crate::extract::list(items, total, page)))
 }
 
-async fn own_device(state: &AppState, user: &str, id: &str) -> ApiResult<(String, String)> {
+/// The caller's own device, not deleted: its id, checked.
+async fn own_device(state: &AppState, user: &str, id: &str) -> ApiResult<String> {
     let id = parse_id(id, "device")?;
     let row: Option<(String,)> = sqlx::query_as(
-        "SELECT public_key FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        "SELECT id FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
     .bind(&id)
     .bind(user)
     .fetch_optional(state.pool())
     .await?;
-    let (pk,) = row.ok_or_else(|| ApiError::not_found("device"))?;
-    Ok((id, pk))
+    row.ok_or_else(|| ApiError::not_found("device"))?;
+    Ok(id)
+}
+
+/// The caller's device key, with the device's row locked for `tx`: a device whose deletion
+/// has begun gets no credential, since deletion revokes by the organizations it finds
+/// credentials in, and one inserted behind it would not be among them.
+async fn lock_own_device(tx: &mut sqlx::AnyConnection, user: &str, id: &str) -> ApiResult<String> {
+    // A write first: on SQLite a transaction that reads first cannot take the write lock
+    // once another writer has committed (SQLITE_BUSY).
+    let locked = sqlx::query(
+        "UPDATE devices SET name = name WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(user)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if locked == 0 {
+        return Err(ApiError::not_found("device"));
+    }
+    let (pk,): (String,) = sqlx::query_as("SELECT public_key FROM devices WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(pk)
 }
 
 pub async fn delete(
@@ -101,9 +126,10 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let user = caller.require_user()?;
-    let (id, _) = own_device(&state, user, &id).await?;
+    let id = own_device(&state, user, &id).await?;
     // A write first: on SQLite a transaction that reads first cannot take the write lock
-    // once another writer has committed (SQLITE_BUSY). No other transaction locks devices.
+    // once another writer has committed (SQLITE_BUSY). Issuance takes the device's row
+    // before the organization's too, so the two cannot deadlock.
     let mut tx = state.pool().begin().await?;
     sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2")
         .bind(now_s())
@@ -173,17 +199,28 @@ pub async fn issue(
     ApiJson(req): ApiJson<IssueRequest>,
 ) -> ApiResult<Json<Value>> {
     let user = caller.require_user()?.to_owned();
-    let (device, pk) = own_device(&state, &user, &id).await?;
+    let device = parse_id(&id, "device")?;
     let org = parse_id(&req.org, "organization")?;
-    let role = caller.role_in(&state, &org).await?;
+    // 404 for an organization the caller is not in, before taking any lock.
+    caller.role_in(&state, &org).await?;
+    // Under the device's row, then the organization's (the order device deletion takes
+    // them; every other change that revokes takes the organization's): a revocation either
+    // committed before the checks below, which then see it, or waits for this credential and
+    // lists it. Without the locks a credential whose check ran just before a revocation and
+    // whose insert landed just after was on no list. The checks read on the pool.
+    let mut tx = state.pool().begin().await?;
+    let pk = lock_own_device(&mut tx, &user, &device).await?;
+    crate::db::lock_org(&mut tx, &org).await?;
+    let role = super::orgs::role_under_lock(&mut tx, &caller, &org, Role::Guest).await?;
     let now = now_s();
+    // Counted under the lock, so parallel requests cannot pass the cap by their number.
     let (live,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM credentials WHERE org_id = $1 AND user_id = $2 AND not_after > $3",
     )
     .bind(&org)
     .bind(&user)
     .bind(now)
-    .fetch_one(state.pool())
+    .fetch_one(&mut *tx)
     .await?;
     if live >= MAX_LIVE_CREDENTIALS_PER_USER {
         return Err(ApiError::new(
@@ -271,8 +308,9 @@ pub async fn issue(
     .bind(key.key_id().to_string())
     .bind(now)
     .bind(not_after)
-    .execute(state.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     let trusted = orgkeys::trusted_keys(&state, &org).await?;
     Ok(Json(json!({
         "id": cred_id,

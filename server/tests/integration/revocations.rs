@@ -443,3 +443,66 @@ async fn no_member_fills_the_revocation_list_and_no_controller_drops_a_lock() {
     })
     .await;
 }
+
+/// Issuance and revocation are ordered by the organization's row: a credential asked for
+/// while a removal is in flight is refused once the removal commits, never issued behind
+/// its back and left off the list.
+#[tokio::test]
+async fn a_credential_asked_for_during_a_revocation_is_refused() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let (key, _) = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+        let (s, dev) = srv
+            .post(
+                "/devices",
+                &org.member,
+                json!({"public_key": key.public_key().to_hex(), "name": "phone"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{dev}");
+        let path = format!("/devices/{}/credentials", dev["id"].as_str().unwrap());
+
+        // A removal of the member's access, begun and not yet committed, as the assignment
+        // endpoints do it.
+        let mut tx = srv.state.pool().begin().await.unwrap();
+        keyway_server::db::lock_org(&mut tx, &org.id).await.unwrap();
+        sqlx::query("DELETE FROM role_assignments WHERE user_id = $1")
+            .bind(&org.member_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        keyway_server::orgkeys::revoke_credentials(
+            &mut tx,
+            &org.id,
+            keyway_server::orgkeys::Holders::User(&org.member_id),
+        )
+        .await
+        .unwrap();
+
+        let (http, url) = (srv.http.clone(), format!("{}/api/v1{path}", srv.base));
+        let (token, org_id) = (org.member.clone(), org.id.clone());
+        let request = tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"org": org_id}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        });
+        // Long enough for the request's access check to run on the old data (it did before
+        // the fix, and the credential came out unrevoked).
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !request.is_finished(),
+            "issued under a revocation in flight"
+        );
+        tx.commit().await.unwrap();
+
+        let (s, v) = request.await.unwrap();
+        assert_eq!((s, code(&v)), (403, "no_access"), "{v}");
+    })
+    .await;
+}
