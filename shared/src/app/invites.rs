@@ -20,18 +20,21 @@ pub fn parse_code(input: &str) -> Option<String> {
     if input.is_empty() {
         return None;
     }
-    if let Some((_, fragment)) = input.split_once('#') {
-        let fragment = fragment.strip_prefix("code=").unwrap_or(fragment);
-        return is_code(fragment).then(|| fragment.to_owned());
-    }
-    if let Some((_, query)) = input.split_once('?') {
-        for pair in query.split(['&', '#']) {
+    // A `code=` in the query names the code even when a fragment (a page anchor, a
+    // tracker's) follows it.
+    let (before_fragment, fragment) = input.split_once('#').unwrap_or((input, ""));
+    if let Some((_, query)) = before_fragment.split_once('?') {
+        for pair in query.split('&') {
             if let Some(v) = pair.strip_prefix("code=")
-                && !v.is_empty()
+                && is_code(v)
             {
                 return Some(v.to_owned());
             }
         }
+    }
+    if input.contains('#') {
+        let fragment = fragment.strip_prefix("code=").unwrap_or(fragment);
+        return is_code(fragment).then(|| fragment.to_owned());
     }
     let path = input.split(['?', '#']).next().unwrap_or(input);
     let last = path
@@ -93,6 +96,11 @@ mod tests {
             Some("tcOjE2DJdCfM2Hh")
         );
         assert_eq!(parse_code("https://k.example/invite#"), None);
+        // The query's code, not a page anchor after it.
+        assert_eq!(
+            parse_code("https://k.example/invite?code=QRS&utm=x#section-2").as_deref(),
+            Some("QRS")
+        );
         assert_eq!(parse_code(""), None);
         assert_eq!(parse_code("not a code!"), None);
     }
