@@ -64,6 +64,36 @@ struct Inner {
     handle: tokio::runtime::Handle,
     timers: Mutex<HashMap<usize, AbortHandle>>,
     scan: Mutex<Option<AbortHandle>>,
+    scan_control: ScanControl,
+}
+
+/// Keeps the transport's `start_scan` and `stop_scan` calls in the order the core asked for
+/// them: each Start or Stop takes the next generation, calls run one at a time, and a call
+/// whose generation is older than one already made is skipped (a Stop that lost the race to
+/// a later Start must not end that scan).
+#[derive(Default)]
+struct ScanControl {
+    asked: std::sync::atomic::AtomicU64,
+    /// The generation of the last call made to the transport.
+    made: tokio::sync::Mutex<u64>,
+}
+
+impl ScanControl {
+    fn next(&self) -> u64 {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    /// Runs `call` as generation `generation` unless a later one was already made; holds
+    /// the control across it. (`call` makes the transport call only once it may: a shell's
+    /// transport acts on the call itself, before its future is polled.)
+    async fn run<F: Future>(&self, generation: u64, call: impl FnOnce() -> F) -> Option<F::Output> {
+        let mut made = self.made.lock().await;
+        if *made > generation {
+            return None;
+        }
+        *made = generation;
+        Some(call().await)
+    }
 }
 
 impl Runtime {
@@ -110,6 +140,7 @@ impl Runtime {
                 handle,
                 timers: Mutex::new(HashMap::new()),
                 scan: Mutex::new(None),
+                scan_control: ScanControl::default(),
             }),
         };
         rt.send(Event::Start {
@@ -203,8 +234,26 @@ impl Runtime {
             },
             Effect::Scan(mut req) => match req.operation {
                 ScanOperation::Start => {
+                    let generation = self.inner.scan_control.next();
+                    // The transport call runs in a task of its own, so that aborting this scan
+                    // (a later Start or Stop) never cuts a call short while it holds the
+                    // control.
+                    let call = {
+                        let rt = rt.clone();
+                        self.inner.handle.spawn(async move {
+                            let ble = rt.inner.ble.clone();
+                            rt.inner
+                                .scan_control
+                                .run(generation, || ble.start_scan())
+                                .await
+                        })
+                    };
                     let task = self.spawn(async move {
-                        match rt.inner.ble.start_scan().await {
+                        let Ok(Some(started)) = call.await else {
+                            // Superseded before it started: the later operation decides.
+                            return;
+                        };
+                        match started {
                             Ok(mut rx) => {
                                 while let Some(heard) = rx.recv().await {
                                     let item = match heard {
@@ -228,10 +277,17 @@ impl Runtime {
                     }
                 }
                 ScanOperation::Stop => {
+                    let generation = self.inner.scan_control.next();
                     if let Some(t) = self.inner.scan.lock().unwrap().take() {
                         t.abort();
                     }
-                    self.spawn(async move { rt.inner.ble.stop_scan().await });
+                    self.spawn(async move {
+                        let ble = rt.inner.ble.clone();
+                        rt.inner
+                            .scan_control
+                            .run(generation, || ble.stop_scan())
+                            .await;
+                    });
                 }
             },
             Effect::Ble(mut req) => {
@@ -306,4 +362,121 @@ pub fn render_counter() -> (RenderObserver, tokio::sync::watch::Receiver<u64>) {
         tx.send_modify(|n| *n += 1);
     });
     (observer, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::future::BoxFuture;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// A radio whose scan starts and stops take effect after a delay, like a platform stack.
+    #[derive(Default)]
+    struct SlowRadio {
+        start_delay_ms: u64,
+        stop_delay_ms: u64,
+        scanning: Arc<AtomicBool>,
+        adverts: Arc<Mutex<Option<mpsc::Sender<Heard>>>>,
+    }
+
+    impl BleTransport for SlowRadio {
+        fn start_scan(&self) -> BoxFuture<'static, Result<mpsc::Receiver<Heard>, BleError>> {
+            let (scanning, adverts, delay) = (
+                self.scanning.clone(),
+                self.adverts.clone(),
+                self.start_delay_ms,
+            );
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let (tx, rx) = mpsc::channel(1);
+                *adverts.lock().unwrap() = Some(tx);
+                scanning.store(true, Ordering::SeqCst);
+                Ok(rx)
+            })
+        }
+        fn stop_scan(&self) -> BoxFuture<'static, ()> {
+            let (scanning, delay) = (self.scanning.clone(), self.stop_delay_ms);
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                scanning.store(false, Ordering::SeqCst);
+            })
+        }
+        fn connect(&self, _peer: String) -> BoxFuture<'static, Result<u64, BleError>> {
+            Box::pin(async { Err(BleError::new("no doors here")) })
+        }
+        fn exchange(&self, _c: u64, _m: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, BleError>> {
+            Box::pin(async { Err(BleError::new("no doors here")) })
+        }
+        fn disconnect(&self, _c: u64) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    /// A runtime on `radio` with no server, its stored state loaded.
+    async fn runtime(radio: Arc<SlowRadio>, dir: &std::path::Path) -> Runtime {
+        let (observer, renders) = render_counter();
+        let rt = Runtime::new(
+            RuntimeConfig {
+                api_base: "http://127.0.0.1:9".into(),
+                data_dir: dir.into(),
+                ca_file: None,
+            },
+            radio,
+            None,
+            observer,
+        )
+        .unwrap();
+        rt.wait_for(&renders, Duration::from_secs(5), |v| v.ready)
+            .await
+            .unwrap();
+        rt
+    }
+
+    async fn settle(radio: &SlowRadio, scanning: bool) -> bool {
+        for _ in 0..100 {
+            if radio.scanning.load(Ordering::SeqCst) == scanning {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Long enough for any call still queued (50 ms delays) to take effect.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        radio.scanning.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scan_stop_then_start_ends_scanning() {
+        let dir = tempfile::tempdir().unwrap();
+        let radio = Arc::new(SlowRadio {
+            stop_delay_ms: 50,
+            ..SlowRadio::default()
+        });
+        let rt = runtime(radio.clone(), dir.path()).await;
+        rt.send(Event::StartScan);
+        assert!(settle(&radio, true).await);
+        for _ in 0..5 {
+            rt.send(Event::StopScan);
+            rt.send(Event::StartScan);
+            assert!(settle(&radio, true).await, "the restarted scan was stopped");
+            assert!(rt.view().scanning);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scan_start_then_stop_ends_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let radio = Arc::new(SlowRadio {
+            start_delay_ms: 50,
+            ..SlowRadio::default()
+        });
+        let rt = runtime(radio.clone(), dir.path()).await;
+        for _ in 0..5 {
+            rt.send(Event::StartScan);
+            rt.send(Event::StopScan);
+            assert!(!settle(&radio, false).await, "the stopped scan started");
+            assert!(!rt.view().scanning);
+        }
+    }
 }
