@@ -70,6 +70,8 @@ impl ApiError {
         let status = match reason {
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::DoorOffline | Reason::NotConfigured => StatusCode::CONFLICT,
+            // The command reached the door, or may have, and no answer came: not a refusal.
+            Reason::Unconfirmed => StatusCode::GATEWAY_TIMEOUT,
             _ => StatusCode::FORBIDDEN,
         };
         Self::new(status, reason.code(), reason.message())

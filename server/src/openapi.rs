@@ -792,6 +792,26 @@ fn schemas() -> Value {
     })
 }
 
+/// What the cloud unlock's error statuses tell the caller about the door.
+const UNLOCK_ERRORS: &[(&str, &str)] = &[
+    (
+        "403",
+        "refused (a Reason code, or forbidden); nothing opened",
+    ),
+    (
+        "409",
+        "door_offline: the command was not delivered, nothing opened, another route (Bluetooth) \
+         may be tried; not_configured: the lock has no controller; conflict: the \
+         Idempotency-Key is in use for another lock or by a request in progress",
+    ),
+    (
+        "504",
+        "unconfirmed: the command reached the door, or may have, and no answer came in time; \
+         the door may have opened. Do not try another route; a retry with the same \
+         Idempotency-Key reuses the command id, which the door runs at most once",
+    ),
+];
+
 pub fn document() -> Value {
     let mut paths = Map::new();
     for (method, path, summary, tag, req, status, resp, auth) in OPS {
@@ -884,7 +904,7 @@ pub fn document() -> Value {
             codes.extend(["401", "403", "429"]);
         }
         if path.ends_with("/unlock") {
-            codes.extend(["409", "429"]);
+            codes.extend(["409", "429", "504"]);
         }
         if *method == "post" || *method == "put" || *method == "delete" {
             codes.push("409");
@@ -899,6 +919,11 @@ pub fn document() -> Value {
         codes.dedup();
         for c in codes {
             responses.insert(c.to_string(), err.clone());
+        }
+        if path.ends_with("/unlock") {
+            for (c, description) in UNLOCK_ERRORS {
+                responses[*c]["description"] = json!(description);
+            }
         }
         op["responses"] = Value::Object(responses);
         if *auth {

@@ -95,17 +95,28 @@ impl CommandRelay for PgRelay {
                 return Err(RelayError::Offline);
             }
             let id = command.command_id;
-            let rx = self.hub.wait_for(id);
             let note = CommandNote {
                 controller,
                 timeout_ms: timeout.as_millis() as u64,
                 command,
             };
             let payload = serde_json::to_string(&note).map_err(|_| RelayError::Offline)?;
-            if notify(&self.pool, COMMANDS, &payload).await.is_err() {
-                self.hub.forget(id);
+            // `Offline` only while nothing can have been sent: before the NOTIFY statement
+            // has a connection. Once it is sent, a failure (the connection broke before the
+            // answer) may come after the commit that delivered it, so wait for the result.
+            let Ok(mut conn) = self.pool.acquire().await else {
                 return Err(RelayError::Offline);
+            };
+            let rx = self.hub.wait_for(id);
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(COMMANDS)
+                .bind(&payload)
+                .execute(&mut *conn)
+                .await
+            {
+                tracing::warn!(error = %e, "publishing a command failed; it may have gone out");
             }
+            drop(conn);
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(result)) => Ok(result),
                 _ => {

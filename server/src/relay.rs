@@ -17,9 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayError {
-    /// No session for the controller.
+    /// The command was certainly not delivered: no session for the controller, or it failed
+    /// before anything was sent. Nothing can have opened, so another route may be tried.
     Offline,
-    /// The controller did not answer in time.
+    /// The command was sent (or may have been) and no answer came in time: the door may
+    /// have executed it. Anything uncertain is reported as this, never as `Offline`.
     Timeout,
 }
 
@@ -226,6 +228,8 @@ impl CommandRelay for InProcessRelay {
         Box::pin(async move {
             let id = command.command_id;
             let rx = self.hub.wait_for(id);
+            // `send` is false only when nothing was queued for a session: certainly not
+            // delivered. Once queued, the command may reach the door whatever happens next.
             if !self.hub.send(
                 &controller,
                 SessionMsg::Send(ServerMessage::Command { command }),

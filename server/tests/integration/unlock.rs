@@ -270,13 +270,14 @@ async fn idempotent_retry_actuates_once() {
             .await;
         assert_eq!((s, code(&v)), (409, "conflict"));
 
-        // A lost result: the controller actuates but its answer never arrives in time;
-        // the retry reuses the command id and the door does not open again.
+        // A lost result: the controller actuates but its answer never arrives in time, so
+        // the door may have opened (504 unconfirmed, not door_offline); the retry reuses the
+        // command id and the door does not open again.
         ctl.set_answer(Answer::LoseResult);
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({}), Some("tap-2"))
             .await;
-        assert_eq!((s, code(&v)), (409, "door_offline"));
+        assert_eq!((s, code(&v)), (504, "unconfirmed"));
         ctl.set_answer(Answer::Grant);
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({}), Some("tap-2"))
@@ -291,14 +292,103 @@ async fn idempotent_retry_actuates_once() {
     .await;
 }
 
+/// Unlock attempts logged for the org, newest first.
+async fn attempts(srv: &TestServer, org: &Org) -> Vec<Value> {
+    let (s, ev) = srv
+        .get(
+            &format!("/orgs/{}/events?type=unlock.attempt&limit=100", org.id),
+            &org.manager,
+        )
+        .await;
+    assert_eq!(s, 200, "{ev}");
+    ev["items"].as_array().unwrap().clone()
+}
+
+fn last_command(ctl: &TestController) -> String {
+    let seen = ctl.seen.lock().unwrap();
+    seen.commands
+        .last()
+        .expect("a command reached the controller")
+        .to_uuid_string()
+}
+
+/// The controller holds the command and never answers: the door may have opened, so the
+/// answer is 504 `unconfirmed` (never `door_offline`, which sends the phone to Bluetooth),
+/// the attempt is logged with that reason and the command id, and retries with the same
+/// Idempotency-Key relay the same command id, so the door opens at most once.
 #[tokio::test]
-async fn controller_offline_after_bounded_wait_and_status() {
+async fn a_silent_controller_leaves_the_unlock_unconfirmed_and_retries_reuse_the_command() {
     on_all_backends(test_settings(), |srv| async move {
         let org = make_org(&srv, "acme").await;
         let ctl = connect_controller(&srv, &org).await;
         ctl.set_answer(Answer::Silent);
-        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
-        assert_eq!((s, code(&v)), (409, "door_offline"));
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-u"))
+            .await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
+        assert_eq!(
+            v["error"]["message"],
+            "the door did not confirm; it may have opened"
+        );
+        let first = last_command(&ctl);
+
+        let ev = attempts(&srv, &org).await;
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0]["success"], false);
+        assert_eq!(ev[0]["reason"], "unconfirmed");
+        assert_eq!(ev[0]["method"], "cloud");
+        assert_eq!(ev[0]["details"]["command_id"], json!(first));
+
+        // Still no answer: the retry relays the same command id and is unconfirmed again.
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-u"))
+            .await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
+        assert_eq!(last_command(&ctl), first, "retry must reuse the command id");
+
+        // The door answers the retry: the same command, opened once, and then replayed.
+        ctl.set_answer(Answer::Grant);
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-u"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["command_id"], json!(first));
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-u"))
+            .await;
+        assert_eq!((s, v["duplicate"].as_bool()), (200, Some(true)), "{v}");
+        {
+            let seen = ctl.seen.lock().unwrap();
+            assert_eq!(seen.commands.len(), 3, "{seen:?}");
+            assert_eq!(seen.actuated.len(), 1, "{seen:?}");
+            assert_eq!(seen.actuated[0].to_uuid_string(), first);
+        }
+        let reasons: Vec<Value> = attempts(&srv, &org)
+            .await
+            .iter()
+            .map(|e| e["reason"].clone())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![Value::Null, json!("unconfirmed"), json!("unconfirmed")]
+        );
+    })
+    .await;
+}
+
+/// After an unconfirmed attempt the controller goes away: the retry with the same key is
+/// still `unconfirmed` (the first attempt may have opened the door), while an attempt that
+/// certainly reached nothing is `door_offline` and leaves nothing behind.
+#[tokio::test]
+async fn a_retry_of_an_unconfirmed_unlock_stays_unconfirmed_when_the_controller_is_gone() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        ctl.set_answer(Answer::Silent);
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-a"))
+            .await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
         ctl.close();
         let path = format!("/controllers/{}", org.controller);
         eventually(|| async {
@@ -306,6 +396,123 @@ async fn controller_offline_after_bounded_wait_and_status() {
             c["online"] == false
         })
         .await;
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-a"))
+            .await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
+        for key in [Some("tap-b"), Some("tap-b"), None] {
+            let (s, v) = srv.unlock(&org.front, &org.member, json!({}), key).await;
+            assert_eq!((s, code(&v)), (409, "door_offline"), "{key:?}: {v}");
+        }
+        let kept: Vec<(String, String)> =
+            sqlx::query_as("SELECT idem_key, status FROM idempotency_keys ORDER BY idem_key")
+                .fetch_all(srv.state.pool())
+                .await
+                .unwrap();
+        assert_eq!(kept, vec![("tap-a".to_owned(), "unconfirmed".to_owned())]);
+        let reasons: Vec<Value> = attempts(&srv, &org)
+            .await
+            .iter()
+            .map(|e| e["reason"].clone())
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                json!("door_offline"),
+                json!("door_offline"),
+                json!("door_offline"),
+                json!("unconfirmed"),
+                json!("unconfirmed"),
+            ]
+        );
+    })
+    .await;
+}
+
+/// A visitor's limited invite: an unconfirmed unlock counts as a use (the door may have
+/// opened), its retry with the same key does not count a second one, and an unlock that
+/// certainly reached nothing gives its use back.
+#[tokio::test]
+async fn an_unconfirmed_unlock_uses_one_invite_unlock() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        let now = chrono::Utc::now().timestamp();
+        let (s, inv) = srv
+            .post(
+                &format!("/orgs/{}/invites", org.id),
+                &org.manager,
+                json!({"name": "Vera", "lock_ids": [org.front], "valid_until": now + 3600,
+                       "max_unlocks": 3}),
+            )
+            .await;
+        assert_eq!(s, 201, "{inv}");
+        let (s, g) = srv
+            .call(
+                "POST",
+                "/invites/redeem",
+                None,
+                Some(json!({"code": inv["code"]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{g}");
+        let guest = g["token"].as_str().unwrap().to_owned();
+        let used = || async {
+            let (s, v) = srv
+                .get(
+                    &format!("/invites/{}", inv["id"].as_str().unwrap()),
+                    &org.manager,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            v["unlock_count"].as_i64().unwrap()
+        };
+
+        ctl.set_answer(Answer::Silent);
+        let (s, v) = srv.unlock(&org.front, &guest, json!({}), Some("v-1")).await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
+        assert_eq!(used().await, 1);
+        ctl.set_answer(Answer::Grant);
+        let (s, v) = srv.unlock(&org.front, &guest, json!({}), Some("v-1")).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            used().await,
+            1,
+            "the retry of the same command counts no second use"
+        );
+        assert_eq!(ctl.seen.lock().unwrap().actuated.len(), 1);
+
+        ctl.close();
+        let path = format!("/controllers/{}", org.controller);
+        eventually(|| async {
+            let (_, c) = srv.get(&path, &org.admin).await;
+            c["online"] == false
+        })
+        .await;
+        let (s, v) = srv.unlock(&org.front, &guest, json!({}), Some("v-2")).await;
+        assert_eq!((s, code(&v)), (409, "door_offline"), "{v}");
+        assert_eq!(used().await, 1, "nothing delivered, the use is given back");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn controller_offline_after_bounded_wait_and_status() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        ctl.set_answer(Answer::Silent);
+        // Sent but unanswered within the bounded wait: the door may have opened.
+        let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"));
+        ctl.close();
+        let path = format!("/controllers/{}", org.controller);
+        eventually(|| async {
+            let (_, c) = srv.get(&path, &org.admin).await;
+            c["online"] == false
+        })
+        .await;
+        // Not connected: certainly not delivered.
         let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
         assert_eq!((s, code(&v)), (409, "door_offline"));
     })

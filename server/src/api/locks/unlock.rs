@@ -3,9 +3,12 @@
 //! Checks in order: rate limit, the caller's grant (role, group assignment window and
 //! schedule, invite window/hours/revocation/limit), lockdown, geofence, reader restriction
 //! (the rotating proximity code from the door's advertisement), then relays a
-//! [`CloudCommand`] to the lock's controller and answers with the controller's result, or
-//! `door_offline` after a bounded wait. With an `Idempotency-Key` the command id is reused on
-//! retries, so the controller actuates at most once, and a finished result is replayed.
+//! [`CloudCommand`] to the lock's controller and answers with the controller's result;
+//! `door_offline` (409) when the command certainly was not delivered, so another route may be
+//! tried; `unconfirmed` (504) when it was sent, or may have been, and no answer came within
+//! the bounded wait: the door may have opened, and the caller must not try another route.
+//! With an `Idempotency-Key` the command id is reused on retries, so the controller actuates
+//! at most once, and a finished result is replayed.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -27,6 +30,7 @@ use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{NewEvent, record};
 use crate::metrics::Metrics;
+use crate::relay::RelayError;
 use crate::state::AppState;
 use crate::util::{distance_m, new_id, now_ms, now_s, pid};
 
@@ -131,8 +135,12 @@ pub async fn unlock(
     let (actor_id, actor_kind) = caller.actor();
 
     // Idempotency: a finished result is replayed; an unfinished one reuses its command id.
+    // Status `pending`: an attempt is under way (or died); `unconfirmed`: an attempt sent the
+    // command and got no answer, so the door may have run it, and that attempt's invite use
+    // counts for it; `done`: the stored answer.
     let mut command_id: Option<String> = None;
     let mut fresh_key = false;
+    let mut use_held = false;
     if let Some(key) = &idem {
         let existing: Option<(String, String, String, Option<i64>, Option<String>)> =
             sqlx::query_as(
@@ -157,7 +165,10 @@ pub async fn unlock(
                 let code = StatusCode::from_u16(http as u16).unwrap_or(StatusCode::OK);
                 return Ok((code, Json(body)).into_response());
             }
-            Some((_, cmd, _, _, _)) => command_id = Some(cmd),
+            Some((_, cmd, status, _, _)) => {
+                use_held = status == "unconfirmed";
+                command_id = Some(cmd);
+            }
             None => {
                 let cmd = new_id(&state.rng);
                 sqlx::query(
@@ -184,7 +195,13 @@ pub async fn unlock(
     }
     let command_id = command_id.unwrap_or_else(|| new_id(&state.rng));
 
-    let outcome = attempt(&state, &caller, role, &lock, &req, &command_id).await?;
+    let mut outcome = attempt(&state, &caller, role, &lock, &req, &command_id, use_held).await?;
+    // A retry's command id may have reached the door on an earlier attempt: that this attempt
+    // found the controller offline does not mean nothing opened, so the answer stays
+    // `unconfirmed` (a `door_offline` would send the phone to Bluetooth, a second opening).
+    if idem.is_some() && !fresh_key && matches!(outcome, Err(Reason::DoorOffline)) {
+        outcome = Err(Reason::Unconfirmed);
+    }
     let (status, body, reason, success) = match &outcome {
         Ok(Attempt::Granted { duplicate }) => (
             StatusCode::OK,
@@ -219,7 +236,11 @@ pub async fn unlock(
         Metrics::inc(&state.metrics.unlocks_granted);
     } else {
         Metrics::inc(&state.metrics.unlocks_denied);
-        ev.details = None;
+        // The command id matters only where the command may have reached the door: it
+        // matches the door's own `door.command_executed` record, should one arrive.
+        if reason != Some(Reason::Unconfirmed) {
+            ev.details = None;
+        }
     }
     let event_id = record(&state, ev).await?;
     let mut body = body;
@@ -227,26 +248,45 @@ pub async fn unlock(
         body["event_id"] = json!(event_id);
     }
     if let Some(key) = &idem {
-        // Final answers are stored; denials before relaying leave nothing behind so a
-        // retry is evaluated afresh; a timeout keeps the command id for the retry.
-        let reached_door = outcome.is_ok() || matches!(outcome, Err(Reason::DoorOffline));
-        if outcome.is_ok() {
-            sqlx::query(
-                "UPDATE idempotency_keys SET status = 'done', http_status = $1, response = $2 \
-                 WHERE user_id = $3 AND idem_key = $4",
-            )
-            .bind(i64::from(status.as_u16()))
-            .bind(body.to_string())
-            .bind(&actor_id)
-            .bind(key)
-            .execute(state.pool())
-            .await?;
-        } else if fresh_key && !reached_door {
-            sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2")
+        // Grants are stored and replayed. A command that may have reached the door keeps its
+        // command id, so a retry reuses it and the door's at-most-once check catches it. A
+        // denial, or a command certainly not delivered, leaves nothing behind when this
+        // request made the key: nothing opened, so a retry is evaluated afresh. A key an
+        // earlier attempt made keeps its command id whatever this attempt found.
+        match &outcome {
+            Ok(_) => {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = 'done', http_status = $1, \
+                     response = $2 WHERE user_id = $3 AND idem_key = $4",
+                )
+                .bind(i64::from(status.as_u16()))
+                .bind(body.to_string())
                 .bind(&actor_id)
                 .bind(key)
                 .execute(state.pool())
                 .await?;
+            }
+            Err(Reason::Unconfirmed) => {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = 'unconfirmed' \
+                     WHERE user_id = $1 AND idem_key = $2 AND status = 'pending'",
+                )
+                .bind(&actor_id)
+                .bind(key)
+                .execute(state.pool())
+                .await?;
+            }
+            Err(_) if fresh_key => {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys \
+                     WHERE user_id = $1 AND idem_key = $2 AND status = 'pending'",
+                )
+                .bind(&actor_id)
+                .bind(key)
+                .execute(state.pool())
+                .await?;
+            }
+            Err(_) => {}
         }
     }
     state.metrics.unlock_micros_sum.fetch_add(
@@ -268,6 +308,7 @@ async fn attempt(
     lock: &LockInfo,
     req: &UnlockRequest,
     command_id: &str,
+    use_held: bool,
 ) -> ApiResult<Result<Attempt, Reason>> {
     let (actor_id, _) = caller.actor();
     let window = Duration::from_secs(10);
@@ -316,12 +357,14 @@ async fn attempt(
     }
     .sign(&key, &state.rng)
     .map_err(|e| anyhow::anyhow!("signing the command order: {e}"))?;
-    // Reserve one use of a limited invite before relaying; give it back if nothing opened.
+    // Reserve one use of a limited invite before relaying; give it back only if nothing can
+    // have opened. A retry of a command an earlier attempt left unconfirmed (`use_held`)
+    // reserves none: that attempt's use counts for this command id, which runs at most once.
     let limited_invite = match &grant {
         Grant::Invite {
             invite_id,
             limited: true,
-        } => Some(invite_id.clone()),
+        } if !use_held => Some(invite_id.clone()),
         _ => None,
     };
     if let Some(invite) = &limited_invite {
@@ -353,9 +396,14 @@ async fn attempt(
             duplicate: r.duplicate,
         }),
         Ok(r) => Err(r.reason.unwrap_or(Reason::NoAccess)),
-        Err(_) => Err(Reason::DoorOffline),
+        // Certainly not delivered: nothing opened.
+        Err(RelayError::Offline) => Err(Reason::DoorOffline),
+        // Sent, or may have been, without an answer: the door may have opened.
+        Err(RelayError::Timeout) => Err(Reason::Unconfirmed),
     };
+    // The door may have opened on an unconfirmed command: its use stays counted.
     if verdict.is_err()
+        && !matches!(verdict, Err(Reason::Unconfirmed))
         && let Some(invite) = &limited_invite
     {
         let _ = sqlx::query(
