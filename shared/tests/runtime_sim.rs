@@ -20,7 +20,9 @@ use keyway_protocol::time::TimeBounds;
 use keyway_protocol::{Id, PublicKey, SigningKey, TrustedKeys};
 use keyway_shared::app::{Event, Route, ViewModel};
 use keyway_shared::runtime::sim::SimTransport;
-use keyway_shared::runtime::{Runtime, RuntimeConfig, render_counter};
+use keyway_shared::runtime::{
+    Runtime, RuntimeConfig, SharedSigner, SoftwareSigner, render_counter,
+};
 use keyway_sim_radio::{DoorSpec, HubConfig, Position, RadioHub};
 use ring::rand::SystemRandom;
 use serde_json::{Value, json};
@@ -242,6 +244,15 @@ struct Phone {
 
 impl Phone {
     async fn new(api: &str, hub: &str, dir: &std::path::Path) -> Self {
+        Self::with_signer(api, hub, dir, None).await
+    }
+
+    async fn with_signer(
+        api: &str,
+        hub: &str,
+        dir: &std::path::Path,
+        signer: Option<SharedSigner>,
+    ) -> Self {
         let radio = Arc::new(SimTransport::connect(hub, "test-phone").await.unwrap());
         let (observer, renders) = render_counter();
         let rt = Runtime::new(
@@ -251,7 +262,7 @@ impl Phone {
                 ca_file: None,
             },
             radio.clone(),
-            None,
+            signer,
             observer,
         )
         .unwrap();
@@ -414,5 +425,69 @@ async fn offline_restore_shows_cached_doors_marked_stale() {
     assert!(
         v.credential.is_some(),
         "the offline credential survives restarts"
+    );
+}
+
+/// A platform key that takes its time to sign, as one waiting for the user's presence does.
+struct SlowKey(SoftwareSigner);
+
+impl keyway_protocol::keys::DeviceSigner for SlowKey {
+    fn public_key(&self) -> PublicKey {
+        self.0.public_key()
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<keyway_protocol::Signature, keyway_protocol::CryptoError> {
+        std::thread::sleep(Duration::from_millis(600));
+        self.0.sign(msg)
+    }
+}
+
+/// The longest the runtime's thread went without running a 10 ms ticker, while `f` ran.
+async fn longest_stall<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let stall = Arc::new(Mutex::new(Duration::ZERO));
+    let s = stall.clone();
+    let ticker = tokio::spawn(async move {
+        let mut last = std::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let gap = last.elapsed();
+            let mut worst = s.lock().unwrap();
+            *worst = (*worst).max(gap);
+            last = std::time::Instant::now();
+        }
+    });
+    let out = f.await;
+    ticker.abort();
+    let worst = *stall.lock().unwrap();
+    (out, worst)
+}
+
+// One runtime thread: a signature made on it would stop everything else meanwhile.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_device_key_signs_off_the_runtime_threads() {
+    let org = org();
+    let api = server(org.clone()).await;
+    let (hub, grants) = door(&org).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SlowKey(SoftwareSigner::generate().unwrap());
+    let phone = Phone::with_signer(&api, &hub, dir.path(), Some(Arc::new(key))).await;
+    phone.radio.set_position(0.5, 0.0).await.unwrap();
+    phone.sign_in().await;
+    phone.rt.send(Event::StartScan);
+    phone
+        .wait("door nearby", |v| {
+            v.places.iter().flat_map(|p| &p.locks).any(|l| l.nearby)
+        })
+        .await;
+    let (u, stall) = longest_stall(phone.unlock()).await;
+    assert_eq!(
+        (u.state.as_str(), u.route),
+        ("granted", Some(Route::Ble)),
+        "{u:?}"
+    );
+    assert_eq!(grants.load(Ordering::SeqCst), 1);
+    assert!(
+        stall < Duration::from_millis(300),
+        "the runtime's thread stalled for {stall:?} while the key signed"
     );
 }

@@ -314,21 +314,18 @@ impl Runtime {
                 });
             }
             Effect::Signing(mut req) => {
+                // A platform key may wait seconds for the user's presence: never on a runtime
+                // worker or the caller's thread.
                 let signer = self.inner.signer.clone();
-                let out = match &req.operation {
-                    SigningOperation::PublicKey => SigningOutput::PublicKey {
-                        key: signer.public_key().0.to_vec(),
-                    },
-                    SigningOperation::Sign { message } => match signer.sign(message) {
-                        Ok(sig) => SigningOutput::Signature {
-                            signature: sig.0.to_vec(),
-                        },
-                        Err(e) => SigningOutput::Error {
-                            message: e.to_string(),
-                        },
-                    },
-                };
-                self.resolve(&mut req, out);
+                let operation = req.operation.clone();
+                self.spawn(async move {
+                    let out = tokio::task::spawn_blocking(move || signing(&*signer, &operation))
+                        .await
+                        .unwrap_or_else(|e| SigningOutput::Error {
+                            message: format!("the device key failed: {e}"),
+                        });
+                    rt.resolve(&mut req, out);
+                });
             }
         }
     }
@@ -352,6 +349,26 @@ impl Runtime {
                 _ => return None,
             }
         }
+    }
+}
+
+/// Runs one signing operation on the device key (blocking: the platform may ask the user).
+fn signing(
+    signer: &(dyn keyway_protocol::keys::DeviceSigner + Send + Sync),
+    operation: &SigningOperation,
+) -> SigningOutput {
+    match operation {
+        SigningOperation::PublicKey => SigningOutput::PublicKey {
+            key: signer.public_key().0.to_vec(),
+        },
+        SigningOperation::Sign { message } => match signer.sign(message) {
+            Ok(sig) => SigningOutput::Signature {
+                signature: sig.0.to_vec(),
+            },
+            Err(e) => SigningOutput::Error {
+                message: e.to_string(),
+            },
+        },
     }
 }
 
