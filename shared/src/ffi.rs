@@ -15,13 +15,13 @@ use crate::app::Event;
 use crate::app::view::ViewModel;
 use crate::effects::HeardAdvert;
 use crate::runtime::ble::{BleError, BleTransport, Heard, NoRadio, now_ms};
-use crate::runtime::{RenderObserver, Runtime, RuntimeConfig, SharedSigner};
+use crate::runtime::{DeviceKey, RenderObserver, Runtime, RuntimeConfig, SharedSigner};
 use crate::walkup::motion::MotionDetector;
 use crate::walkup::pace::PaceMeter;
 use crate::walkup::{Carry, Motion};
 use futures::future::BoxFuture;
-use keyway_protocol::keys::{DeviceSigner, der_signature_to_fixed};
-use keyway_protocol::{CryptoError, PublicKey, Signature};
+use keyway_protocol::keys::der_signature_to_fixed;
+use keyway_protocol::{PublicKey, Signature};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -88,27 +88,71 @@ pub trait BleShell: Send + Sync {
 /// A device key held by the platform (Android Keystore, Secure Enclave).
 #[uniffi::export(foreign)]
 pub trait KeyShell: Send + Sync {
-    /// 65-byte uncompressed P-256 public key.
+    /// The P-256 public key: 65 bytes uncompressed (`04||X||Y`), or the 91-byte DER
+    /// SubjectPublicKeyInfo (Android's `getEncoded()`). Anything else makes
+    /// `with_platform` fail with `Platform`.
     fn public_key(&self) -> Vec<u8>;
     /// ECDSA P-256 SHA-256 signature, fixed 64-byte or DER.
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, KeywayError>;
 }
 
-struct ForeignKey(Arc<dyn KeyShell>);
+/// The DER prefix of a P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1, a 66-byte
+/// BIT STRING) before its 65-byte uncompressed point: what Android's
+/// `PublicKey.getEncoded()` gives.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
 
-impl DeviceSigner for ForeignKey {
-    fn public_key(&self) -> PublicKey {
-        PublicKey::from_slice(&self.0.public_key()).unwrap_or(PublicKey([0; 65]))
+/// The platform key's public key: a 65-byte uncompressed P-256 point (`04||X||Y`), or the
+/// same in a P-256 SubjectPublicKeyInfo (91 bytes of DER).
+fn platform_public_key(bytes: &[u8]) -> Result<PublicKey, KeywayError> {
+    let point = match bytes.len() {
+        91 if bytes[..26] == P256_SPKI_PREFIX => &bytes[26..],
+        _ => bytes,
+    };
+    PublicKey::from_slice(point).map_err(|_| KeywayError::Platform {
+        message: format!(
+            "the platform key's public key is {} bytes starting {}: expected a 65-byte \
+             uncompressed P-256 point (04||X||Y) or a 91-byte P-256 SubjectPublicKeyInfo (DER)",
+            bytes.len(),
+            hex::encode(&bytes[..bytes.len().min(8)])
+        ),
+    })
+}
+
+/// A platform key, its public key read and checked once when the core is made.
+struct ForeignKey {
+    shell: Arc<dyn KeyShell>,
+    public: PublicKey,
+}
+
+impl ForeignKey {
+    fn new(shell: Arc<dyn KeyShell>) -> Result<Self, KeywayError> {
+        let public = platform_public_key(&shell.public_key())?;
+        Ok(Self { shell, public })
+    }
+}
+
+impl DeviceKey for ForeignKey {
+    fn device_public_key(&self) -> PublicKey {
+        self.public
     }
 
-    fn sign(&self, msg: &[u8]) -> Result<Signature, CryptoError> {
-        let sig = self
-            .0
-            .sign(msg.to_vec())
-            .map_err(|_| CryptoError::Signing)?;
+    /// The shell's own error when it cannot sign (the user cancelled, the key is gone).
+    fn device_sign(&self, msg: &[u8]) -> Result<Signature, String> {
+        let sig = self.shell.sign(msg.to_vec()).map_err(|e| match e {
+            KeywayError::Platform { message } => format!("the device key cannot sign: {message}"),
+            other => format!("the device key cannot sign: {other}"),
+        })?;
         match <[u8; 64]>::try_from(sig.as_slice()) {
             Ok(fixed) => Ok(Signature(fixed)),
-            Err(_) => der_signature_to_fixed(&sig),
+            Err(_) => der_signature_to_fixed(&sig).map_err(|e| {
+                format!(
+                    "the device key's signature ({} bytes) is neither 64 bytes nor DER: {e}",
+                    sig.len()
+                )
+            }),
         }
     }
 }
@@ -227,7 +271,10 @@ impl KeywayCore {
                 }),
                 None => Arc::new(NoRadio),
             };
-            let signer: Option<SharedSigner> = key.map(|k| Arc::new(ForeignKey(k)) as SharedSigner);
+            let signer: Option<SharedSigner> = match key {
+                Some(k) => Some(Arc::new(ForeignKey::new(k)?)),
+                None => None,
+            };
             let render: RenderObserver = Arc::new(move || observer.on_render());
             let runtime = Runtime::with_handle(
                 RuntimeConfig {
@@ -452,4 +499,131 @@ pub struct AdvertInfo {
 #[uniffi::export]
 pub fn core_version() -> String {
     env!("CARGO_PKG_VERSION").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyway_protocol::SigningKey;
+    use ring::rand::SystemRandom;
+
+    #[derive(Debug)]
+    struct Quiet;
+
+    impl CoreObserver for Quiet {
+        fn on_render(&self) {}
+    }
+
+    /// A platform key that reports `public` and signs with `key`, or fails with `refusal`.
+    struct TestKey {
+        public: Vec<u8>,
+        key: SigningKey,
+        refusal: Option<String>,
+    }
+
+    impl TestKey {
+        fn new(encode: impl FnOnce(&[u8]) -> Vec<u8>) -> Self {
+            let key = SigningKey::generate(&SystemRandom::new()).unwrap().0;
+            Self {
+                public: encode(&key.public_key().0),
+                key,
+                refusal: None,
+            }
+        }
+    }
+
+    impl KeyShell for TestKey {
+        fn public_key(&self) -> Vec<u8> {
+            self.public.clone()
+        }
+
+        fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, KeywayError> {
+            match &self.refusal {
+                Some(message) => Err(KeywayError::Platform {
+                    message: message.clone(),
+                }),
+                None => Ok(self
+                    .key
+                    .sign(&SystemRandom::new(), &message)
+                    .unwrap()
+                    .0
+                    .to_vec()),
+            }
+        }
+    }
+
+    fn spki(point: &[u8]) -> Vec<u8> {
+        [&P256_SPKI_PREFIX[..], point].concat()
+    }
+
+    fn core_with_key(key: TestKey) -> Result<Arc<KeywayCore>, KeywayError> {
+        let dir = tempfile::tempdir().unwrap();
+        KeywayCore::with_platform(
+            CoreConfig {
+                api_base: "http://127.0.0.1:9".into(),
+                data_dir: dir.path().to_string_lossy().into_owned(),
+            },
+            Arc::new(Quiet),
+            None,
+            Some(Arc::new(key)),
+        )
+    }
+
+    #[test]
+    fn a_platform_key_is_a_point_or_its_spki() {
+        let point = TestKey::new(<[u8]>::to_vec).public;
+        assert_eq!(platform_public_key(&point).unwrap().0.as_slice(), point);
+        assert_eq!(spki(&point).len(), 91);
+        assert_eq!(
+            platform_public_key(&spki(&point)).unwrap().0.as_slice(),
+            point
+        );
+        for bad in [
+            point[1..].to_vec(),                        // 64 bytes: X||Y without the 04
+            spki(&point)[..90].to_vec(),                // truncated DER
+            [&[0x31][..], &spki(&point)[1..]].concat(), // 91 bytes, not a P-256 SPKI
+            vec![],
+        ] {
+            match platform_public_key(&bad) {
+                Err(KeywayError::Platform { message }) => {
+                    assert!(
+                        message.contains(&format!("is {} bytes", bad.len())),
+                        "{message}"
+                    )
+                }
+                other => panic!("{} bytes accepted: {other:?}", bad.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn with_platform_refuses_a_public_key_it_cannot_use() {
+        // Before, a wrong-length key was replaced by zeros and registered as such.
+        let err = core_with_key(TestKey::new(|p| p[1..].to_vec())).unwrap_err();
+        assert!(
+            matches!(&err, KeywayError::Platform { message } if message.contains("64 bytes")),
+            "{err:?}"
+        );
+        // Android's DER encoding is taken as the point it holds.
+        assert!(core_with_key(TestKey::new(spki)).is_ok());
+        let shell = TestKey::new(spki);
+        let expected = shell.key.public_key();
+        let foreign = ForeignKey::new(Arc::new(shell)).unwrap();
+        assert_eq!(foreign.device_public_key(), expected);
+    }
+
+    #[test]
+    fn a_platform_signing_failure_keeps_its_message() {
+        let key = TestKey {
+            refusal: Some("user cancelled the biometric prompt".into()),
+            ..TestKey::new(<[u8]>::to_vec)
+        };
+        let foreign = ForeignKey::new(Arc::new(key)).unwrap();
+        let err = foreign.device_sign(b"hello").unwrap_err();
+        assert!(err.contains("user cancelled the biometric prompt"), "{err}");
+        // And a working one signs (64-byte fixed signatures pass through).
+        let ok = ForeignKey::new(Arc::new(TestKey::new(<[u8]>::to_vec))).unwrap();
+        let sig = ok.device_sign(b"hello").unwrap();
+        assert!(ok.device_public_key().verify(b"hello", &sig));
+    }
 }

@@ -20,7 +20,7 @@ pub use ble::{BleError, BleTransport, Heard, NoRadio};
 use crux_core::Core;
 use crux_time::{TimeRequest, TimeResponse};
 pub use kv::FileStore;
-pub use signer::{SharedSigner, SoftwareSigner};
+pub use signer::{DeviceKey, SharedSigner, SoftwareSigner};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -353,21 +353,16 @@ impl Runtime {
 }
 
 /// Runs one signing operation on the device key (blocking: the platform may ask the user).
-fn signing(
-    signer: &(dyn keyway_protocol::keys::DeviceSigner + Send + Sync),
-    operation: &SigningOperation,
-) -> SigningOutput {
+fn signing(signer: &dyn DeviceKey, operation: &SigningOperation) -> SigningOutput {
     match operation {
         SigningOperation::PublicKey => SigningOutput::PublicKey {
-            key: signer.public_key().0.to_vec(),
+            key: signer.device_public_key().0.to_vec(),
         },
-        SigningOperation::Sign { message } => match signer.sign(message) {
+        SigningOperation::Sign { message } => match signer.device_sign(message) {
             Ok(sig) => SigningOutput::Signature {
                 signature: sig.0.to_vec(),
             },
-            Err(e) => SigningOutput::Error {
-                message: e.to_string(),
-            },
+            Err(message) => SigningOutput::Error { message },
         },
     }
 }

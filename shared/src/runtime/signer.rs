@@ -7,8 +7,28 @@ use keyway_protocol::{CryptoError, PublicKey, Signature, SigningKey};
 use ring::rand::SystemRandom;
 use std::path::Path;
 
-/// A device signer the runtime can share across tasks.
-pub type SharedSigner = std::sync::Arc<dyn DeviceSigner + Send + Sync>;
+/// The device key as the runtime uses it. Every [`DeviceSigner`] is one; a platform key
+/// implements it itself so that its failures reach the app in its own words (a
+/// [`CryptoError`] has no room for them).
+pub trait DeviceKey: Send + Sync {
+    /// The 65-byte uncompressed P-256 public key.
+    fn device_public_key(&self) -> PublicKey;
+    /// Signs `msg`; may block (a platform key may wait for the user's presence).
+    fn device_sign(&self, msg: &[u8]) -> Result<Signature, String>;
+}
+
+impl<T: DeviceSigner + Send + Sync + ?Sized> DeviceKey for T {
+    fn device_public_key(&self) -> PublicKey {
+        self.public_key()
+    }
+
+    fn device_sign(&self, msg: &[u8]) -> Result<Signature, String> {
+        self.sign(msg).map_err(|e| e.to_string())
+    }
+}
+
+/// A device key the runtime can share across tasks.
+pub type SharedSigner = std::sync::Arc<dyn DeviceKey>;
 
 /// A software key persisted as PKCS#8 (file mode 0600 on Unix).
 #[derive(Debug)]
