@@ -57,6 +57,18 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, KeywayError>) -> Result<T, KeywayErr
     })
 }
 
+/// [`guarded`] for the calls that return nothing (adverts and sensor readings, sent many
+/// times a second and never awaited): a panic is logged and the reading dropped, so their
+/// signatures stay plain functions for the shells.
+fn guarded_quietly(call: &str, f: impl FnOnce()) {
+    if let Err(e) = guarded(|| {
+        f();
+        Ok(())
+    }) {
+        tracing::error!("KeywayCore.{call}: {e}; the reading was dropped");
+    }
+}
+
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct CoreConfig {
     /// Server base URL, e.g. `https://keyway.example`.
@@ -333,19 +345,21 @@ impl KeywayCore {
 
     /// An advertisement heard by the shell's BLE stack while scanning.
     pub fn ble_advert(&self, peer: String, payload: Vec<u8>, rssi: i16) {
-        let tx = self
-            .adverts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(tx) = tx {
-            let _ = tx.try_send(Heard::Advert(HeardAdvert {
-                peer,
-                payload,
-                rssi,
-                at_ms: now_ms(),
-            }));
-        }
+        guarded_quietly("ble_advert", || {
+            let tx = self
+                .adverts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(tx) = tx {
+                let _ = tx.try_send(Heard::Advert(HeardAdvert {
+                    peer,
+                    payload,
+                    rssi,
+                    at_ms: now_ms(),
+                }));
+            }
+        })
     }
 }
 
@@ -356,30 +370,40 @@ impl KeywayCore {
     /// estimates the walking pace from the steps (see `walkup::pace`), and sends the walk-up
     /// engine only the changes.
     pub fn accelerometer(&self, x: f64, y: f64, z: f64) {
-        let now = now_ms();
-        self.accelerometer_changed(|a| (a.motion.push(now, x, y, z), a.pace.push(now, x, y, z)));
+        guarded_quietly("accelerometer", || {
+            let now = now_ms();
+            self.accelerometer_changed(|a| {
+                (a.motion.push(now, x, y, z), a.pace.push(now, x, y, z))
+            });
+        })
     }
 
     /// The shell stopped the accelerometer: the engine goes back to RSSI alone.
     pub fn accelerometer_stopped(&self) {
-        self.accelerometer_changed(|a| (a.motion.stop(), a.pace.stop()));
+        guarded_quietly("accelerometer_stopped", || {
+            self.accelerometer_changed(|a| (a.motion.stop(), a.pace.stop()));
+        })
     }
 
     /// The proximity sensor (the one that darkens the screen during a call) became covered
     /// (a pocket or a bag) or uncovered (in the hand); shells send its changes while walk-up
     /// is scanning.
     pub fn proximity(&self, covered: bool) {
-        let carry = if covered {
-            Carry::Covered
-        } else {
-            Carry::Uncovered
-        };
-        self.runtime.send(Event::SetCarry(carry));
+        guarded_quietly("proximity", || {
+            let carry = if covered {
+                Carry::Covered
+            } else {
+                Carry::Uncovered
+            };
+            self.runtime.send(Event::SetCarry(carry));
+        })
     }
 
     /// The shell stopped the proximity sensor: the engine no longer knows how it is carried.
     pub fn proximity_stopped(&self) {
-        self.runtime.send(Event::SetCarry(Carry::Unknown));
+        guarded_quietly("proximity_stopped", || {
+            self.runtime.send(Event::SetCarry(Carry::Unknown));
+        })
     }
 
     /// A distance in metres that the platform's secure ranging (UWB: Nearby Interaction,
@@ -388,11 +412,13 @@ impl KeywayCore {
     /// RSSI, learning how noisy the stack is, and while they come from a precise stack they
     /// also gate it; a failed round may be sent as NaN or a negative value and is ignored.
     pub fn ranging(&self, peer: String, distance_m: f64) {
-        self.runtime.send(Event::Ranged(crate::app::walkup::Ranged {
-            peer,
-            distance_m,
-            at_ms: now_ms(),
-        }));
+        guarded_quietly("ranging", || {
+            self.runtime.send(Event::Ranged(crate::app::walkup::Ranged {
+                peer,
+                distance_m,
+                at_ms: now_ms(),
+            }));
+        })
     }
 }
 
@@ -415,16 +441,18 @@ impl KeywayCore {
 /// handy for shells showing raw scan results.
 #[uniffi::export]
 pub fn decode_advert(payload: Vec<u8>) -> Result<AdvertInfo, KeywayError> {
-    let a = keyway_protocol::advert::Advertisement::decode(&payload).map_err(|e| {
-        KeywayError::InvalidEvent {
-            message: e.to_string(),
-        }
-    })?;
-    Ok(AdvertInfo {
-        short_id: hex::encode(a.lock_short_id),
-        tx_power: a.tx_power,
-        proximity_code: a.proximity_code,
-        walk_up: a.walk_up(),
+    guarded(|| {
+        let a = keyway_protocol::advert::Advertisement::decode(&payload).map_err(|e| {
+            KeywayError::InvalidEvent {
+                message: e.to_string(),
+            }
+        })?;
+        Ok(AdvertInfo {
+            short_id: hex::encode(a.lock_short_id),
+            tx_power: a.tx_power,
+            proximity_code: a.proximity_code,
+            walk_up: a.walk_up(),
+        })
     })
 }
 
@@ -625,5 +653,57 @@ mod tests {
         let ok = ForeignKey::new(Arc::new(TestKey::new(<[u8]>::to_vec))).unwrap();
         let sig = ok.device_sign(b"hello").unwrap();
         assert!(ok.device_public_key().verify(b"hello", &sig));
+    }
+
+    /// An observer that panics once armed, as a shell's buggy callback might.
+    #[derive(Debug, Default)]
+    struct Panicky(std::sync::atomic::AtomicBool);
+
+    impl CoreObserver for Panicky {
+        fn on_render(&self) {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                panic!("observer exploded");
+            }
+        }
+    }
+
+    #[test]
+    fn sensor_calls_never_unwind_into_the_shell() {
+        let dir = tempfile::tempdir().unwrap();
+        let observer = Arc::new(Panicky::default());
+        let core = KeywayCore::new(
+            CoreConfig {
+                api_base: "http://127.0.0.1:9".into(),
+                data_dir: dir.path().to_string_lossy().into_owned(),
+            },
+            observer.clone(),
+        )
+        .unwrap();
+        observer.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        let calls: [(&str, &dyn Fn()); 7] = [
+            ("proximity", &|| core.proximity(true)),
+            ("proximity_stopped", &|| core.proximity_stopped()),
+            ("accelerometer", &|| core.accelerometer(0.0, 0.0, 9.8)),
+            ("accelerometer_stopped", &|| core.accelerometer_stopped()),
+            ("ranging", &|| core.ranging("door".into(), 1.0)),
+            ("ble_advert", &|| {
+                core.ble_advert("door".into(), vec![1], -60)
+            }),
+            ("the helper itself", &|| {
+                guarded_quietly("test", || panic!("boom"))
+            }),
+        ];
+        for (name, call) in calls {
+            let unwound = std::panic::catch_unwind(AssertUnwindSafe(call)).is_err();
+            assert!(!unwound, "{name} let a panic through");
+        }
+        // The core still answers.
+        observer.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        core.proximity(false);
+        assert!(
+            core.view_json()
+                .unwrap()
+                .contains("\"carry\":\"uncovered\"")
+        );
     }
 }
