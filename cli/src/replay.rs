@@ -6,12 +6,75 @@
 //! and an optional `pace` column (walking speed in m/s, `unknown`, or empty) what its step
 //! counter said; without them the engine decides on RSSI alone. An optional `range_m` column
 //! replays a secure-ranging distance (UWB, Channel Sounding) measured at that row's time; a
-//! row with a range may leave `rssi` empty. Output: one JSON line per unlock decision,
-//! nothing else on stdout.
+//! row with a range may leave `rssi` empty. Fields may be double-quoted (as Python's csv
+//! module writes with `QUOTE_ALL` or `QUOTE_NONNUMERIC`), and numbers must be finite. Output:
+//! one JSON line per unlock decision, `{"t_ms":..,"lock":..}`, nothing else on stdout.
 
 use anyhow::{Context, bail};
 use keyway_shared::walkup::{Carry, Motion, WalkUpEngine, WalkUpParams};
+use serde::Serialize;
 use std::io::{BufRead, Write};
+
+/// One output line, its keys in this order.
+#[derive(Debug, Serialize)]
+struct Decision<'a> {
+    t_ms: u64,
+    lock: &'a str,
+}
+
+/// The fields of one CSV record, trimmed, each either bare or double-quoted with `""` for a
+/// quote inside (RFC 4180, as Python's csv module writes). Quoted fields cannot span lines.
+fn split_record(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut rest = line;
+    loop {
+        let trimmed = rest.trim_start();
+        if let Some(quoted) = trimmed.strip_prefix('"') {
+            let mut field = String::new();
+            let mut chars = quoted.char_indices();
+            let after = loop {
+                match chars.next() {
+                    Some((i, '"')) => {
+                        if quoted[i + 1..].starts_with('"') {
+                            field.push('"');
+                            chars.next();
+                        } else {
+                            break &quoted[i + 1..];
+                        }
+                    }
+                    Some((_, c)) => field.push(c),
+                    None => return Err(format!("unterminated quoted field {trimmed:?}")),
+                }
+            };
+            fields.push(field);
+            let after = after.trim_start();
+            match after.strip_prefix(',') {
+                Some(next) => rest = next,
+                None if after.is_empty() => return Ok(fields),
+                None => return Err(format!("text after a quoted field: {after:?}")),
+            }
+        } else {
+            match trimmed.split_once(',') {
+                Some((field, next)) => {
+                    fields.push(field.trim().to_owned());
+                    rest = next;
+                }
+                None => {
+                    fields.push(trimmed.trim().to_owned());
+                    return Ok(fields);
+                }
+            }
+        }
+    }
+}
+
+/// A finite number (Rust, like Python, would read `NaN` and `inf`: a NaN RSSI became 0 dBm).
+fn finite(v: &str, what: &str, line: usize) -> anyhow::Result<f64> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .with_context(|| format!("line {line}: {what} {v:?} is not a finite number"))
+}
 
 /// One trace row.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,11 +106,11 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
             None => return Ok(vec![]),
         }
     };
-    let cols: Vec<String> = header
-        .trim()
-        .trim_start_matches('\u{feff}')
-        .split(',')
-        .map(|c| c.trim().to_ascii_lowercase())
+    let header = header.trim().trim_start_matches('\u{feff}');
+    let cols: Vec<String> = split_record(header)
+        .map_err(|e| anyhow::anyhow!("header: {e}"))?
+        .iter()
+        .map(|c| c.to_ascii_lowercase())
         .collect();
     let idx = |name: &str| {
         cols.iter()
@@ -65,49 +128,49 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let n = n + 1;
+        let fields = split_record(&line).map_err(|e| anyhow::anyhow!("line {n}: {e}"))?;
         let get = |i: usize| {
             fields
                 .get(i)
-                .copied()
-                .with_context(|| format!("line {}: missing column", n + 1))
+                .map(String::as_str)
+                .with_context(|| format!("line {n}: missing column"))
         };
-        let t_ms: f64 = get(ti)?
-            .parse()
-            .with_context(|| format!("line {}: bad t_ms", n + 1))?;
-        let range_m = match gi.and_then(|i| fields.get(i)).map(|v| v.trim_matches('"')) {
-            None | Some("") => None,
+        // An optional column: absent or empty is `None`.
+        let optional = |i: Option<usize>| {
+            i.and_then(|i| fields.get(i))
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let t_ms = finite(get(ti)?, "t_ms", n)?;
+        let range_m = match optional(gi) {
+            None => None,
             Some(v) => Some(
                 v.parse::<f64>()
                     .ok()
                     .filter(|d| d.is_finite() && *d >= 0.0)
                     .with_context(|| {
-                        format!("line {}: range_m {v:?} is not a distance in metres", n + 1)
+                        format!("line {n}: range_m {v:?} is not a distance in metres")
                     })?,
             ),
         };
         let rssi = match get(ri)? {
             "" if range_m.is_some() => None,
-            v => Some(
-                v.parse::<f64>()
-                    .with_context(|| format!("line {}: bad rssi", n + 1))?
-                    .round()
-                    .clamp(-127.0, 20.0) as i16,
-            ),
+            v => Some(finite(v, "rssi", n)?.round().clamp(-127.0, 20.0) as i16),
         };
-        let lock = get(li)?.trim_matches('"').to_owned();
+        let lock = get(li)?.to_owned();
         if lock.is_empty() || t_ms < 0.0 {
-            bail!("line {}: empty lock or negative time", n + 1);
+            bail!("line {n}: empty lock or negative time");
         }
         // An optional report column: empty or absent is no change.
         fn report<T: serde::de::DeserializeOwned>(
-            field: Option<&&str>,
+            field: Option<&str>,
             what: &str,
             values: &str,
             line: usize,
         ) -> anyhow::Result<Option<T>> {
-            match field.map(|v| v.trim_matches('"')) {
-                None | Some("") => Ok(None),
+            match field {
+                None => Ok(None),
                 Some(v) => named(v)
                     .map(Some)
                     .with_context(|| format!("line {line}: {what} {v:?} is not {values}")),
@@ -118,30 +181,17 @@ pub fn parse(input: impl BufRead) -> anyhow::Result<Vec<Row>> {
             lock,
             rssi,
             range_m,
-            motion: report(
-                mi.and_then(|i| fields.get(i)),
-                "motion",
-                "walking, still or unknown",
-                n + 1,
-            )?,
-            carry: report(
-                ci.and_then(|i| fields.get(i)),
-                "carry",
-                "covered, uncovered or unknown",
-                n + 1,
-            )?,
-            pace: match pi.and_then(|i| fields.get(i)).map(|v| v.trim_matches('"')) {
-                None | Some("") => None,
+            motion: report(optional(mi), "motion", "walking, still or unknown", n)?,
+            carry: report(optional(ci), "carry", "covered, uncovered or unknown", n)?,
+            pace: match optional(pi) {
+                None => None,
                 Some(v) if v.eq_ignore_ascii_case("unknown") => Some(None),
                 Some(v) => Some(Some(
                     v.parse::<f64>()
                         .ok()
                         .filter(|p| p.is_finite() && *p > 0.0)
                         .with_context(|| {
-                            format!(
-                                "line {}: pace {v:?} is not a speed in m/s or unknown",
-                                n + 1
-                            )
+                            format!("line {n}: pace {v:?} is not a speed in m/s or unknown")
                         })?,
                 )),
             },
@@ -190,7 +240,10 @@ pub fn run(
         for d in ranged.into_iter().chain(heard) {
             serde_json::to_writer(
                 &mut *out,
-                &serde_json::json!({"t_ms": d.t_ms, "lock": d.lock}),
+                &Decision {
+                    t_ms: d.t_ms,
+                    lock: &d.lock,
+                },
             )?;
             out.write_all(b"\n")?;
             n += 1;
@@ -227,9 +280,56 @@ mod tests {
         assert_eq!(n, 1);
         let text = String::from_utf8(out).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
-        assert_eq!(line["lock"], "A");
-        assert!(line["t_ms"].as_u64().unwrap() > 7_000);
-        assert_eq!(text.lines().count(), 1);
+        let t = line["t_ms"].as_u64().unwrap();
+        assert!(t > 7_000);
+        // Exactly the issue's shape, `t_ms` first.
+        assert_eq!(text, format!("{{\"t_ms\":{t},\"lock\":\"A\"}}\n"));
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_with_the_value() {
+        for (row, want) in [
+            ("1,A,NaN", r#"line 2: rssi "NaN" is not a finite number"#),
+            ("1,A,nan", r#"line 2: rssi "nan" is not a finite number"#),
+            ("1,A,-inf", r#"line 2: rssi "-inf" is not a finite number"#),
+            ("inf,A,-60", r#"line 2: t_ms "inf" is not a finite number"#),
+            ("NaN,A,-60", r#"line 2: t_ms "NaN" is not a finite number"#),
+            ("1,A,loud", r#"line 2: rssi "loud" is not a finite number"#),
+        ] {
+            let err = parse(format!("t_ms,lock,rssi\n{row}\n").as_bytes()).unwrap_err();
+            assert_eq!(err.to_string(), want);
+        }
+    }
+
+    #[test]
+    fn python_quoted_csv_is_read() {
+        // csv.writer(f, quoting=csv.QUOTE_ALL), with the \r\n it ends rows with.
+        let all = "\"t_ms\",\"lock\",\"rssi\",\"motion\"\r\n\"5\",\"X\",\"-60\",\"still\"\r\n";
+        // quoting=csv.QUOTE_NONNUMERIC: numbers bare, text quoted, a quote doubled.
+        let nonnumeric = "\"lock\",\"rssi\",\"t_ms\",\"motion\"\n\"X\",-60.0,5.0,\"still\"\n";
+        for text in [all, nonnumeric] {
+            let rows = parse(text.as_bytes()).unwrap();
+            assert_eq!(
+                rows,
+                [Row {
+                    t_ms: 5,
+                    lock: "X".into(),
+                    rssi: Some(-60),
+                    range_m: None,
+                    motion: Some(Motion::Still),
+                    carry: None,
+                    pace: None,
+                }]
+            );
+        }
+        let rows = parse("t_ms,lock,rssi\n1,\"Front, \"\"main\"\"\",-60\n".as_bytes()).unwrap();
+        assert_eq!(rows[0].lock, r#"Front, "main""#);
+        let err = parse("t_ms,lock,rssi\n1,\"A,-60\n".as_bytes()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 2: unterminated quoted field"),
+            "{err}"
+        );
     }
 
     #[test]
