@@ -783,7 +783,7 @@ fn schemas() -> Value {
         "IssueCredential": obj(&["org"], json!({"org": uuid})),
         "Credential": {"type": "object", "required": ["credential", "not_after", "trusted_keys", "refresh_after"],
             "properties": {"id": uuid, "credential": s, "not_after": int, "refresh_after": int,
-            "trusted_keys": {"type": "object"}}},
+            "issued_at": int, "trusted_keys": {"type": "object"}}},
         "CreateInvite": obj(&["name", "valid_until"], json!({"name": name, "email": s, "phone": s,
             "lock_ids": {"type": "array", "items": uuid}, "group_id": uuid, "valid_from": int,
             "valid_until": int, "daily_start": s, "daily_end": s, "max_unlocks": int})),

@@ -317,6 +317,8 @@ pub async fn issue(
         "credential": STANDARD.encode(bytes),
         "not_after": not_after,
         "refresh_after": now + (not_after - now) / 2,
+        // The server's clock: phones time the refresh from it, not from their own.
+        "issued_at": now,
         "trusted_keys": trusted,
         "scope": credential.scope,
         "schedule": credential.schedule,

@@ -53,6 +53,10 @@ async fn issue_verify_revoke_and_rotate() {
         let now = chrono::Utc::now().timestamp() as u64;
         cred.check_access(now, front, None).unwrap();
         assert!(c["refresh_after"].as_i64().unwrap() < c["not_after"].as_i64().unwrap());
+        // The server's clock, for phones to time the refresh by.
+        let issued_at = c["issued_at"].as_i64().unwrap();
+        assert!((issued_at - chrono::Utc::now().timestamp()).abs() < 60);
+        assert!(issued_at < c["refresh_after"].as_i64().unwrap());
 
         // Someone else's device is not found; malformed keys are 400.
         let (s, _) = srv

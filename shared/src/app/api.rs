@@ -324,6 +324,9 @@ pub struct CredentialResponse {
     pub not_after: u64,
     pub trusted_keys: TrustedKeys,
     pub refresh_after: u64,
+    /// When the server issued it, on the server's clock (unix s); absent from older servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
 }
 
 #[cfg(test)]

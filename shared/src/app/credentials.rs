@@ -33,6 +33,13 @@ impl HeldCredential {
         SignedCredential::decode(&self.bytes()?).ok()
     }
 
+    /// Whether the credential was issued to `user_id` (a stored one may be someone else's
+    /// from before a sign-in).
+    pub fn issued_to(&self, user_id: &str) -> bool {
+        let holder = self.decoded().map(|c| c.credential.holder.id);
+        holder.is_some() && holder == keyway_protocol::Id::parse(user_id)
+    }
+
     /// Whether this credential would be accepted for `lock` at `now_s`, and if not, why.
     pub fn check(&self, now_s: u64, lock: &str, place: &str) -> Result<(), Reason> {
         let cred = self.decoded().ok_or(Reason::MalformedFrame)?;
@@ -53,6 +60,11 @@ pub fn ensure(model: &mut Model) -> Cmd {
     }
     model.credential_busy = true;
     let device_id = model.device_id.clone();
+    let user = model
+        .session
+        .as_ref()
+        .map(|s| s.user.id.clone())
+        .unwrap_or_default();
     let epoch = model.epoch;
     Command::new(move |ctx| async move {
         // Registration failures count as `registered`: a 404 then is not about a stale id.
@@ -82,7 +94,7 @@ pub fn ensure(model: &mut Model) -> Cmd {
                 match created {
                     Ok(d) => {
                         ctx.send_event(Event::DeviceRegistered {
-                            epoch,
+                            user,
                             id: d.id.clone(),
                         });
                         (d.id, true)
@@ -109,7 +121,12 @@ pub fn ensure(model: &mut Model) -> Cmd {
     })
 }
 
-pub fn device_registered(model: &mut Model, id: String) -> Cmd {
+/// A device registered for `user`: kept while that user is signed in (an organization
+/// switch does not change whose device it is).
+pub fn device_registered(model: &mut Model, user: String, id: String) -> Cmd {
+    if model.session.as_ref().is_none_or(|s| s.user.id != user) {
+        return Command::done();
+    }
     model.device_id = Some(id.clone());
     kv_put(keys::DEVICE, &id)
 }
@@ -118,6 +135,10 @@ pub fn loaded(model: &mut Model, held: Option<HeldCredential>) -> Cmd {
     if model.credential.is_none()
         && let Some(h) = held
         && model.current_org() == Some(h.org.as_str())
+        && model
+            .session
+            .as_ref()
+            .is_some_and(|s| h.issued_to(&s.user.id))
     {
         model.credential = Some(h);
     }
@@ -159,8 +180,14 @@ pub fn fetched(
             super::session::logout_local(model, "your session expired; sign in again")
         }
         // A device id from before (deleted on the server, or registered to whoever was signed
-        // in before): forget it and its credential, and register this device again.
-        Err(ApiError::Server { status: 404, .. }) if !registered => {
+        // in before): forget it and its credential, and register this device again. (The
+        // server says which resource it did not find; an organization the user left is not
+        // a reason to register again.)
+        Err(ApiError::Server {
+            status: 404,
+            message,
+            ..
+        }) if !registered && message == "device not found" => {
             model.device_id = None;
             model.credential = None;
             Command::all([
@@ -192,7 +219,10 @@ pub fn schedule_refresh(model: &mut Model, now_ms: u64) -> Cmd {
         return Command::done();
     };
     let due_s = held.response.refresh_after.min(held.response.not_after);
-    let delay = Duration::from_secs(due_s.saturating_sub(now_ms / 1000)).max(RETRY_AFTER);
+    // Timed on the server's clock when it says when it issued the credential (a phone clock
+    // hours ahead would otherwise refresh every minute), else on the phone's.
+    let now_s = held.response.issued_at.unwrap_or(now_ms / 1000);
+    let delay = Duration::from_secs(due_s.saturating_sub(now_s)).max(RETRY_AFTER);
     let org = held.org.clone();
     refresh_after(model, org, delay)
 }
@@ -327,6 +357,53 @@ mod tests {
             refresh_timer_for(u64::MAX, NOW_S),
             Some(2_000_000_000 - NOW_S)
         );
+    }
+
+    #[test]
+    fn the_refresh_is_timed_on_the_servers_clock_when_it_says_when_it_issued() {
+        // The phone's clock is 13 h ahead; the server issued at NOW_S, refresh in 6 h.
+        let app = Keyway;
+        let mut model = signed_in_model();
+        let mut response = credential_json(NOW_S + 43_200);
+        response["refresh_after"] = (NOW_S + 21_600).into();
+        response["issued_at"] = NOW_S.into();
+        let mut cmd = app.update(
+            Event::CredentialFetched {
+                epoch: model.epoch,
+                org: ORG_A.into(),
+                registered: false,
+                result: Ok(serde_json::from_value(response).unwrap()),
+            },
+            &mut model,
+        );
+        resolve_now(&mut cmd, NOW_S + 46_800);
+        let mut next = drain(&app, &mut model, &mut cmd);
+        assert_eq!(refresh_delay(&mut next[0]), Some(21_600));
+    }
+
+    #[test]
+    fn a_stored_credential_of_someone_else_is_not_taken() {
+        let app = Keyway;
+        let held = held_credential(NOW_S + 3_600);
+        let mut model = signed_in_model();
+        let _ = app.update(
+            Event::CredentialLoaded {
+                epoch: model.epoch,
+                held: Some(held.clone()),
+            },
+            &mut model,
+        );
+        assert!(model.credential.is_none(), "issued to another holder");
+        let holder = held.decoded().unwrap().credential.holder.id;
+        model.session.as_mut().unwrap().user.id = holder.to_uuid_string();
+        let _ = app.update(
+            Event::CredentialLoaded {
+                epoch: model.epoch,
+                held: Some(held),
+            },
+            &mut model,
+        );
+        assert!(model.credential.is_some());
     }
 
     #[test]

@@ -133,9 +133,11 @@ pub enum Event {
         org: String,
         result: ApiResult<(Vec<Place>, Vec<Lock>)>,
     },
+    /// Bound to the user it was registered for, not the epoch: an organization switch
+    /// does not make it someone else's.
     #[serde(skip)]
     DeviceRegistered {
-        epoch: u64,
+        user: String,
         id: String,
     },
     #[serde(skip)]
@@ -173,6 +175,11 @@ pub enum Event {
         command_id: keyway_protocol::Id,
         route: Route,
         outcome: RouteOutcome,
+    },
+    #[serde(skip)]
+    UnlockOverdue {
+        command_id: keyway_protocol::Id,
+        route: Route,
     },
     #[serde(skip)]
     Scanned(ScanItem),
@@ -329,7 +336,6 @@ impl crux_core::App for Keyway {
             // Answers from an earlier epoch (another user or organization) are dropped.
             Event::CacheLoaded { epoch, .. }
             | Event::DirectoryFetched { epoch, .. }
-            | Event::DeviceRegistered { epoch, .. }
             | Event::CredentialLoaded { epoch, .. }
             | Event::CredentialFetched { epoch, .. }
             | Event::CredentialRefreshAt { epoch, .. }
@@ -340,7 +346,7 @@ impl crux_core::App for Keyway {
             }
             Event::CacheLoaded { org, cache, .. } => places::cache_loaded(model, org, cache),
             Event::DirectoryFetched { org, result, .. } => places::fetched(model, org, result),
-            Event::DeviceRegistered { id, .. } => credentials::device_registered(model, id),
+            Event::DeviceRegistered { user, id } => credentials::device_registered(model, user, id),
             Event::CredentialLoaded { held, .. } => credentials::loaded(model, held),
             Event::CredentialFetched {
                 org,
@@ -358,6 +364,7 @@ impl crux_core::App for Keyway {
                 route,
                 outcome,
             } => unlock::done(model, command_id, route, outcome),
+            Event::UnlockOverdue { command_id, route } => unlock::overdue(model, command_id, route),
             Event::Scanned(item) => walkup::scanned(model, item),
             Event::Ranged(reading) => walkup::ranged(model, reading),
             Event::Noop => Command::done(),

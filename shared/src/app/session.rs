@@ -99,21 +99,20 @@ pub fn logged_in(model: &mut Model, result: ApiResult<LoginResponse>, via_invite
                 model.invite.error = None;
             }
             // A new session: nothing asked for under the previous one may land in it.
-            let mut cmds = vec![kv_put(keys::SESSION, &session), render()];
-            let other_user = model
-                .session
-                .as_ref()
-                .is_some_and(|old| old.user.id != session.user.id);
-            if other_user {
-                // The device is registered to whoever was signed in; the server would refuse
-                // it (404) for this user. (With no session before, a 404 re-registers.)
-                if model.device_id.take().is_some() {
-                    cmds.push(kv_delete(keys::DEVICE));
+            let mut cmds = vec![];
+            if let Some(old) = model.session.take() {
+                // A sign-in over a live session (an invite opened while signed in): the old
+                // session ends on the server too. Someone else's leaves nothing behind here:
+                // its device registration (the server would refuse it to this user), stored
+                // credentials, cached doors and walk-up choices.
+                let other_user = old.user.id != session.user.id;
+                cmds.extend(forget(model, &old, other_user));
+                if other_user {
+                    model.walk_up_locks.clear();
+                    model.sync_engine();
                 }
-                model.walk_up_locks.clear();
-                model.sync_engine();
-                cmds.push(kv_delete(keys::WALK_UP));
             }
+            cmds.extend([kv_put(keys::SESSION, &session), render()]);
             leave_epoch(model);
             model.directory = Default::default();
             model.credential = None;
@@ -214,38 +213,42 @@ fn reset(model: &mut Model, auth_error: Option<String>) -> Cmd {
     stop_scan
 }
 
-/// Signs out: tells the server (session and device credentials), forgets everything local.
-pub fn logout(model: &mut Model) -> Cmd {
-    let Some(session) = model.session.take() else {
-        return render();
-    };
+/// Ends `session` on the server and, with `everything`, also deletes this device there
+/// (revoking its credentials; the next sign-in registers afresh) and forgets the session's
+/// stored credentials, cached doors, device id and walk-up choices here.
+fn forget(model: &mut Model, session: &Session, everything: bool) -> Vec<Cmd> {
     let base = model.api_base.clone();
-    let mut cmds = vec![
+    let delete = |path: &str| {
         Command::request_from_shell(
-            ApiCall::new("DELETE", &base, "/logins/current")
+            ApiCall::new("DELETE", &base, path)
                 .token(&session.token)
                 .into_http(),
         )
-        .then_send(|_| Event::Noop),
-    ];
+        .then_send(|_| Event::Noop)
+    };
+    let mut cmds = vec![delete("/logins/current")];
+    if !everything {
+        return cmds;
+    }
     if let Some(device) = model.device_id.take() {
-        // Revokes this device's credentials server-side; the next sign-in registers afresh.
-        cmds.push(
-            Command::request_from_shell(
-                ApiCall::new("DELETE", &base, &format!("/devices/{device}"))
-                    .token(&session.token)
-                    .into_http(),
-            )
-            .then_send(|_| Event::Noop),
-        );
+        cmds.push(delete(&format!("/devices/{device}")));
     }
     for m in &session.memberships {
         cmds.push(kv_delete(keys::credential(&m.org.id)));
         cmds.push(kv_delete(keys::cache(&m.org.id)));
     }
-    cmds.push(kv_delete(keys::SESSION));
     cmds.push(kv_delete(keys::DEVICE));
     cmds.push(kv_delete(keys::WALK_UP));
+    cmds
+}
+
+/// Signs out: tells the server (session and device credentials), forgets everything local.
+pub fn logout(model: &mut Model) -> Cmd {
+    let Some(session) = model.session.take() else {
+        return render();
+    };
+    let mut cmds = forget(model, &session, true);
+    cmds.push(kv_delete(keys::SESSION));
     cmds.push(reset(model, None));
     cmds.push(render());
     Command::all(cmds)
@@ -345,8 +348,17 @@ mod tests {
         let mut other = login_json();
         other["user"]["id"] = "u2".into();
         take_http(&mut login).resolve(ok_json(201, other)).unwrap();
-        let _ = drain(&app, &mut model, &mut login);
+        let mut after = drain(&app, &mut model, &mut login);
         assert!(model.device_id.is_none() && model.walk_up_locks.is_empty());
+        // The first user's session and device end on the server; their credentials go.
+        let effects: Vec<Effect> = after.iter_mut().flat_map(|c| c.effects()).collect();
+        for path in ["/logins/current", "/devices/dev-of-u1"] {
+            assert!(effects.iter().any(|e| matches!(e, Effect::Http(r)
+                if r.operation.method == "DELETE" && r.operation.url.ends_with(path))));
+        }
+        assert!(effects.iter().any(|e| matches!(e, Effect::KeyValue(r)
+            if matches!(&r.operation, crux_kv::KeyValueOperation::Delete { key }
+                if *key == format!("credential/{ORG_A}")))));
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl Door {
             not_after,
             trusted_keys: TrustedKeys::single(self.org, self.org_key.public_key()),
             refresh_after: not_after - 3600,
+            issued_at: None,
         }
     }
 

@@ -78,8 +78,9 @@ pub struct UnlockAttempt {
     /// The door's refusal when the attempt went on to the cloud: the answer shown if the
     /// cloud cannot be reached (more use than "no network").
     pub door_said: Option<Reason>,
-    /// While a fallback to BLE waits for the time: what to show if BLE no longer applies then.
-    pub unless_ble: Option<UnlockStatus>,
+    /// How the cloud route ended when BLE runs after it: shown if BLE no longer applies when
+    /// it is checked again, or cannot reach the door.
+    pub cloud_said: Option<UnlockStatus>,
 }
 
 impl UnlockAttempt {
@@ -116,7 +117,7 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         tried: vec![],
         status: UnlockStatus::Checking,
         door_said: None,
-        unless_ble: None,
+        cloud_said: None,
     };
     if model.session.is_none() || model.lock(&lock).is_none() {
         attempt.status = UnlockStatus::Denied {
@@ -205,9 +206,9 @@ pub fn decide(model: &mut Model, command_id: Id, now_ms: u64) -> Cmd {
     attempt.now_ms = now_ms;
     let lock = attempt.lock.clone();
     let ble = ble_plan(model, &lock, now_ms).is_ok();
-    match model.unlock.as_mut().and_then(|a| a.unless_ble.take()) {
+    match model.unlock.as_ref().and_then(|a| a.cloud_said.clone()) {
         Some(_) if ble => run_route(model, Route::Ble),
-        Some(otherwise) => finish(model, otherwise),
+        Some(cloud_said) => finish(model, cloud_said),
         None if ble => run_route(model, Route::Ble),
         None => run_route(model, Route::Cloud),
     }
@@ -275,7 +276,30 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
         a.tried.push(route);
         a.status = UnlockStatus::InProgress(route);
     }
-    Command::all([render(), cmd])
+    let command_id = attempt.command_id;
+    let overdue = crux_time::Time::notify_after(ROUTE_OVERDUE)
+        .0
+        .then_send(move |outcome| match outcome {
+            crux_time::TimerOutcome::Completed(_) => Event::UnlockOverdue { command_id, route },
+            crux_time::TimerOutcome::Cleared => Event::Noop,
+        });
+    Command::all([render(), cmd, overdue])
+}
+
+/// A route with no answer by now is given up as `Unconfirmed` (it may have reached the door),
+/// so a stack that never answers (a BLE connect some platforms never time out, a key waiting
+/// for the user) cannot hold the unlock panel, and every later tap, forever. Above the
+/// slowest unlocks seen (28 s over BlueZ in the VM test).
+pub const ROUTE_OVERDUE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The watchdog of `route` fired: if that route of that attempt still runs, give it up.
+pub fn overdue(model: &mut Model, command_id: Id, route: Route) -> Cmd {
+    match model.unlock.as_ref() {
+        Some(a) if a.command_id == command_id && a.status == UnlockStatus::InProgress(route) => {
+            finish(model, UnlockStatus::Unconfirmed { route })
+        }
+        _ => Command::done(),
+    }
 }
 
 /// What a cloud unlock's answer says happened at the door. Whenever the request may have
@@ -369,7 +393,7 @@ pub fn done(model: &mut Model, command_id: Id, route: Route, outcome: RouteOutco
         let otherwise = cloud_gave_up(&attempt, &outcome);
         if let Some(a) = model.unlock.as_mut() {
             a.status = UnlockStatus::Checking;
-            a.unless_ble = Some(otherwise);
+            a.cloud_said = Some(otherwise);
         }
         return unlock_at(command_id);
     }
@@ -405,14 +429,17 @@ pub fn done(model: &mut Model, command_id: Id, route: Route, outcome: RouteOutco
                 reason,
             }
         }
-        (Route::Ble, RouteOutcome::Failed(_)) => UnlockStatus::Denied {
-            route: Some(route),
-            reason: if attempt.tried.contains(&Route::Cloud) {
-                Reason::NoNetwork
-            } else {
-                Reason::DoorUnreachable
-            },
-        },
+        // After the cloud: its answer ("door offline", "no network") says more than ours.
+        (Route::Ble, RouteOutcome::Failed(_)) => {
+            attempt.cloud_said.unwrap_or(UnlockStatus::Denied {
+                route: Some(route),
+                reason: if attempt.tried.contains(&Route::Cloud) {
+                    Reason::NoNetwork
+                } else {
+                    Reason::DoorUnreachable
+                },
+            })
+        }
     };
     Command::all([finish(model, status), extra])
 }
@@ -450,7 +477,7 @@ pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reas
         tried: vec![],
         status: UnlockStatus::Checking,
         door_said: None,
-        unless_ble: None,
+        cloud_said: None,
     });
     Ok(run_route(model, Route::Ble))
 }
@@ -910,6 +937,73 @@ mod tests {
     }
 
     #[test]
+    fn a_route_that_never_answers_is_given_up_as_unconfirmed() {
+        let app = Keyway;
+        let door = Door::new();
+        let mut m = model_with_lock();
+        m.credential = Some(door.held(NOW_S + 86_400));
+        hear(&mut m, NOW_S * 1000);
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        // The connect never completes; the route's watchdog fires.
+        let (_, mut connect) = take_ble(&mut cmd).split();
+        let mut watchdog = match cmd.effects().find(|e| matches!(e, Effect::Time(_))) {
+            Some(Effect::Time(r)) => r,
+            other => panic!("expected the route's watchdog, got {other:?}"),
+        };
+        let crux_time::TimeRequest::NotifyAfter { id, duration } = watchdog.operation.clone()
+        else {
+            panic!("expected a NotifyAfter");
+        };
+        assert_eq!(std::time::Duration::from(duration), ROUTE_OVERDUE);
+        watchdog
+            .resolve(crux_time::TimeResponse::DurationElapsed { id })
+            .unwrap();
+        let _ = finish_with(&app, &mut m, &mut cmd);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.route),
+            ("unconfirmed", Some(Route::Ble))
+        );
+        // A late answer changes nothing; no longer busy, the panel can be closed.
+        connect
+            .resolve(BleOutput::Error {
+                message: "connection failed".into(),
+            })
+            .unwrap();
+        let _ = finish_with(&app, &mut m, &mut cmd);
+        assert_eq!(app.view(&m).unlock.unwrap().state, "unconfirmed");
+        let _ = app.update(Event::DismissUnlock, &mut m);
+        assert!(m.unlock.is_none());
+    }
+
+    #[test]
+    fn ble_failing_after_the_cloud_said_door_offline_shows_door_offline() {
+        let app = Keyway;
+        let mut m = model_with_lock();
+        m.credential = Some(Door::new().held(NOW_S + 86_400));
+        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        take_http(&mut cmd)
+            .resolve(error_json(409, "door_offline", "the door is offline"))
+            .unwrap();
+        hear(&mut m, (NOW_S + 1) * 1000);
+        let mut next = finish_with(&app, &mut m, &mut cmd);
+        resolve_now(&mut next[0], NOW_S + 2);
+        let mut ble = finish_with(&app, &mut m, &mut next[0]);
+        let (_, mut connect) = take_ble(&mut ble[0]).split();
+        connect
+            .resolve(BleOutput::Error {
+                message: "connection failed".into(),
+            })
+            .unwrap();
+        let _ = finish_with(&app, &mut m, &mut ble[0]);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.route, v.reason.as_deref()),
+            ("denied", Some(Route::Cloud), Some("door_offline"))
+        );
+    }
+
+    #[test]
     fn an_answer_for_an_earlier_tap_does_not_land_on_the_next() {
         let app = Keyway;
         let mut m = model_with_lock();
@@ -1052,7 +1146,7 @@ mod tests {
                 tried: vec![Route::Ble, Route::Cloud],
                 status: UnlockStatus::InProgress(Route::Cloud),
                 door_said: None,
-                unless_ble: None,
+                cloud_said: None,
             });
             let _ = done(
                 &mut m,
