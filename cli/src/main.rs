@@ -10,7 +10,9 @@ use keyway_shared::app::view::{LockView, ViewModel};
 use keyway_shared::app::{Event, Location};
 use keyway_shared::runtime::btle::BtleplugTransport;
 use keyway_shared::runtime::sim::SimTransport;
-use keyway_shared::runtime::{BleTransport, NoRadio, Runtime, RuntimeConfig, render_counter};
+use keyway_shared::runtime::{
+    BleTransport, HttpOutcome, NoRadio, Runtime, RuntimeConfig, render_counter,
+};
 use keyway_shared::walkup::{Carry, WalkUpParams};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -365,12 +367,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 return Ok(());
             }
+            // The local sign-out happens at once; the server is told by DELETE requests that
+            // the core does not report back on, so watch them through the runtime.
+            let mut outcomes = sh.rt.http_outcomes();
+            let mut in_flight = sh.rt.http_in_flight();
             sh.rt.send(Event::Logout);
-            // Give the server calls a moment; local state is already gone.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            sh.print(&serde_json::json!({"signed_in": false}), || {
-                "signed out".into()
-            });
+            let settled = tokio::time::timeout(WAIT, in_flight.wait_for(|n| *n == 0))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            let mut deletes = Vec::new();
+            loop {
+                match outcomes.try_recv() {
+                    Ok(o) if o.method == "DELETE" => deletes.push(o),
+                    Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+            let problem = logout_problem(settled, &deletes);
+            sh.print(
+                &serde_json::json!({
+                    "signed_in": false,
+                    "server_signed_out": problem.is_none(),
+                    "server_error": problem,
+                }),
+                || match &problem {
+                    None => "signed out".into(),
+                    Some(p) => format!(
+                        "signed out on this device, but the server was not told ({p}): the \
+                         session and this device's credentials stay valid there until they \
+                         expire or are revoked"
+                    ),
+                },
+            );
         }
         Command::Orgs { select } => {
             let mut v = sh.signed_in().await?;
@@ -573,6 +601,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the server may not know about a sign-out, from the DELETE requests it was sent
+/// (`settled`: they all finished in time); `None` when every one was answered with success,
+/// or 401/404 (the session or device was already gone there).
+fn logout_problem(settled: bool, deletes: &[HttpOutcome]) -> Option<String> {
+    if !settled {
+        return Some(format!("no answer within {} s", WAIT.as_secs()));
+    }
+    if deletes.is_empty() {
+        return Some("no request reached the server".into());
+    }
+    let problems: Vec<String> = deletes
+        .iter()
+        .filter_map(|o| match &o.result {
+            Ok(status) if (200..300).contains(status) || matches!(status, 401 | 404) => None,
+            Ok(status) => Some(format!("{} {}: HTTP {status}", o.method, o.url)),
+            Err(e) => Some(format!("{} {}: {e}", o.method, o.url)),
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
 /// Whether an unlock attempt has ended (granted, denied, or sent without a verdict).
 fn finished(state: &str) -> bool {
     matches!(state, "granted" | "denied" | "unconfirmed")
@@ -666,4 +715,42 @@ async fn walk_live(sh: &Shell, duration_s: Option<u64>) -> anyhow::Result<()> {
     }
     sh.rt.send(Event::StopScan);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delete(path: &str, result: Result<u16, String>) -> HttpOutcome {
+        HttpOutcome {
+            method: "DELETE".into(),
+            url: format!("http://s/api/v1{path}"),
+            result,
+        }
+    }
+
+    #[test]
+    fn logout_problem_is_what_the_server_did_not_confirm() {
+        let ok = delete("/logins/current", Ok(204));
+        assert_eq!(logout_problem(true, std::slice::from_ref(&ok)), None);
+        // Already gone there: signed out all the same.
+        let gone = [
+            delete("/logins/current", Ok(401)),
+            delete("/devices/d", Ok(404)),
+        ];
+        assert_eq!(logout_problem(true, &gone), None);
+        let failed = [ok.clone(), delete("/devices/d", Ok(500))];
+        assert_eq!(
+            logout_problem(true, &failed).unwrap(),
+            "DELETE http://s/api/v1/devices/d: HTTP 500"
+        );
+        let unreachable = [delete("/logins/current", Err("IO error: refused".into()))];
+        assert!(
+            logout_problem(true, &unreachable)
+                .unwrap()
+                .contains("refused")
+        );
+        assert!(logout_problem(false, &[ok]).unwrap().contains("no answer"));
+        assert!(logout_problem(true, &[]).is_some());
+    }
 }

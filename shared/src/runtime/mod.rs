@@ -36,6 +36,15 @@ pub struct RuntimeConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// An HTTP request the runtime made for the core, answered or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpOutcome {
+    pub method: String,
+    pub url: String,
+    /// The response's status, or why no response came (unreachable, timed out, ...).
+    pub result: Result<u16, String>,
+}
+
 /// Called after every render effect (from a runtime thread).
 pub type RenderObserver = Arc<dyn Fn() + Send + Sync>;
 
@@ -65,6 +74,9 @@ struct Inner {
     timers: Mutex<HashMap<usize, AbortHandle>>,
     scan: Mutex<Option<AbortHandle>>,
     scan_control: ScanControl,
+    /// HTTP requests sent and not yet answered (and their answers handled by the core).
+    http_in_flight: tokio::sync::watch::Sender<usize>,
+    http_outcomes: tokio::sync::broadcast::Sender<HttpOutcome>,
 }
 
 /// Keeps the transport's `start_scan` and `stop_scan` calls in the order the core asked for
@@ -141,6 +153,8 @@ impl Runtime {
                 timers: Mutex::new(HashMap::new()),
                 scan: Mutex::new(None),
                 scan_control: ScanControl::default(),
+                http_in_flight: tokio::sync::watch::Sender::new(0),
+                http_outcomes: tokio::sync::broadcast::Sender::new(64),
             }),
         };
         rt.send(Event::Start {
@@ -185,8 +199,20 @@ impl Runtime {
         match effect {
             Effect::Render(_) => (self.inner.observer)(),
             Effect::Http(mut req) => {
+                self.inner.http_in_flight.send_modify(|n| *n += 1);
                 self.spawn(async move {
+                    // Leaves the count however the task ends.
+                    let _in_flight = InFlight(rt.clone());
                     let result = rt.inner.http.execute(&req.operation).await;
+                    let _ = rt.inner.http_outcomes.send(HttpOutcome {
+                        method: req.operation.method.clone(),
+                        url: req.operation.url.clone(),
+                        result: match &result {
+                            crux_http::protocol::HttpResult::Ok(r) => Ok(r.status),
+                            crux_http::protocol::HttpResult::Err(e) => Err(e.to_string()),
+                        },
+                    });
+                    // Resolved before it counts as done, so requests it leads to are counted.
                     rt.resolve(&mut req, result);
                 });
             }
@@ -330,6 +356,19 @@ impl Runtime {
         }
     }
 
+    /// The number of HTTP requests sent for the core and not yet answered. For shells that
+    /// must know when requests the core does not report back on (sign-out's deletions) are
+    /// over: send the event, then wait for zero.
+    pub fn http_in_flight(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.inner.http_in_flight.subscribe()
+    }
+
+    /// The outcome of every HTTP request answered from now on (the latest 64 when the
+    /// receiver falls behind), each sent before the request leaves [`Runtime::http_in_flight`].
+    pub fn http_outcomes(&self) -> tokio::sync::broadcast::Receiver<HttpOutcome> {
+        self.inner.http_outcomes.subscribe()
+    }
+
     /// Waits until `done` holds for the view model (checked after each render), or `timeout`.
     pub async fn wait_for(
         &self,
@@ -349,6 +388,15 @@ impl Runtime {
                 _ => return None,
             }
         }
+    }
+}
+
+/// One HTTP request in flight, until dropped.
+struct InFlight(Runtime);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inner.http_in_flight.send_modify(|n| *n -= 1);
     }
 }
 
