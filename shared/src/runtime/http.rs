@@ -6,9 +6,20 @@ use crux_http::protocol::{HttpHeader, HttpRequest, HttpResponse, HttpResult};
 use std::path::Path;
 use std::time::Duration;
 
+/// The largest response body read (the API's answers are kilobytes; a directory of
+/// thousands of doors stays well under it). Larger ones fail without being read whole.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+}
+
+fn too_large(size: impl std::fmt::Display, url: &str) -> HttpError {
+    HttpError::Io(format!(
+        "the response from {url} is {size} bytes, over the {} MiB limit",
+        MAX_BODY_BYTES / (1024 * 1024)
+    ))
 }
 
 /// A reqwest client builder with ring installed as the TLS crypto provider (reqwest is built
@@ -71,7 +82,7 @@ impl HttpClient {
         if !req.body.is_empty() {
             builder = builder.body(req.body.clone());
         }
-        let response = match builder.send().await {
+        let mut response = match builder.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return HttpResult::Err(HttpError::Timeout),
             Err(e) if e.is_builder() => return HttpResult::Err(HttpError::Url(e.to_string())),
@@ -92,13 +103,93 @@ impl HttpClient {
                 value: v.to_str().unwrap_or_default().to_owned(),
             })
             .collect();
-        match response.bytes().await {
-            Ok(body) => HttpResult::Ok(HttpResponse {
-                status,
-                headers,
-                body: body.to_vec(),
-            }),
-            Err(e) => HttpResult::Err(HttpError::Io(e.to_string())),
+        if let Some(length) = response.content_length()
+            && length > MAX_BODY_BYTES as u64
+        {
+            return HttpResult::Err(too_large(length, &req.url));
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY_BYTES {
+                        return HttpResult::Err(too_large("more than that", &req.url));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return HttpResult::Err(HttpError::Timeout),
+                Err(e) => return HttpResult::Err(HttpError::Io(e.to_string())),
+            }
+        }
+        HttpResult::Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::routing::get;
+
+    async fn server() -> String {
+        let chunks = |n: usize| {
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            Body::from_stream(futures::stream::iter(
+                (0..n).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            ))
+        };
+        let app = Router::new()
+            .route("/small", get(|| async { "hello" }))
+            .route("/at-limit", get(|| async { vec![b'x'; MAX_BODY_BYTES] }))
+            .route(
+                "/declared",
+                get(|| async { vec![b'x'; MAX_BODY_BYTES + 1] }),
+            )
+            // Chunked: no length declared, 5 MiB sent.
+            .route("/streamed", get(move || async move { chunks(80) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    fn get_request(url: String) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url,
+            headers: vec![],
+            body: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn response_bodies_are_capped() {
+        let base = server().await;
+        let client = HttpClient::new(None).unwrap();
+        let get = async |path: &str| client.execute(&get_request(format!("{base}{path}"))).await;
+        match get("/small").await {
+            HttpResult::Ok(r) => assert_eq!(r.body, b"hello"),
+            HttpResult::Err(e) => panic!("{e}"),
+        }
+        match get("/at-limit").await {
+            HttpResult::Ok(r) => assert_eq!(r.body.len(), MAX_BODY_BYTES),
+            HttpResult::Err(e) => panic!("{e}"),
+        }
+        for path in ["/declared", "/streamed"] {
+            match get(path).await {
+                HttpResult::Err(HttpError::Io(message)) => {
+                    assert!(message.contains("over the 4 MiB limit"), "{message}");
+                    assert!(message.contains(path), "{message}");
+                }
+                HttpResult::Err(e) => panic!("{path}: {e}"),
+                HttpResult::Ok(r) => panic!("{path}: {} bytes read", r.body.len()),
+            }
         }
     }
 }
