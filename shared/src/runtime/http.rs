@@ -82,17 +82,21 @@ impl HttpClient {
         if !req.body.is_empty() {
             builder = builder.body(req.body.clone());
         }
+        // `Io` only when the request certainly did not reach the server (no connection);
+        // anything later (a reset after sending, a lost answer) is `Timeout`: the server may
+        // have acted on it, and the core must not repeat an unlock by another route.
         let mut response = match builder.send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return HttpResult::Err(HttpError::Timeout),
             Err(e) if e.is_builder() => return HttpResult::Err(HttpError::Url(e.to_string())),
-            Err(e) => {
+            Err(e) if e.is_connect() => {
                 let message = match certificate_refusal(&e) {
                     Some(refusal) => format!("{UNTRUSTED_SERVER}: {refusal}"),
                     None => e.to_string(),
                 };
                 return HttpResult::Err(HttpError::Io(message));
             }
+            Err(_) => return HttpResult::Err(HttpError::Timeout),
         };
         let status = response.status().as_u16();
         let headers = response
@@ -118,8 +122,8 @@ impl HttpClient {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) if e.is_timeout() => return HttpResult::Err(HttpError::Timeout),
-                Err(e) => return HttpResult::Err(HttpError::Io(e.to_string())),
+                // The server answered and the body was lost: it did act on the request.
+                Err(_) => return HttpResult::Err(HttpError::Timeout),
             }
         }
         HttpResult::Ok(HttpResponse {
@@ -191,5 +195,35 @@ mod tests {
                 HttpResult::Ok(r) => panic!("{path}: {} bytes read", r.body.len()),
             }
         }
+    }
+    #[tokio::test]
+    async fn only_a_request_that_never_left_is_a_plain_network_error() {
+        let client = HttpClient::new(None).unwrap();
+        // Nothing listens: the request never left.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = format!("http://{}/x", closed.local_addr().unwrap());
+        drop(closed);
+        let result = client.execute(&get_request(refused)).await;
+        assert!(
+            matches!(result, HttpResult::Err(HttpError::Io(_))),
+            "{result:?}"
+        );
+        // The server read the request and hung up without answering: it may have acted on
+        // it, so this is not a plain network error (an unlock must not go by BLE as well).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = socket.read(&mut buf).await;
+        });
+        let result = client
+            .execute(&get_request(format!("http://{addr}/x")))
+            .await;
+        assert!(
+            matches!(result, HttpResult::Err(HttpError::Timeout)),
+            "{result:?}"
+        );
     }
 }
