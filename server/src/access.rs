@@ -190,13 +190,21 @@ impl InviteInfo {
 }
 
 pub async fn guest_invite(state: &AppState, user_id: &str) -> ApiResult<Option<InviteInfo>> {
+    guest_invite_on(&mut *state.pool().acquire().await?, user_id).await
+}
+
+/// [`guest_invite`] on a given connection (a transaction's, so that it needs no second one).
+pub async fn guest_invite_on(
+    db: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> ApiResult<Option<InviteInfo>> {
     let row = sqlx::query(
         "SELECT id, org_id, group_id, lock_ids, valid_from, valid_until, daily_start_minute, \
          daily_end_minute, max_unlocks, unlock_count, revoked_at FROM invites \
          WHERE guest_user_id = $1",
     )
     .bind(user_id)
-    .fetch_optional(state.pool())
+    .fetch_optional(&mut *db)
     .await?;
     let Some(r) = row else { return Ok(None) };
     let lock_ids: String = r.try_get("lock_ids")?;
@@ -217,12 +225,19 @@ pub async fn guest_invite(state: &AppState, user_id: &str) -> ApiResult<Option<I
 
 /// Lock ids an invite covers (its explicit locks plus its group's).
 pub async fn invite_locks(state: &AppState, invite: &InviteInfo) -> ApiResult<Vec<String>> {
+    invite_locks_on(&mut *state.pool().acquire().await?, invite).await
+}
+
+async fn invite_locks_on(
+    db: &mut sqlx::AnyConnection,
+    invite: &InviteInfo,
+) -> ApiResult<Vec<String>> {
     let mut ids = invite.lock_ids.clone();
     if let Some(group) = &invite.group_id {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT lock_id FROM group_locks WHERE group_id = $1")
                 .bind(group)
-                .fetch_all(state.pool())
+                .fetch_all(&mut *db)
                 .await?;
         ids.extend(rows.into_iter().map(|(id,)| id));
     }
@@ -323,12 +338,26 @@ pub async fn openable_locks(
     role: Role,
     now: i64,
 ) -> ApiResult<Vec<LockGrant>> {
+    let mut db = state.pool().acquire().await?;
+    openable_locks_on(&mut db, org_id, user_id, role, now).await
+}
+
+/// [`openable_locks`] on a given connection: credential issuance reads on its transaction,
+/// which holds row locks, rather than waiting for a second connection from a pool that
+/// requests queued on those locks may have drained.
+pub async fn openable_locks_on(
+    db: &mut sqlx::AnyConnection,
+    org_id: &str,
+    user_id: &str,
+    role: Role,
+    now: i64,
+) -> ApiResult<Vec<LockGrant>> {
     let all: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT l.id, l.place_id, p.time_zone FROM locks l JOIN places p ON p.id = l.place_id \
          WHERE l.org_id = $1 ORDER BY l.name, l.id",
     )
     .bind(org_id)
-    .fetch_all(state.pool())
+    .fetch_all(&mut *db)
     .await?;
     if role.opens_everything() {
         return Ok(all
@@ -344,7 +373,7 @@ pub async fn openable_locks(
     }
     let mut out = Vec::new();
     if role == Role::Guest {
-        let Some(invite) = guest_invite(state, user_id).await? else {
+        let Some(invite) = guest_invite_on(db, user_id).await? else {
             return Ok(out);
         };
         if invite.org_id != org_id
@@ -355,7 +384,7 @@ pub async fn openable_locks(
         {
             return Ok(out);
         }
-        let ids = invite_locks(state, &invite).await?;
+        let ids = invite_locks_on(db, &invite).await?;
         for (lock_id, place_id, time_zone) in all {
             if ids.contains(&lock_id) {
                 out.push(LockGrant {
@@ -380,7 +409,7 @@ pub async fn openable_locks(
     .bind(org_id)
     .bind(user_id)
     .bind(now)
-    .fetch_all(state.pool())
+    .fetch_all(&mut *db)
     .await?;
     for (lock_id, place_id, time_zone) in all {
         let mut terms = Vec::new();

@@ -161,7 +161,8 @@ pub async fn active_key(state: &AppState, org_id: &str) -> ApiResult<SigningKey>
     active_key_on(state, state.pool(), org_id).await
 }
 
-async fn active_key_on<'e>(
+/// [`active_key`] on a given connection or transaction.
+pub async fn active_key_on<'e>(
     state: &AppState,
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
     org_id: &str,

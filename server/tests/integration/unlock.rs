@@ -518,3 +518,71 @@ async fn controller_offline_after_bounded_wait_and_status() {
     })
     .await;
 }
+
+/// A second request with a key whose first request is still waiting for the door is refused
+/// (409), not relayed: if the first then found the door offline and gave the key up, a
+/// retry would get a new command id while the second's may have opened the door. A key left
+/// pending by a request that died is taken over, with its command id.
+#[tokio::test]
+async fn a_key_in_use_by_a_request_under_way_is_refused_and_a_dead_ones_taken_over() {
+    // Long enough that the second request surely comes while the first still waits.
+    let settings = keyway_server::state::Settings {
+        unlock_timeout: std::time::Duration::from_secs(3),
+        ..test_settings()
+    };
+    on_all_backends(settings, |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        ctl.set_answer(Answer::Silent);
+        let (http, url) = (
+            srv.http.clone(),
+            format!("{}/api/v1/locks/{}/unlock", srv.base, org.front),
+        );
+        let token = org.member.clone();
+        let first = tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "tap-c")
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        });
+        ctl.wait(|s| s.commands.len() == 1).await;
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-c"))
+            .await;
+        assert_eq!((s, code(&v)), (409, "conflict"), "{v}");
+        assert_eq!(first.await.unwrap(), 504);
+        assert_eq!(
+            ctl.seen.lock().unwrap().commands.len(),
+            1,
+            "not relayed twice"
+        );
+
+        // A request that died with its key pending, a minute ago: the retry takes it over
+        // and relays the command id it had.
+        ctl.set_answer(Answer::Grant);
+        let member = org.member_id.clone();
+        let command = "0e0e0e0e-0000-4000-8000-00000000000e";
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, idem_key, lock_id, command_id, status, \
+             created_at) VALUES ($1, 'tap-d', $2, $3, 'pending', $4)",
+        )
+        .bind(&member)
+        .bind(&org.front)
+        .bind(command)
+        .bind(chrono::Utc::now().timestamp() - 60)
+        .execute(srv.state.pool())
+        .await
+        .unwrap();
+        let (s, v) = srv
+            .unlock(&org.front, &org.member, json!({}), Some("tap-d"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["command_id"], command);
+    })
+    .await;
+}

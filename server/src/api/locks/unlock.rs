@@ -121,6 +121,38 @@ fn parse_body(body: Result<Bytes, BytesRejection>) -> ApiResult<UnlockRequest> {
     Ok(req)
 }
 
+/// How long past its relay timeout a `pending` key still belongs to the request that made it.
+const PENDING_GRACE_S: i64 = 30;
+
+/// A `pending` key belongs to the request under way with it: a second request with the
+/// same key must not relay too (if the first then finds the door offline it deletes the key,
+/// and a retry would mint a new command id while the second's command may have opened the
+/// door). A key pending for longer than any request takes was left by one that died (a
+/// crash, a dropped connection): one retry takes it over, with its command id.
+async fn claim_pending(state: &AppState, user: &str, key: &str, created_at: i64) -> ApiResult<()> {
+    let in_progress = || ApiError::conflict("a request with this Idempotency-Key is in progress");
+    let lease = state.settings.unlock_timeout.as_secs() as i64 + PENDING_GRACE_S;
+    let now = now_s();
+    if now - created_at < lease {
+        return Err(in_progress());
+    }
+    let claimed = sqlx::query(
+        "UPDATE idempotency_keys SET created_at = $1 WHERE user_id = $2 AND idem_key = $3 \
+         AND status = 'pending' AND created_at = $4",
+    )
+    .bind(now)
+    .bind(user)
+    .bind(key)
+    .bind(created_at)
+    .execute(state.pool())
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        return Err(in_progress());
+    }
+    Ok(())
+}
+
 pub async fn unlock(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,22 +174,22 @@ pub async fn unlock(
     let mut fresh_key = false;
     let mut use_held = false;
     if let Some(key) = &idem {
-        let existing: Option<(String, String, String, Option<i64>, Option<String>)> =
+        let existing: Option<(String, String, String, Option<i64>, Option<String>, i64)> =
             sqlx::query_as(
-                "SELECT lock_id, command_id, status, http_status, response FROM idempotency_keys \
-                 WHERE user_id = $1 AND idem_key = $2",
+                "SELECT lock_id, command_id, status, http_status, response, created_at \
+                 FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
             )
             .bind(&actor_id)
             .bind(key)
             .fetch_optional(state.pool())
             .await?;
         match existing {
-            Some((lock_id, _, _, _, _)) if lock_id != lock.id => {
+            Some((lock_id, _, _, _, _, _)) if lock_id != lock.id => {
                 return Err(ApiError::conflict(
                     "this Idempotency-Key was used for another lock",
                 ));
             }
-            Some((_, _, status, Some(http), Some(resp))) if status == "done" => {
+            Some((_, _, status, Some(http), Some(resp), _)) if status == "done" => {
                 let mut body: Value = serde_json::from_str(&resp).unwrap_or(json!({}));
                 if body.get("granted").is_some() {
                     body["duplicate"] = json!(true);
@@ -165,7 +197,10 @@ pub async fn unlock(
                 let code = StatusCode::from_u16(http as u16).unwrap_or(StatusCode::OK);
                 return Ok((code, Json(body)).into_response());
             }
-            Some((_, cmd, status, _, _)) => {
+            Some((_, cmd, status, _, _, created_at)) => {
+                if status == "pending" {
+                    claim_pending(&state, &actor_id, key, created_at).await?;
+                }
                 use_held = status == "unconfirmed";
                 command_id = Some(cmd);
             }
