@@ -219,19 +219,25 @@ fn reset(model: &mut Model, auth_error: Option<String>) -> Cmd {
 fn forget(model: &mut Model, session: &Session, everything: bool) -> Vec<Cmd> {
     let base = model.api_base.clone();
     let delete = |path: &str| {
-        Command::request_from_shell(
-            ApiCall::new("DELETE", &base, path)
-                .token(&session.token)
-                .into_http(),
-        )
-        .then_send(|_| Event::Noop)
+        ApiCall::new("DELETE", &base, path)
+            .token(&session.token)
+            .into_http()
     };
-    let mut cmds = vec![delete("/logins/current")];
+    // The device first, then the session: the device's deletion needs the session, and a
+    // session ended first would leave the device and its credentials valid (401).
+    let device = everything
+        .then(|| model.device_id.take())
+        .flatten()
+        .map(|d| delete(&format!("/devices/{d}")));
+    let end_session = delete("/logins/current");
+    let mut cmds = vec![Command::new(|ctx| async move {
+        if let Some(device) = device {
+            let _ = ctx.request_from_shell(device).await;
+        }
+        let _ = ctx.request_from_shell(end_session).await;
+    })];
     if !everything {
         return cmds;
-    }
-    if let Some(device) = model.device_id.take() {
-        cmds.push(delete(&format!("/devices/{device}")));
     }
     for m in &session.memberships {
         cmds.push(kv_delete(keys::credential(&m.org.id)));
@@ -350,15 +356,24 @@ mod tests {
         take_http(&mut login).resolve(ok_json(201, other)).unwrap();
         let mut after = drain(&app, &mut model, &mut login);
         assert!(model.device_id.is_none() && model.walk_up_locks.is_empty());
-        // The first user's session and device end on the server; their credentials go.
-        let effects: Vec<Effect> = after.iter_mut().flat_map(|c| c.effects()).collect();
-        for path in ["/logins/current", "/devices/dev-of-u1"] {
-            assert!(effects.iter().any(|e| matches!(e, Effect::Http(r)
-                if r.operation.method == "DELETE" && r.operation.url.ends_with(path))));
-        }
-        assert!(effects.iter().any(|e| matches!(e, Effect::KeyValue(r)
+        // The first user's device, then session, end on the server; their credentials go.
+        let cmd = &mut after[0];
+        let mut device = take_http(cmd);
+        assert_eq!(device.operation.method, "DELETE");
+        assert!(device.operation.url.ends_with("/devices/dev-of-u1"));
+        assert!(cmd.effects().any(|e| matches!(e, Effect::KeyValue(r)
             if matches!(&r.operation, crux_kv::KeyValueOperation::Delete { key }
                 if *key == format!("credential/{ORG_A}")))));
+        assert!(
+            !cmd.effects().any(|e| matches!(e, Effect::Http(r)
+                if r.operation.url.ends_with("/logins/current"))),
+            "the session ends only after the device"
+        );
+        device
+            .resolve(ok_json(204, serde_json::json!(null)))
+            .unwrap();
+        let session = take_http_matching(cmd, "/logins/current");
+        assert_eq!(session.operation.method, "DELETE");
     }
 
     #[test]
@@ -469,16 +484,27 @@ mod tests {
         model.device_id = Some("dev-1".into());
         model.credential = Some(held_credential(u64::MAX / 2));
         let mut cmd = app.update(Event::Logout, &mut model);
+        // The device is deleted first (that needs the session), then the session.
+        let mut device = take_http(&mut cmd);
+        assert_eq!(
+            (
+                device.operation.method.as_str(),
+                device.operation.url.as_str()
+            ),
+            ("DELETE", format!("{BASE}/api/v1/devices/dev-1").as_str())
+        );
         let effects: Vec<Effect> = cmd.effects().collect();
-        let urls: Vec<(String, String)> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Http(r) => Some((r.operation.method.clone(), r.operation.url.clone())),
-                _ => None,
-            })
-            .collect();
-        assert!(urls.contains(&("DELETE".into(), format!("{BASE}/api/v1/logins/current"))));
-        assert!(urls.contains(&("DELETE".into(), format!("{BASE}/api/v1/devices/dev-1"))));
+        device
+            .resolve(ok_json(204, serde_json::json!(null)))
+            .unwrap();
+        let session = take_http(&mut cmd);
+        assert_eq!(
+            (
+                session.operation.method.as_str(),
+                session.operation.url.as_str()
+            ),
+            ("DELETE", format!("{BASE}/api/v1/logins/current").as_str())
+        );
         let deleted: Vec<String> = effects
             .iter()
             .filter_map(|e| match e {

@@ -119,11 +119,20 @@ pub(crate) fn create_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     let dir = parent(path);
     let tmp = write_temp(dir, bytes)?;
     // A hard link, unlike a rename, fails when the target exists.
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => sync_dir(dir).map(|()| true),
+    let created = match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        // No hard links here (Android's SELinux refuses them in app storage; FAT, some
+        // network mounts): rename if nothing is there yet. Two processes creating the same
+        // file at the same instant could then both succeed, the later one's contents kept:
+        // one app process per data directory makes that moot.
+        Err(_) if fs::symlink_metadata(path).is_ok() => Ok(false),
+        Err(_) => fs::rename(&tmp, path).map(|()| true),
+    };
+    let _ = fs::remove_file(&tmp);
+    match created {
+        Ok(true) => sync_dir(dir).map(|()| true),
+        Ok(false) => Ok(false),
         Err(e) => Err(context(e, "create", path)),
     }
 }

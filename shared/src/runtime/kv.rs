@@ -48,12 +48,24 @@ impl FileStore {
         let dir = dir.as_ref();
         files::create_private_dir(dir)?;
         files::sweep_temps(dir, files::STALE_TEMP);
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                let path = entry.path();
-                files::restrict(&path, 0o600)
-                    .map_err(|e| files::context(e, "restrict stored file", &path))?;
+        // Files stored by older versions were readable by others. Best effort: a file another
+        // process is replacing or deleting, or one this user cannot change, must not stop the
+        // app from starting.
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let temp = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(files::TEMP_PREFIX);
+            if temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            match files::restrict(&path, 0o600) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot make a stored file private")
+                }
             }
         }
         Ok(Self {

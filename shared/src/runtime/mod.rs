@@ -1,7 +1,9 @@
 //! The Rust effect runtime: runs the crux core and executes its effects with real IO.
 //! HTTP through reqwest (rustls), KeyValue in files, Time with tokio timers, BLE through a
-//! [`BleTransport`], device signing through a [`DeviceSigner`]. Phones may plug their own BLE
-//! and key into the FFI; the CLI uses this directly.
+//! [`BleTransport`], device signing through a [`signer::DeviceKey`] (on tokio's blocking
+//! pool: a platform key may wait for the user). Phones may plug their own BLE and key into the
+//! FFI; the CLI uses this directly. An HTTP failure is a plain network error only when the
+//! request never reached the server; anything later reads as a timeout (it may have acted).
 
 pub mod ble;
 #[cfg(feature = "btleplug")]
@@ -106,6 +108,13 @@ impl ScanControl {
         *made = generation;
         Some(call().await)
     }
+
+    /// Every generation asked for has been made or skipped, and no call is running.
+    #[cfg(test)]
+    async fn settled(&self) -> bool {
+        let made = self.made.lock().await;
+        *made == self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Runtime {
@@ -134,6 +143,8 @@ impl Runtime {
         handle: tokio::runtime::Handle,
     ) -> std::io::Result<Self> {
         files::create_dir(&config.data_dir)?;
+        // A device key's temporary copy left by a crash mid-creation.
+        files::sweep_temps(&config.data_dir, files::STALE_TEMP);
         let signer = match signer {
             Some(s) => s,
             None => Arc::new(SoftwareSigner::load_or_create(
@@ -494,16 +505,15 @@ mod tests {
         rt
     }
 
-    async fn settle(radio: &SlowRadio, scanning: bool) -> bool {
-        for _ in 0..100 {
-            if radio.scanning.load(Ordering::SeqCst) == scanning {
-                break;
+    /// Whether the radio scans once every scan call asked of the runtime has run.
+    async fn settle(rt: &Runtime, radio: &SlowRadio) -> bool {
+        for _ in 0..1_000 {
+            if rt.inner.scan_control.settled().await {
+                return radio.scanning.load(Ordering::SeqCst);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Long enough for any call still queued (50 ms delays) to take effect.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        radio.scanning.load(Ordering::SeqCst)
+        panic!("scan calls still running after 10 s");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -515,11 +525,11 @@ mod tests {
         });
         let rt = runtime(radio.clone(), dir.path()).await;
         rt.send(Event::StartScan);
-        assert!(settle(&radio, true).await);
+        assert!(settle(&rt, &radio).await);
         for _ in 0..5 {
             rt.send(Event::StopScan);
             rt.send(Event::StartScan);
-            assert!(settle(&radio, true).await, "the restarted scan was stopped");
+            assert!(settle(&rt, &radio).await, "the restarted scan was stopped");
             assert!(rt.view().scanning);
         }
     }
@@ -535,7 +545,7 @@ mod tests {
         for _ in 0..5 {
             rt.send(Event::StartScan);
             rt.send(Event::StopScan);
-            assert!(!settle(&radio, false).await, "the stopped scan started");
+            assert!(!settle(&rt, &radio).await, "the stopped scan started");
             assert!(!rt.view().scanning);
         }
     }

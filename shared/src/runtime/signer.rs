@@ -1,5 +1,5 @@
 //! Device keys: a software P-256 key stored in the data directory by default; shells with
-//! secure hardware supply their own [`DeviceSigner`].
+//! secure hardware supply their own [`DeviceKey`] (any [`DeviceSigner`] is one).
 
 use super::files;
 use keyway_protocol::keys::DeviceSigner;
