@@ -314,6 +314,20 @@ mod tests {
         assert!(app.view(&model).credential.is_some());
     }
 
+    /// The answer to a credential fetch for organization A in the model's current epoch.
+    fn fetched_for(
+        model: &Model,
+        registered: bool,
+        result: ApiResult<CredentialResponse>,
+    ) -> Event {
+        Event::CredentialFetched {
+            epoch: model.epoch,
+            org: ORG_A.into(),
+            registered,
+            result,
+        }
+    }
+
     /// The delay of the refresh timer `cmd` sets, in seconds.
     fn refresh_delay(cmd: &mut Cmd) -> Option<u64> {
         cmd.effects().find_map(|e| match e {
@@ -335,12 +349,7 @@ mod tests {
         let mut response = credential_json(2_000_000_000);
         response["refresh_after"] = refresh_after.into();
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: false,
-                result: Ok(serde_json::from_value(response).unwrap()),
-            },
+            fetched_for(&model, false, Ok(serde_json::from_value(response).unwrap())),
             &mut model,
         );
         resolve_now(&mut cmd, now_s);
@@ -368,12 +377,7 @@ mod tests {
         response["refresh_after"] = (NOW_S + 21_600).into();
         response["issued_at"] = NOW_S.into();
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: false,
-                result: Ok(serde_json::from_value(response).unwrap()),
-            },
+            fetched_for(&model, false, Ok(serde_json::from_value(response).unwrap())),
             &mut model,
         );
         resolve_now(&mut cmd, NOW_S + 46_800);
@@ -466,16 +470,15 @@ mod tests {
         model.device_id = Some("someone-elses".into());
         model.credential = Some(held_credential(2_000_000_000));
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: false,
-                result: Err(ApiError::Server {
+            fetched_for(
+                &model,
+                false,
+                Err(ApiError::Server {
                     status: 404,
                     code: "not_found".into(),
                     message: "device not found".into(),
                 }),
-            },
+            ),
             &mut model,
         );
         assert!(model.device_id.is_none() && model.credential.is_none());
@@ -486,16 +489,15 @@ mod tests {
         );
         // A 404 right after registering is about the organization: no second registration.
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: true,
-                result: Err(ApiError::Server {
+            fetched_for(
+                &model,
+                true,
+                Err(ApiError::Server {
                     status: 404,
                     code: "not_found".into(),
                     message: "organization not found".into(),
                 }),
-            },
+            ),
             &mut model,
         );
         assert!(
@@ -527,16 +529,15 @@ mod tests {
         model.device_id = Some("dev-1".into());
         model.credential = Some(held_credential(2_000_000_000));
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: false,
-                result: Err(ApiError::Server {
+            fetched_for(
+                &model,
+                false,
+                Err(ApiError::Server {
                     status: 403,
                     code: "access_revoked".into(),
                     message: String::new(),
                 }),
-            },
+            ),
             &mut model,
         );
         assert!(model.credential.is_none());
@@ -545,14 +546,13 @@ mod tests {
         // Offline errors keep the credential and retry later.
         model.credential = Some(held_credential(2_000_000_000));
         let mut cmd = app.update(
-            Event::CredentialFetched {
-                epoch: model.epoch,
-                org: ORG_A.into(),
-                registered: false,
-                result: Err(ApiError::Network {
+            fetched_for(
+                &model,
+                false,
+                Err(ApiError::Network {
                     message: "down".into(),
                 }),
-            },
+            ),
             &mut model,
         );
         assert!(model.credential.is_some());

@@ -289,6 +289,20 @@ mod tests {
     use crate::app::{Effect, Keyway};
     use crux_core::App;
 
+    /// The storage keys `effects` delete.
+    fn deleted_keys(effects: impl IntoIterator<Item = Effect>) -> Vec<String> {
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::KeyValue(r) => match &r.operation {
+                    crux_kv::KeyValueOperation::Delete { key } => Some(key.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn signing_out_stops_the_scan_and_an_expired_session_keeps_no_choices() {
         let app = Keyway;
@@ -323,16 +337,7 @@ mod tests {
         let mut cmd = logout_local(&mut model, "expired");
         assert!(model.walk_up_locks.is_empty());
         assert_eq!(model.device_id.as_deref(), Some("dev-1"));
-        let deleted: Vec<String> = cmd
-            .effects()
-            .filter_map(|e| match e {
-                Effect::KeyValue(r) => match &r.operation {
-                    crux_kv::KeyValueOperation::Delete { key } => Some(key.clone()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
+        let deleted = deleted_keys(cmd.effects());
         for key in ["walk_up", "session", &format!("cache/{ORG_A}")] {
             assert!(deleted.iter().any(|k| k == key), "{key} not deleted");
         }
@@ -505,16 +510,7 @@ mod tests {
             ),
             ("DELETE", format!("{BASE}/api/v1/logins/current").as_str())
         );
-        let deleted: Vec<String> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::KeyValue(r) => match &r.operation {
-                    crux_kv::KeyValueOperation::Delete { key } => Some(key.clone()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
+        let deleted = deleted_keys(effects);
         assert!(deleted.contains(&"session".to_owned()));
         assert!(deleted.contains(&format!("credential/{ORG_A}")));
         assert!(model.session.is_none() && model.credential.is_none() && model.device_id.is_none());
