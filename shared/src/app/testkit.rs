@@ -195,6 +195,8 @@ pub struct Door {
     pub config: DoorConfig,
     pub memory: DoorMemory,
     pub responder: Responder,
+    /// How many times the door drove its relay.
+    pub opened: u32,
     rng: SystemRandom,
 }
 
@@ -239,6 +241,7 @@ impl Door {
             config,
             memory: DoorMemory::default(),
             responder: Responder::new(),
+            opened: 0,
             rng,
         }
     }
@@ -275,6 +278,46 @@ impl Door {
         }
     }
 
+    /// The door's decision on AUTH frame `message`: remembered, the relay driven when it
+    /// grants, and the RESULT frame it sends.
+    fn on_auth(&mut self, message: &[u8]) -> Vec<u8> {
+        let input = AuthInput {
+            config: &self.config,
+            time: Some(TimeBounds {
+                earliest: NOW_S,
+                latest: NOW_S,
+            }),
+            mono_ms: 1_500,
+            rssi: Some(-50),
+            range_m: None,
+        };
+        let decision = self
+            .responder
+            .on_auth(message, &input, &self.memory)
+            .unwrap();
+        let seq = u64::from(self.opened) + 1;
+        let reply = self.responder.result_frame(&decision, seq).unwrap();
+        if decision.actuate() {
+            self.opened += 1;
+        }
+        self.memory.record_decision(&decision, seq);
+        reply
+    }
+
+    /// The door runs the pending AUTH (and opens if it grants), but the phone gets `instead`:
+    /// a lost link, a forged or garbled frame.
+    pub fn answer_auth_with(&mut self, cmd: &mut Cmd, instead: BleOutput) {
+        let mut request = match cmd.effects().find(|e| matches!(e, Effect::Ble(_))) {
+            Some(Effect::Ble(r)) => r,
+            other => panic!("expected the AUTH exchange, got {other:?}"),
+        };
+        let BleOperation::Exchange { message, .. } = request.operation.clone() else {
+            panic!("expected the AUTH exchange, got {:?}", request.operation);
+        };
+        let _ = self.on_auth(&message);
+        request.resolve(instead).unwrap();
+    }
+
     /// Answers one BLE operation as the door (and the phone's key) would.
     pub fn answer(&mut self, cmd: &mut Cmd) {
         let effect = cmd
@@ -294,25 +337,9 @@ impl Door {
                             .unwrap_or_else(keyway_protocol::handshake::frames::encode_error);
                         BleOutput::Reply { message: reply }
                     }
-                    BleOperation::Exchange { message, .. } => {
-                        let input = AuthInput {
-                            config: &self.config,
-                            time: Some(TimeBounds {
-                                earliest: NOW_S,
-                                latest: NOW_S,
-                            }),
-                            mono_ms: 1_500,
-                            rssi: Some(-50),
-                            range_m: None,
-                        };
-                        let decision = self
-                            .responder
-                            .on_auth(message, &input, &self.memory)
-                            .unwrap();
-                        let reply = self.responder.result_frame(&decision, 1).unwrap();
-                        self.memory.record_decision(&decision, 1);
-                        BleOutput::Reply { message: reply }
-                    }
+                    BleOperation::Exchange { message, .. } => BleOutput::Reply {
+                        message: self.on_auth(message),
+                    },
                     BleOperation::Disconnect { .. } => panic!("disconnect is a notification"),
                 };
                 r.resolve(out).unwrap();

@@ -81,6 +81,10 @@ pub struct UnlockAttempt {
     /// How the cloud route ended when BLE runs after it: shown if BLE no longer applies when
     /// it is checked again, or cannot reach the door.
     pub cloud_said: Option<UnlockStatus>,
+    /// BLE sent AUTH once and got no verdict: the one retry goes by BLE again with the same
+    /// command id (a door that ran it answers "granted, duplicate" and does not open again),
+    /// never by the cloud.
+    pub ble_unconfirmed: bool,
 }
 
 impl UnlockAttempt {
@@ -118,6 +122,7 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         status: UnlockStatus::Checking,
         door_said: None,
         cloud_said: None,
+        ble_unconfirmed: false,
     };
     if model.session.is_none() || model.lock(&lock).is_none() {
         attempt.status = UnlockStatus::Denied {
@@ -205,8 +210,11 @@ pub fn decide(model: &mut Model, command_id: Id, now_ms: u64) -> Cmd {
     }
     attempt.now_ms = now_ms;
     let lock = attempt.lock.clone();
+    let retry = attempt.ble_unconfirmed;
     let ble = ble_plan(model, &lock, now_ms).is_ok();
     match model.unlock.as_ref().and_then(|a| a.cloud_said.clone()) {
+        _ if retry && ble => run_route(model, Route::Ble),
+        _ if retry => finish(model, UnlockStatus::Unconfirmed { route: Route::Ble }),
         Some(_) if ble => run_route(model, Route::Ble),
         Some(cloud_said) => finish(model, cloud_said),
         None if ble => run_route(model, Route::Ble),
@@ -377,6 +385,24 @@ pub fn done(model: &mut Model, command_id: Id, route: Route, outcome: RouteOutco
     if attempt.command_id != command_id || attempt.status != UnlockStatus::InProgress(route) {
         return Command::done(); // an answer for an attempt no longer shown
     }
+    if route == Route::Ble && attempt.ble_unconfirmed {
+        // The retry after an unconfirmed AUTH: only a grant (new, or the door's "duplicate"
+        // of the first) settles it; anything else leaves the first's doubt standing.
+        let status = match outcome {
+            RouteOutcome::Granted { duplicate } => UnlockStatus::Granted { route, duplicate },
+            _ => UnlockStatus::Unconfirmed { route },
+        };
+        return finish(model, status);
+    }
+    if let (Route::Ble, RouteOutcome::Unconfirmed(_)) = (route, &outcome) {
+        // Ask the door again, with the same command id, once: a lost RESULT then comes
+        // back as "granted, duplicate", and an AUTH that never arrived runs now.
+        if let Some(a) = model.unlock.as_mut() {
+            a.ble_unconfirmed = true;
+            a.status = UnlockStatus::Checking;
+        }
+        return unlock_at(command_id);
+    }
     let can_cloud = attempt.action == Action::Unlock
         && !attempt.tried.contains(&Route::Cloud)
         && model.session.is_some();
@@ -478,6 +504,7 @@ pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reas
         status: UnlockStatus::Checking,
         door_said: None,
         cloud_said: None,
+        ble_unconfirmed: false,
     });
     Ok(run_route(model, Route::Ble))
 }
@@ -792,70 +819,135 @@ mod tests {
         assert_eq!(v.reason.as_deref(), Some("door_offline"));
     }
 
-    #[test]
-    fn lost_link_after_auth_is_unconfirmed_and_not_retried() {
-        let app = Keyway;
-        let mut door = Door::new();
-        let mut m = model_with_lock();
+    /// A BLE tap run up to its AUTH exchange, left pending in the returned command.
+    fn ble_tap_to_auth(app: &Keyway, door: &mut Door, m: &mut Model) -> Cmd {
         m.credential = Some(door.held(NOW_S + 86_400));
-        hear(&mut m, NOW_S * 1000);
-        let mut cmd = tap_at(&app, &mut m, NOW_S);
+        hear(m, NOW_S * 1000);
+        let mut cmd = tap_at(app, m, NOW_S);
         door.answer(&mut cmd); // connect
         door.answer(&mut cmd); // HELLO -> CHALLENGE
         door.answer(&mut cmd); // sign
-        let auth = take_ble(&mut cmd);
-        assert!(matches!(auth.operation, BleOperation::Exchange { .. }));
-        let (_, mut handle) = auth.split();
-        handle
-            .resolve(BleOutput::Error {
-                message: "link lost".into(),
-            })
-            .unwrap();
-        let mut next = finish_with(&app, &mut m, &mut cmd);
-        assert!(
-            next.iter_mut()
-                .all(|c| !c.effects().any(|e| matches!(e, Effect::Http(_))))
-        );
+        cmd
+    }
+
+    /// The first try ended without a verdict: nothing went to the cloud, and the retry asks
+    /// the time first. Returns the retry's command, BLE connect pending.
+    fn retry_after_unconfirmed(app: &Keyway, m: &mut Model, first: &mut Cmd) -> Cmd {
+        let mut next = finish_with(app, m, first);
+        assert_eq!(next.len(), 1);
+        let mut asked = next.remove(0);
+        let effects: Vec<Effect> = asked.effects().collect();
+        let [Effect::Time(mut now)] = <[Effect; 1]>::try_from(effects).unwrap() else {
+            panic!("expected only a time request: nothing by the cloud after AUTH was sent");
+        };
+        assert_eq!(app.view(m).unlock.unwrap().state, "checking");
+        now.resolve(crux_time::TimeResponse::Now {
+            instant: crux_time::Instant::new(NOW_S + 1, 0),
+        })
+        .unwrap();
+        finish_with(app, m, &mut asked).remove(0)
+    }
+
+    #[test]
+    fn a_result_lost_after_the_door_opened_comes_back_as_a_duplicate() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
+        let lost = BleOutput::Error {
+            message: "link lost".into(),
+        };
+        door.answer_auth_with(&mut cmd, lost);
+        assert_eq!(door.opened, 1);
+        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
+        for _ in 0..4 {
+            door.answer(&mut retry); // connect, HELLO, sign, AUTH with the same command id
+        }
+        let _ = finish_with(&app, &mut m, &mut retry);
         let v = app.view(&m).unlock.unwrap();
-        assert_eq!(v.state, "unconfirmed");
-        assert_eq!(v.route, Some(Route::Ble));
-    }
-
-    /// Runs a BLE tap to the AUTH exchange and answers it with `answer` instead of the door.
-    fn ble_tap_answered_after_auth(answer: BleOutput) -> (Model, Vec<Cmd>) {
-        let app = Keyway;
-        let mut door = Door::new();
-        let mut m = model_with_lock();
-        m.credential = Some(door.held(NOW_S + 86_400));
-        hear(&mut m, NOW_S * 1000);
-        let mut cmd = tap_at(&app, &mut m, NOW_S);
-        door.answer(&mut cmd); // connect
-        door.answer(&mut cmd); // HELLO -> CHALLENGE
-        door.answer(&mut cmd); // sign
-        let (_, mut handle) = take_ble(&mut cmd).split();
-        handle.resolve(answer).unwrap();
-        let next = finish_with(&app, &mut m, &mut cmd);
-        (m, next)
+        assert_eq!(
+            (v.state.as_str(), v.message.as_str()),
+            ("granted", "already opened")
+        );
+        assert_eq!(door.opened, 1, "the door did not open twice");
     }
 
     #[test]
-    fn a_garbled_or_forged_answer_after_auth_is_unconfirmed_and_not_retried() {
+    fn an_auth_lost_on_the_way_runs_on_the_retry() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
+        let (_, mut auth) = take_ble(&mut cmd).split();
+        auth.resolve(BleOutput::Error {
+            message: "link lost".into(),
+        })
+        .unwrap();
+        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
+        for _ in 0..4 {
+            door.answer(&mut retry);
+        }
+        let _ = finish_with(&app, &mut m, &mut retry);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.message.as_str()),
+            ("granted", "door opened")
+        );
+        assert_eq!(door.opened, 1);
+    }
+
+    #[test]
+    fn a_garbled_or_forged_answer_after_auth_is_asked_again_never_sent_by_cloud() {
         let app = Keyway;
         // ERROR frames are not sealed: anyone on the link can send "stale nonce" after the
-        // door opened. Neither it nor a garbled RESULT may send the command again by cloud.
+        // door opened. Neither it nor a garbled RESULT sends the command by the cloud; the
+        // door, asked again with the same command id, says it already opened.
         let forged = keyway_protocol::handshake::frames::encode_error(Reason::StaleNonce);
         for answer in [forged, vec![0x04, 0xde, 0xad, 0xbe, 0xef]] {
-            let (m, mut next) = ble_tap_answered_after_auth(BleOutput::Reply { message: answer });
-            assert!(
-                next.iter_mut()
-                    .all(|c| !c.effects().any(|e| matches!(e, Effect::Http(_))))
-            );
+            let mut door = Door::new();
+            let mut m = model_with_lock();
+            let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
+            door.answer_auth_with(&mut cmd, BleOutput::Reply { message: answer });
+            let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
+            for _ in 0..4 {
+                door.answer(&mut retry);
+            }
+            let _ = finish_with(&app, &mut m, &mut retry);
             let v = app.view(&m).unlock.unwrap();
             assert_eq!(
-                (v.state.as_str(), v.route),
-                ("unconfirmed", Some(Route::Ble))
+                (v.state.as_str(), v.message.as_str()),
+                ("granted", "already opened")
             );
+            assert_eq!(door.opened, 1);
         }
+    }
+
+    #[test]
+    fn a_retry_without_a_verdict_either_stays_unconfirmed() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
+        let lost = || BleOutput::Error {
+            message: "link lost".into(),
+        };
+        door.answer_auth_with(&mut cmd, lost());
+        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
+        for _ in 0..3 {
+            door.answer(&mut retry);
+        }
+        door.answer_auth_with(&mut retry, lost());
+        let mut last = finish_with(&app, &mut m, &mut retry);
+        assert!(last.iter_mut().all(|c| {
+            !c.effects()
+                .any(|e| matches!(e, Effect::Http(_) | Effect::Time(_)))
+        }));
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.route),
+            ("unconfirmed", Some(Route::Ble))
+        );
+        assert_eq!(door.opened, 1);
     }
 
     #[test]
@@ -1147,6 +1239,7 @@ mod tests {
                 status: UnlockStatus::InProgress(Route::Cloud),
                 door_said: None,
                 cloud_said: None,
+                ble_unconfirmed: false,
             });
             let _ = done(
                 &mut m,
