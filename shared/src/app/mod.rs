@@ -179,7 +179,7 @@ pub enum Event {
     #[serde(skip)]
     UnlockOverdue {
         command_id: keyway_protocol::Id,
-        route: Route,
+        run: usize,
     },
     #[serde(skip)]
     Scanned(ScanItem),
@@ -364,7 +364,7 @@ impl crux_core::App for Keyway {
                 route,
                 outcome,
             } => unlock::done(model, command_id, route, outcome),
-            Event::UnlockOverdue { command_id, route } => unlock::overdue(model, command_id, route),
+            Event::UnlockOverdue { command_id, run } => unlock::overdue(model, command_id, run),
             Event::Scanned(item) => walkup::scanned(model, item),
             Event::Ranged(reading) => walkup::ranged(model, reading),
             Event::Noop => Command::done(),

@@ -247,8 +247,13 @@ impl Door {
     }
 
     pub fn credential_response(&self, not_after: u64) -> CredentialResponse {
+        self.credential_response_with_id(not_after, Id([3; 16]))
+    }
+
+    /// A credential like [`Self::credential_response`] with its own id, as a refresh gives.
+    pub fn credential_response_with_id(&self, not_after: u64, id: Id) -> CredentialResponse {
         let cred = Credential {
-            id: Id([3; 16]),
+            id,
             org: self.org,
             holder: Holder {
                 kind: HolderKind::User,

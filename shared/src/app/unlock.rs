@@ -70,7 +70,8 @@ pub enum UnlockStatus {
 pub struct UnlockAttempt {
     pub lock: String,
     pub action: Action,
-    /// Same across the fallback, so logs correlate; the door and the server dedupe on it.
+    /// Same across the fallback and the retry, so logs correlate; the door dedupes on it
+    /// (with the credential, over BLE), the server on it as the Idempotency-Key.
     pub command_id: Id,
     pub now_ms: u64,
     pub tried: Vec<Route>,
@@ -85,6 +86,8 @@ pub struct UnlockAttempt {
     /// command id (a door that ran it answers "granted, duplicate" and does not open again),
     /// never by the cloud.
     pub ble_unconfirmed: bool,
+    /// The credential the first BLE run presented, presented again by the retry.
+    pub ble_credential: Option<Vec<u8>>,
 }
 
 impl UnlockAttempt {
@@ -123,6 +126,7 @@ pub fn tap(model: &mut Model, lock: String) -> Cmd {
         door_said: None,
         cloud_said: None,
         ble_unconfirmed: false,
+        ble_credential: None,
     };
     if model.session.is_none() || model.lock(&lock).is_none() {
         attempt.status = UnlockStatus::Denied {
@@ -229,12 +233,23 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
     };
     let cmd = match route {
         Route::Ble => match ble_plan(model, &attempt.lock, attempt.now_ms) {
-            Ok(plan) => ble_unlock(
-                plan,
-                attempt.action,
-                attempt.command_id,
-                attempt.now_ms / 1000,
-            ),
+            Ok(mut plan) => {
+                if let Some(a) = model.unlock.as_mut() {
+                    match &a.ble_credential {
+                        // The retry presents the credential the first try did: the door
+                        // knows a command it ran by (credential, command id), and one
+                        // refreshed in between would make it a new command.
+                        Some(first) => plan.credential = first.clone(),
+                        None => a.ble_credential = Some(plan.credential.clone()),
+                    }
+                }
+                ble_unlock(
+                    plan,
+                    attempt.action,
+                    attempt.command_id,
+                    attempt.now_ms / 1000,
+                )
+            }
             Err(reason) => {
                 return finish(
                     model,
@@ -280,15 +295,17 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
             })
         }
     };
+    let mut run = 0;
     if let Some(a) = model.unlock.as_mut() {
         a.tried.push(route);
         a.status = UnlockStatus::InProgress(route);
+        run = a.tried.len();
     }
     let command_id = attempt.command_id;
     let overdue = crux_time::Time::notify_after(ROUTE_OVERDUE)
         .0
         .then_send(move |outcome| match outcome {
-            crux_time::TimerOutcome::Completed(_) => Event::UnlockOverdue { command_id, route },
+            crux_time::TimerOutcome::Completed(_) => Event::UnlockOverdue { command_id, run },
             crux_time::TimerOutcome::Cleared => Event::Noop,
         });
     Command::all([render(), cmd, overdue])
@@ -300,12 +317,14 @@ fn run_route(model: &mut Model, route: Route) -> Cmd {
 /// slowest unlocks seen (28 s over BlueZ in the VM test).
 pub const ROUTE_OVERDUE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The watchdog of `route` fired: if that route of that attempt still runs, give it up.
-pub fn overdue(model: &mut Model, command_id: Id, route: Route) -> Cmd {
+/// The watchdog of run `run` (the attempt's first route is run 1, a fallback or retry the
+/// next) fired: if that run of that attempt is still going, give it up.
+pub fn overdue(model: &mut Model, command_id: Id, run: usize) -> Cmd {
     match model.unlock.as_ref() {
-        Some(a) if a.command_id == command_id && a.status == UnlockStatus::InProgress(route) => {
-            finish(model, UnlockStatus::Unconfirmed { route })
-        }
+        Some(a) if a.command_id == command_id && a.tried.len() == run => match a.status {
+            UnlockStatus::InProgress(route) => finish(model, UnlockStatus::Unconfirmed { route }),
+            _ => Command::done(),
+        },
         _ => Command::done(),
     }
 }
@@ -505,6 +524,7 @@ pub fn walk_up(model: &mut Model, lock: String, now_ms: u64) -> Result<Cmd, Reas
         door_said: None,
         cloud_said: None,
         ble_unconfirmed: false,
+        ble_credential: None,
     });
     Ok(run_route(model, Route::Ble))
 }
@@ -862,6 +882,34 @@ mod tests {
         let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
         for _ in 0..4 {
             door.answer(&mut retry); // connect, HELLO, sign, AUTH with the same command id
+        }
+        let _ = finish_with(&app, &mut m, &mut retry);
+        let v = app.view(&m).unlock.unwrap();
+        assert_eq!(
+            (v.state.as_str(), v.message.as_str()),
+            ("granted", "already opened")
+        );
+        assert_eq!(door.opened, 1, "the door did not open twice");
+    }
+
+    #[test]
+    fn a_credential_refreshed_between_the_tries_does_not_make_the_retry_a_new_command() {
+        let app = Keyway;
+        let mut door = Door::new();
+        let mut m = model_with_lock();
+        let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
+        let lost = BleOutput::Error {
+            message: "link lost".into(),
+        };
+        door.answer_auth_with(&mut cmd, lost);
+        // The refresh lands between the tries: a new credential, a new id.
+        m.credential = Some(crate::app::HeldCredential {
+            org: ORG_A.into(),
+            response: door.credential_response_with_id(NOW_S + 86_400, Id([9; 16])),
+        });
+        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
+        for _ in 0..4 {
+            door.answer(&mut retry);
         }
         let _ = finish_with(&app, &mut m, &mut retry);
         let v = app.view(&m).unlock.unwrap();
@@ -1240,6 +1288,7 @@ mod tests {
                 door_said: None,
                 cloud_said: None,
                 ble_unconfirmed: false,
+                ble_credential: None,
             });
             let _ = done(
                 &mut m,

@@ -172,6 +172,8 @@ pub async fn unlock(
     // counts for it; `done`: the stored answer.
     let mut command_id: Option<String> = None;
     let mut fresh_key = false;
+    // When this request made the key: it gives the key up only if no retry took it over.
+    let mut written_at = 0;
     let mut use_held = false;
     if let Some(key) = &idem {
         let existing: Option<(String, String, String, Option<i64>, Option<String>, i64)> =
@@ -206,6 +208,7 @@ pub async fn unlock(
             }
             None => {
                 let cmd = new_id(&state.rng);
+                written_at = now_s();
                 sqlx::query(
                     "INSERT INTO idempotency_keys (user_id, idem_key, lock_id, command_id, status, \
                      created_at) VALUES ($1, $2, $3, $4, 'pending', $5)",
@@ -214,7 +217,7 @@ pub async fn unlock(
                 .bind(key)
                 .bind(&lock.id)
                 .bind(&cmd)
-                .bind(now_s())
+                .bind(written_at)
                 .execute(state.pool())
                 .await
                 .map_err(|e| match ApiError::from(e) {
@@ -314,10 +317,12 @@ pub async fn unlock(
             Err(_) if fresh_key => {
                 sqlx::query(
                     "DELETE FROM idempotency_keys \
-                     WHERE user_id = $1 AND idem_key = $2 AND status = 'pending'",
+                     WHERE user_id = $1 AND idem_key = $2 AND status = 'pending' \
+                     AND created_at = $3",
                 )
                 .bind(&actor_id)
                 .bind(key)
+                .bind(written_at)
                 .execute(state.pool())
                 .await?;
             }
