@@ -103,12 +103,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, MIGRATION_2),
     (3, MIGRATION_3),
     (4, MIGRATION_4),
+    (5, MIGRATION_5),
 ];
 
 /// Each organization key but the first carries its endorsement by the key it replaced
 /// (`keyway_protocol::door_trust`), so controllers follow rotations along the chain.
 const MIGRATION_4: &str = r#"
 ALTER TABLE org_keys ADD COLUMN endorsement TEXT;
+"#;
+
+/// A retried cloud unlock relays the command with its first signing time, so the door's
+/// age limit still bounds it (a fresh time let a retry hours later run a command the door
+/// had already run and since forgotten).
+const MIGRATION_5: &str = r#"
+ALTER TABLE idempotency_keys ADD COLUMN issued_at_ms BIGINT;
 "#;
 
 /// The per-user credential cap counts, and the revocation list reads, by organization.

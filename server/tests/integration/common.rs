@@ -399,6 +399,8 @@ pub struct Seen {
     /// Command ids actually actuated (a repeated id is not actuated again).
     pub actuated: Vec<Id>,
     pub commands: Vec<Id>,
+    /// When each command's order was signed (`issued_at_ms`), in arrival order.
+    pub issued: Vec<u64>,
 }
 
 /// A controller speaking the real channel protocol over a real WebSocket.
@@ -487,6 +489,7 @@ impl TestController {
                                 ServerMessage::Error { code, .. } => { seen.errors.push(code); None }
                                 ServerMessage::Command { command } => {
                                     seen.commands.push(command.command_id);
+                                    seen.issued.push(command.issued_at_ms);
                                     let mode = *answer_rx.borrow();
                                     if mode == Answer::Silent {
                                         None

@@ -339,12 +339,19 @@ async fn a_silent_controller_leaves_the_unlock_unconfirmed_and_retries_reuse_the
         assert_eq!(ev[0]["method"], "cloud");
         assert_eq!(ev[0]["details"]["command_id"], json!(first));
 
-        // Still no answer: the retry relays the same command id and is unconfirmed again.
+        // Still no answer: the retry relays the same command id, signed at the same time
+        // (so the door's age limit bounds retries too), and is unconfirmed again.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({}), Some("tap-u"))
             .await;
         assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
         assert_eq!(last_command(&ctl), first, "retry must reuse the command id");
+        {
+            let issued = &ctl.seen.lock().unwrap().issued;
+            assert_eq!(issued.len(), 2);
+            assert_eq!(issued[0], issued[1], "retry must keep the order's signing time");
+        }
 
         // The door answers the retry: the same command, opened once, and then replayed.
         ctl.set_answer(Answer::Grant);

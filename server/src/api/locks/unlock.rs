@@ -175,23 +175,34 @@ pub async fn unlock(
     // When this request made the key: it gives the key up only if no retry took it over.
     let mut written_at = 0;
     let mut use_held = false;
+    // When the command's order is signed: a retry keeps the first one's, so the door's age
+    // limit bounds retries too.
+    let mut issued_at_ms = now_ms().max(0);
     if let Some(key) = &idem {
-        let existing: Option<(String, String, String, Option<i64>, Option<String>, i64)> =
-            sqlx::query_as(
-                "SELECT lock_id, command_id, status, http_status, response, created_at \
-                 FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
-            )
-            .bind(&actor_id)
-            .bind(key)
-            .fetch_optional(state.pool())
-            .await?;
+        type Row = (
+            String,
+            String,
+            String,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let existing: Option<Row> = sqlx::query_as(
+            "SELECT lock_id, command_id, status, http_status, response, created_at, \
+             issued_at_ms FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
+        )
+        .bind(&actor_id)
+        .bind(key)
+        .fetch_optional(state.pool())
+        .await?;
         match existing {
-            Some((lock_id, _, _, _, _, _)) if lock_id != lock.id => {
+            Some((lock_id, ..)) if lock_id != lock.id => {
                 return Err(ApiError::conflict(
                     "this Idempotency-Key was used for another lock",
                 ));
             }
-            Some((_, _, status, Some(http), Some(resp), _)) if status == "done" => {
+            Some((_, _, status, Some(http), Some(resp), ..)) if status == "done" => {
                 let mut body: Value = serde_json::from_str(&resp).unwrap_or(json!({}));
                 if body.get("granted").is_some() {
                     body["duplicate"] = json!(true);
@@ -199,25 +210,27 @@ pub async fn unlock(
                 let code = StatusCode::from_u16(http as u16).unwrap_or(StatusCode::OK);
                 return Ok((code, Json(body)).into_response());
             }
-            Some((_, cmd, status, _, _, created_at)) => {
+            Some((_, cmd, status, _, _, created_at, first_issued)) => {
                 if status == "pending" {
                     claim_pending(&state, &actor_id, key, created_at).await?;
                 }
                 use_held = status == "unconfirmed";
                 command_id = Some(cmd);
+                issued_at_ms = first_issued.unwrap_or(issued_at_ms);
             }
             None => {
                 let cmd = new_id(&state.rng);
                 written_at = now_s();
                 sqlx::query(
                     "INSERT INTO idempotency_keys (user_id, idem_key, lock_id, command_id, status, \
-                     created_at) VALUES ($1, $2, $3, $4, 'pending', $5)",
+                     created_at, issued_at_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
                 )
                 .bind(&actor_id)
                 .bind(key)
                 .bind(&lock.id)
                 .bind(&cmd)
                 .bind(written_at)
+                .bind(issued_at_ms)
                 .execute(state.pool())
                 .await
                 .map_err(|e| match ApiError::from(e) {
@@ -233,7 +246,12 @@ pub async fn unlock(
     }
     let command_id = command_id.unwrap_or_else(|| new_id(&state.rng));
 
-    let mut outcome = attempt(&state, &caller, role, &lock, &req, &command_id, use_held).await?;
+    let command = Command {
+        id: &command_id,
+        issued_at_ms: issued_at_ms as u64,
+        use_held,
+    };
+    let mut outcome = attempt(&state, &caller, role, &lock, &req, command).await?;
     // A retry's command id may have reached the door on an earlier attempt: that this attempt
     // found the controller offline does not mean nothing opened, so the answer stays
     // `unconfirmed` (a `door_offline` would send the phone to Bluetooth, a second opening).
@@ -341,15 +359,27 @@ enum Attempt {
     Granted { duplicate: bool },
 }
 
+/// The command an attempt relays: its id, when its order is signed, and whether an earlier
+/// attempt with it already holds an invite use.
+struct Command<'a> {
+    id: &'a str,
+    issued_at_ms: u64,
+    use_held: bool,
+}
+
 async fn attempt(
     state: &AppState,
     caller: &Caller,
     role: Role,
     lock: &LockInfo,
     req: &UnlockRequest,
-    command_id: &str,
-    use_held: bool,
+    command: Command<'_>,
 ) -> ApiResult<Result<Attempt, Reason>> {
+    let Command {
+        id: command_id,
+        issued_at_ms,
+        use_held,
+    } = command;
     let (actor_id, _) = caller.actor();
     let window = Duration::from_secs(10);
     if !state.throttle.take(
@@ -377,7 +407,6 @@ async fn attempt(
     // The door executes only what the organization signed for it (`CommandOrder`): signed
     // before an invite use is reserved, so a signing failure costs the visitor nothing.
     let command_id = Id::parse(command_id).unwrap_or_default();
-    let issued_at_ms = now_ms().max(0) as u64;
     let holder = caller.user_id().map(|u| Holder {
         kind: if role == Role::Guest {
             HolderKind::Guest
