@@ -86,18 +86,21 @@ pub fn parse_windows(text: &str) -> Vec<Window> {
 }
 
 /// The access decision for `user` (with `role` in the lock's org) at `now` (unix s).
+/// `use_held`: the command already holds an invite use (a retry of one that may have
+/// opened the door), so a use limit reached by that very use does not refuse it.
 pub async fn check_grant(
     state: &AppState,
     user_id: &str,
     role: Role,
     lock: &LockInfo,
     now: i64,
+    use_held: bool,
 ) -> ApiResult<Result<Grant, Reason>> {
     if role.opens_everything() {
         return Ok(Ok(Grant::Role));
     }
     if role == Role::Guest {
-        return check_invite(state, user_id, lock, now).await;
+        return check_invite(state, user_id, lock, now, use_held).await;
     }
     let rows = sqlx::query(
         "SELECT ra.valid_from, ra.valid_until, s.windows FROM role_assignments ra \
@@ -251,6 +254,7 @@ async fn check_invite(
     user_id: &str,
     lock: &LockInfo,
     now: i64,
+    use_held: bool,
 ) -> ApiResult<Result<Grant, Reason>> {
     let Some(invite) = guest_invite(state, user_id).await? else {
         return Ok(Err(Reason::NoAccess));
@@ -267,7 +271,7 @@ async fn check_invite(
     if let Err(r) = schedule_verdict(invite.daily_windows(), &lock.time_zone, now) {
         return Ok(Err(r));
     }
-    if invite.max_unlocks.is_some_and(|m| invite.unlock_count >= m) {
+    if !use_held && invite.max_unlocks.is_some_and(|m| invite.unlock_count >= m) {
         return Ok(Err(Reason::UseLimitExceeded));
     }
     Ok(Ok(Grant::Invite {

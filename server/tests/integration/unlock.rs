@@ -350,7 +350,10 @@ async fn a_silent_controller_leaves_the_unlock_unconfirmed_and_retries_reuse_the
         {
             let issued = &ctl.seen.lock().unwrap().issued;
             assert_eq!(issued.len(), 2);
-            assert_eq!(issued[0], issued[1], "retry must keep the order's signing time");
+            assert_eq!(
+                issued[0], issued[1],
+                "retry must keep the order's signing time"
+            );
         }
 
         // The door answers the retry: the same command, opened once, and then replayed.
@@ -444,26 +447,7 @@ async fn an_unconfirmed_unlock_uses_one_invite_unlock() {
     on_all_backends(test_settings(), |srv| async move {
         let org = make_org(&srv, "acme").await;
         let ctl = connect_controller(&srv, &org).await;
-        let now = chrono::Utc::now().timestamp();
-        let (s, inv) = srv
-            .post(
-                &format!("/orgs/{}/invites", org.id),
-                &org.manager,
-                json!({"name": "Vera", "lock_ids": [org.front], "valid_until": now + 3600,
-                       "max_unlocks": 3}),
-            )
-            .await;
-        assert_eq!(s, 201, "{inv}");
-        let (s, g) = srv
-            .call(
-                "POST",
-                "/invites/redeem",
-                None,
-                Some(json!({"code": inv["code"]})),
-            )
-            .await;
-        assert_eq!(s, 201, "{g}");
-        let guest = g["token"].as_str().unwrap().to_owned();
+        let (guest, inv) = visitor(&srv, &org, 3).await;
         let used = || async {
             let (s, v) = srv
                 .get(
@@ -499,6 +483,52 @@ async fn an_unconfirmed_unlock_uses_one_invite_unlock() {
         let (s, v) = srv.unlock(&org.front, &guest, json!({}), Some("v-2")).await;
         assert_eq!((s, code(&v)), (409, "door_offline"), "{v}");
         assert_eq!(used().await, 1, "nothing delivered, the use is given back");
+    })
+    .await;
+}
+
+/// A visitor's guest token and invite, for the front door, with `max_unlocks`.
+async fn visitor(srv: &TestServer, org: &Org, max_unlocks: u32) -> (String, Value) {
+    let now = chrono::Utc::now().timestamp();
+    let (s, inv) = srv
+        .post(
+            &format!("/orgs/{}/invites", org.id),
+            &org.manager,
+            json!({"name": "Vera", "lock_ids": [org.front], "valid_until": now + 3600,
+                   "max_unlocks": max_unlocks}),
+        )
+        .await;
+    assert_eq!(s, 201, "{inv}");
+    let body = Some(json!({"code": inv["code"]}));
+    let (s, g) = srv.call("POST", "/invites/redeem", None, body).await;
+    assert_eq!(s, 201, "{g}");
+    (g["token"].as_str().unwrap().to_owned(), inv)
+}
+
+/// The retry of an unconfirmed unlock that took a visitor's last use may still ask the door
+/// (it holds that use): it learns whether the door opened instead of "no unlocks left".
+#[tokio::test]
+async fn the_retry_of_a_last_use_still_reaches_the_door() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let ctl = connect_controller(&srv, &org).await;
+        let (guest, _) = visitor(&srv, &org, 1).await;
+        ctl.set_answer(Answer::Silent);
+        let (s, v) = srv
+            .unlock(&org.front, &guest, json!({}), Some("last"))
+            .await;
+        assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
+        ctl.set_answer(Answer::Grant);
+        let (s, v) = srv
+            .unlock(&org.front, &guest, json!({}), Some("last"))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        // A new command finds the use spent.
+        let (s, v) = srv
+            .unlock(&org.front, &guest, json!({}), Some("next"))
+            .await;
+        assert_eq!((s, code(&v)), (403, "use_limit_exceeded"), "{v}");
+        assert_eq!(ctl.seen.lock().unwrap().actuated.len(), 1);
     })
     .await;
 }

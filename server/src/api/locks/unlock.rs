@@ -391,7 +391,7 @@ async fn attempt(
     }
     let now = now_s();
     let grant = match caller.user_id() {
-        Some(user) => match check_grant(state, user, role, lock, now).await? {
+        Some(user) => match check_grant(state, user, role, lock, now, use_held).await? {
             Ok(g) => g,
             Err(r) => return Ok(Err(r)),
         },
