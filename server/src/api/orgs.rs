@@ -397,7 +397,10 @@ async fn withdraw_delegations(
         }
     }
     let mut creators = revoke_keys_and_what_they_made(tx, org, gone).await?;
-    if now_holds.is_some_and(|r| r >= Role::Manager) {
+    // An admin invites to any door; a manager only to the doors of groups they hold. Which
+    // role made an invite is not recorded, so an admin stepping down to manager loses all
+    // of theirs (their visitors with them) rather than keep ones a manager could not make.
+    if now_holds.is_some_and(|r| r >= Role::Admin) {
         return Ok(());
     }
     creators.push(user.to_owned());

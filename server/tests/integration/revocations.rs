@@ -506,3 +506,36 @@ async fn a_credential_asked_for_during_a_revocation_is_refused() {
     })
     .await;
 }
+
+/// Invites an admin made may open any door; a manager's only the doors of their groups. So
+/// an admin stepping down to manager keeps none of them, and their visitors lose access.
+#[tokio::test]
+async fn an_admin_demoted_to_manager_keeps_no_invites() {
+    on_all_backends(test_settings(), |srv| async move {
+        let org = make_org(&srv, "acme").await;
+        let now = chrono::Utc::now().timestamp();
+        let (s, inv) = srv
+            .post(
+                &format!("/orgs/{}/invites", org.id),
+                &org.admin,
+                json!({"name": "Vic", "lock_ids": [org.lab], "valid_until": now + 3600}),
+            )
+            .await;
+        assert_eq!(s, 201, "{inv}");
+        let guest = redeem(&srv, &inv["code"]).await;
+        let cred = issue(&srv, &guest, &org.id).await;
+        let admin_id = user_id(&srv, &org.admin).await;
+        let member = format!("/orgs/{}/members/{admin_id}", org.id);
+        let (s, v) = srv
+            .put(&member, &org.owner, json!({"role": "manager"}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert!(revocations(&srv, &org).await.revokes(&cred));
+        let invite = format!("/invites/{}", inv["id"].as_str().unwrap());
+        let (s, v) = srv.get(&invite, &org.owner).await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("revoked")), "{v}");
+        let (s, v) = srv.unlock(&org.lab, &guest, json!({}), None).await;
+        assert_eq!((s, code(&v)), (403, "access_revoked"), "{v}");
+    })
+    .await;
+}
