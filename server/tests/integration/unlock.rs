@@ -304,6 +304,17 @@ async fn attempts(srv: &TestServer, org: &Org) -> Vec<Value> {
     ev["items"].as_array().unwrap().clone()
 }
 
+/// Closes the controller's connection and waits until the server sees it offline.
+async fn disconnect(srv: &TestServer, org: &Org, ctl: TestController) {
+    ctl.close();
+    let path = format!("/controllers/{}", org.controller);
+    eventually(|| async {
+        let (_, c) = srv.get(&path, &org.admin).await;
+        c["online"] == false
+    })
+    .await;
+}
+
 fn last_command(ctl: &TestController) -> String {
     let seen = ctl.seen.lock().unwrap();
     seen.commands
@@ -399,13 +410,7 @@ async fn a_retry_of_an_unconfirmed_unlock_stays_unconfirmed_when_the_controller_
             .unlock(&org.front, &org.member, json!({}), Some("tap-a"))
             .await;
         assert_eq!((s, code(&v)), (504, "unconfirmed"), "{v}");
-        ctl.close();
-        let path = format!("/controllers/{}", org.controller);
-        eventually(|| async {
-            let (_, c) = srv.get(&path, &org.admin).await;
-            c["online"] == false
-        })
-        .await;
+        disconnect(&srv, &org, ctl).await;
         let (s, v) = srv
             .unlock(&org.front, &org.member, json!({}), Some("tap-a"))
             .await;
@@ -473,13 +478,7 @@ async fn an_unconfirmed_unlock_uses_one_invite_unlock() {
         );
         assert_eq!(ctl.seen.lock().unwrap().actuated.len(), 1);
 
-        ctl.close();
-        let path = format!("/controllers/{}", org.controller);
-        eventually(|| async {
-            let (_, c) = srv.get(&path, &org.admin).await;
-            c["online"] == false
-        })
-        .await;
+        disconnect(&srv, &org, ctl).await;
         let (s, v) = srv.unlock(&org.front, &guest, json!({}), Some("v-2")).await;
         assert_eq!((s, code(&v)), (409, "door_offline"), "{v}");
         assert_eq!(used().await, 1, "nothing delivered, the use is given back");
@@ -542,13 +541,7 @@ async fn controller_offline_after_bounded_wait_and_status() {
         // Sent but unanswered within the bounded wait: the door may have opened.
         let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
         assert_eq!((s, code(&v)), (504, "unconfirmed"));
-        ctl.close();
-        let path = format!("/controllers/{}", org.controller);
-        eventually(|| async {
-            let (_, c) = srv.get(&path, &org.admin).await;
-            c["online"] == false
-        })
-        .await;
+        disconnect(&srv, &org, ctl).await;
         // Not connected: certainly not delivered.
         let (s, v) = srv.unlock(&org.front, &org.member, json!({}), None).await;
         assert_eq!((s, code(&v)), (409, "door_offline"));

@@ -868,6 +868,22 @@ mod tests {
         finish_with(app, m, &mut asked).remove(0)
     }
 
+    /// The door answers the whole retry (connect, HELLO, sign, AUTH with the same command
+    /// id); the attempt's state and message after it.
+    fn door_answers_the_retry(
+        app: &Keyway,
+        door: &mut Door,
+        m: &mut Model,
+        mut retry: Cmd,
+    ) -> (String, String) {
+        for _ in 0..4 {
+            door.answer(&mut retry);
+        }
+        let _ = finish_with(app, m, &mut retry);
+        let v = app.view(m).unlock.unwrap();
+        (v.state, v.message)
+    }
+
     #[test]
     fn a_result_lost_after_the_door_opened_comes_back_as_a_duplicate() {
         let app = Keyway;
@@ -879,15 +895,10 @@ mod tests {
         };
         door.answer_auth_with(&mut cmd, lost);
         assert_eq!(door.opened, 1);
-        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
-        for _ in 0..4 {
-            door.answer(&mut retry); // connect, HELLO, sign, AUTH with the same command id
-        }
-        let _ = finish_with(&app, &mut m, &mut retry);
-        let v = app.view(&m).unlock.unwrap();
+        let retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
         assert_eq!(
-            (v.state.as_str(), v.message.as_str()),
-            ("granted", "already opened")
+            door_answers_the_retry(&app, &mut door, &mut m, retry),
+            ("granted".into(), "already opened".into())
         );
         assert_eq!(door.opened, 1, "the door did not open twice");
     }
@@ -907,15 +918,10 @@ mod tests {
             org: ORG_A.into(),
             response: door.credential_response_with_id(NOW_S + 86_400, Id([9; 16])),
         });
-        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
-        for _ in 0..4 {
-            door.answer(&mut retry);
-        }
-        let _ = finish_with(&app, &mut m, &mut retry);
-        let v = app.view(&m).unlock.unwrap();
+        let retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
         assert_eq!(
-            (v.state.as_str(), v.message.as_str()),
-            ("granted", "already opened")
+            door_answers_the_retry(&app, &mut door, &mut m, retry),
+            ("granted".into(), "already opened".into())
         );
         assert_eq!(door.opened, 1, "the door did not open twice");
     }
@@ -931,15 +937,10 @@ mod tests {
             message: "link lost".into(),
         })
         .unwrap();
-        let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
-        for _ in 0..4 {
-            door.answer(&mut retry);
-        }
-        let _ = finish_with(&app, &mut m, &mut retry);
-        let v = app.view(&m).unlock.unwrap();
+        let retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
         assert_eq!(
-            (v.state.as_str(), v.message.as_str()),
-            ("granted", "door opened")
+            door_answers_the_retry(&app, &mut door, &mut m, retry),
+            ("granted".into(), "door opened".into())
         );
         assert_eq!(door.opened, 1);
     }
@@ -956,15 +957,10 @@ mod tests {
             let mut m = model_with_lock();
             let mut cmd = ble_tap_to_auth(&app, &mut door, &mut m);
             door.answer_auth_with(&mut cmd, BleOutput::Reply { message: answer });
-            let mut retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
-            for _ in 0..4 {
-                door.answer(&mut retry);
-            }
-            let _ = finish_with(&app, &mut m, &mut retry);
-            let v = app.view(&m).unlock.unwrap();
+            let retry = retry_after_unconfirmed(&app, &mut m, &mut cmd);
             assert_eq!(
-                (v.state.as_str(), v.message.as_str()),
-                ("granted", "already opened")
+                door_answers_the_retry(&app, &mut door, &mut m, retry),
+                ("granted".into(), "already opened".into())
             );
             assert_eq!(door.opened, 1);
         }
